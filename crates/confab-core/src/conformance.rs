@@ -1,0 +1,1 @@
+//! The store conformance suite: every Store implementation must pass it.

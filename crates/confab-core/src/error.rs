@@ -1,0 +1,143 @@
+//! Domain errors with stable codes. Each code belongs to one kind; the API maps kinds to HTTP
+//! statuses in one table, so a code always comes with the same status.
+
+use std::fmt;
+
+/// What sort of refusal an error is; the API turns this into an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    TooLarge,
+    Unprocessable,
+    RateLimited,
+}
+
+/// Every stable error code the domain can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    AppNotFound,
+    UserNotFound,
+    RoomNotFound,
+    MessageNotFound,
+    NotAMember,
+    NotAllowed,
+    Banned,
+    RoomAliasTaken,
+    DirectRoomFixed,
+    DirectWithSelf,
+    AlreadyMember,
+    NotApplied,
+    NotInvited,
+    CannotTargetRank,
+    ClientIdReused,
+    MessageDeleted,
+    NotAMessage,
+    ReplyTargetNotFound,
+    SeqOutOfRange,
+    InvalidInput,
+    TextEmpty,
+    TextTooLong,
+    NameTooLong,
+    TooManyMembers,
+    TargetNotMember,
+    NotBanned,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            AppNotFound => "app_not_found",
+            UserNotFound => "user_not_found",
+            RoomNotFound => "room_not_found",
+            MessageNotFound => "message_not_found",
+            NotAMember => "not_a_member",
+            NotAllowed => "not_allowed",
+            Banned => "banned",
+            RoomAliasTaken => "room_alias_taken",
+            DirectRoomFixed => "direct_room_fixed",
+            DirectWithSelf => "direct_with_self",
+            AlreadyMember => "already_member",
+            NotApplied => "not_applied",
+            NotInvited => "not_invited",
+            CannotTargetRank => "cannot_target_rank",
+            ClientIdReused => "client_id_reused",
+            MessageDeleted => "message_deleted",
+            NotAMessage => "not_a_message",
+            ReplyTargetNotFound => "reply_target_not_found",
+            SeqOutOfRange => "seq_out_of_range",
+            InvalidInput => "invalid_input",
+            TextEmpty => "text_empty",
+            TextTooLong => "text_too_long",
+            NameTooLong => "name_too_long",
+            TooManyMembers => "too_many_members",
+            TargetNotMember => "target_not_member",
+            NotBanned => "not_banned",
+        }
+    }
+
+    pub fn kind(self) -> ErrorKind {
+        use ErrorCode::*;
+        use ErrorKind as K;
+        match self {
+            AppNotFound | UserNotFound | RoomNotFound | MessageNotFound => K::NotFound,
+            ReplyTargetNotFound => K::Unprocessable,
+            NotAMember | NotAllowed | Banned | CannotTargetRank => K::Forbidden,
+            RoomAliasTaken | DirectRoomFixed | AlreadyMember | NotApplied | NotInvited
+            | ClientIdReused | MessageDeleted | TargetNotMember | NotBanned => K::Conflict,
+            NotAMessage | SeqOutOfRange | InvalidInput | TextEmpty | DirectWithSelf => {
+                K::Unprocessable
+            }
+            TextTooLong | NameTooLong | TooManyMembers => K::TooLarge,
+        }
+    }
+}
+
+/// A refusal by the domain rules: nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DomainError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl DomainError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        DomainError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn kind(&self) -> ErrorKind {
+        self.code.kind()
+    }
+    pub fn room_not_found() -> Self {
+        Self::new(ErrorCode::RoomNotFound, "room not found")
+    }
+    pub fn user_not_found(user: &crate::UserId) -> Self {
+        Self::new(ErrorCode::UserNotFound, format!("user '{user}' not found"))
+    }
+    pub fn not_allowed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotAllowed, message)
+    }
+}
+
+/// What a store operation can fail with: a domain refusal, or a fault of the backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The backend failed; the message is for logs only, never for clients.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn backend(e: impl fmt::Display) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}

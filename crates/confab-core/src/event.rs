@@ -1,0 +1,233 @@
+//! The events of the append-only log. Every state change is one of these; the read models are
+//! projections of them. Events are versioned: `EVENT_VERSION` is stored with each one, and
+//! decoding upgrades older versions.
+
+use crate::ids::{AppId, Offset, Pos, RoomNumber, Seq, Timestamp, UserId};
+use crate::model::{MemberState, Role, RoomKind, Visibility};
+use serde::{Deserialize, Serialize};
+
+/// The version events are written with.
+pub const EVENT_VERSION: i64 = 1;
+
+/// A committed event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub app: AppId,
+    pub offset: Offset,
+    pub at: Timestamp,
+    pub body: EventBody,
+}
+
+/// What a membership change was, as the timeline announces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberAction {
+    /// Placed in the room by its creator (room creation, direct rooms).
+    Added,
+    Invited,
+    Applied,
+    Approved,
+    Rejected,
+    Joined,
+    Left,
+    Declined,
+    Withdrew,
+    Kicked,
+    Banned,
+    Unbanned,
+    RoleChanged,
+}
+
+impl MemberAction {
+    pub fn as_str(self) -> &'static str {
+        use MemberAction::*;
+        match self {
+            Added => "added",
+            Invited => "invited",
+            Applied => "applied",
+            Approved => "approved",
+            Rejected => "rejected",
+            Joined => "joined",
+            Left => "left",
+            Declined => "declined",
+            Withdrew => "withdrew",
+            Kicked => "kicked",
+            Banned => "banned",
+            Unbanned => "unbanned",
+            RoleChanged => "role_changed",
+        }
+    }
+}
+
+/// Every kind of change. Room-scoped variants carry the `pos` (and `seq` when they add a timeline
+/// item) assigned at decision time, so replay reproduces exactly the same numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventBody {
+    AppCreated {
+        name: String,
+        token: String,
+        secret_hash: String,
+        signing_key: String,
+    },
+    AppRenamed {
+        name: String,
+    },
+    UserUpserted {
+        user: UserId,
+        name: Option<String>,
+        image_url: Option<String>,
+        email: Option<String>,
+    },
+    UserLoggedIn {
+        user: UserId,
+    },
+    UserSeen {
+        user: UserId,
+    },
+    RoomCreated {
+        room: RoomNumber,
+        kind: RoomKind,
+        name: Option<String>,
+        image_url: Option<String>,
+        visibility: Visibility,
+        alias: Option<String>,
+        creator: Option<UserId>,
+        /// For direct rooms: the two members, sorted.
+        direct: Option<(UserId, UserId)>,
+        pos: Pos,
+        seq: Option<Seq>,
+    },
+    RoomUpdated {
+        room: RoomNumber,
+        by: UserId,
+        name: Option<String>,
+        image_url: Option<String>,
+        visibility: Option<Visibility>,
+        pos: Pos,
+        seq: Option<Seq>,
+    },
+    RoomDeleted {
+        room: RoomNumber,
+        by: UserId,
+        pos: Pos,
+    },
+    Membership {
+        room: RoomNumber,
+        user: UserId,
+        by: UserId,
+        action: MemberAction,
+        state: MemberState,
+        role: Role,
+        /// When the room's owner leaves, who becomes owner.
+        new_owner: Option<UserId>,
+        pos: Pos,
+        seq: Option<Seq>,
+    },
+    MessagePosted {
+        room: RoomNumber,
+        seq: Seq,
+        pos: Pos,
+        sender: Option<UserId>,
+        text: String,
+        reply_to: Option<Seq>,
+        client_id: Option<String>,
+    },
+    MessageEdited {
+        room: RoomNumber,
+        seq: Seq,
+        pos: Pos,
+        text: String,
+    },
+    MessageDeleted {
+        room: RoomNumber,
+        seq: Seq,
+        pos: Pos,
+        by: Option<UserId>,
+    },
+    ReadMarkerSet {
+        room: RoomNumber,
+        user: UserId,
+        seq: Seq,
+    },
+}
+
+impl EventBody {
+    /// The snake_case type name, as stored and as shown in the log.
+    pub fn type_name(&self) -> &'static str {
+        use EventBody::*;
+        match self {
+            AppCreated { .. } => "app_created",
+            AppRenamed { .. } => "app_renamed",
+            UserUpserted { .. } => "user_upserted",
+            UserLoggedIn { .. } => "user_logged_in",
+            UserSeen { .. } => "user_seen",
+            RoomCreated { .. } => "room_created",
+            RoomUpdated { .. } => "room_updated",
+            RoomDeleted { .. } => "room_deleted",
+            Membership { .. } => "membership",
+            MessagePosted { .. } => "message_posted",
+            MessageEdited { .. } => "message_edited",
+            MessageDeleted { .. } => "message_deleted",
+            ReadMarkerSet { .. } => "read_marker_set",
+        }
+    }
+
+    /// The room this event belongs to and the change position it took there, if any.
+    pub fn room_pos(&self) -> Option<(RoomNumber, Pos)> {
+        use EventBody::*;
+        match self {
+            RoomCreated { room, pos, .. }
+            | RoomUpdated { room, pos, .. }
+            | RoomDeleted { room, pos, .. }
+            | Membership { room, pos, .. }
+            | MessagePosted { room, pos, .. }
+            | MessageEdited { room, pos, .. }
+            | MessageDeleted { room, pos, .. } => Some((*room, *pos)),
+            _ => None,
+        }
+    }
+
+    /// The room this event concerns, if any (read markers have a room but no position).
+    pub fn room(&self) -> Option<RoomNumber> {
+        match self {
+            EventBody::ReadMarkerSet { room, .. } => Some(*room),
+            other => other.room_pos().map(|(r, _)| r),
+        }
+    }
+
+    /// The timeline item this event created or changed, if any.
+    pub fn item_seq(&self) -> Option<Seq> {
+        use EventBody::*;
+        match self {
+            RoomCreated { seq, .. } | RoomUpdated { seq, .. } | Membership { seq, .. } => *seq,
+            MessagePosted { seq, .. } | MessageEdited { seq, .. } | MessageDeleted { seq, .. } => {
+                Some(*seq)
+            }
+            _ => None,
+        }
+    }
+
+    /// The event as integrations may see it: secrets of the app are left out.
+    pub fn public_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let serde_json::Value::Object(map) = &mut v {
+            map.remove("secret_hash");
+            map.remove("signing_key");
+        }
+        v
+    }
+
+    /// Decodes a stored event of any known version.
+    pub fn decode(version: i64, json: &str) -> Result<EventBody, String> {
+        match version {
+            1 => serde_json::from_str(json).map_err(|e| e.to_string()),
+            v => Err(format!("unknown event version {v}")),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        // Serialising a derive(Serialize) enum of strings and integers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,20 @@
+//! Confab's domain: identifiers, the events of the append-only log, the commands that produce
+//! them, the permission and membership rules, and the storage ports. Nothing here does I/O.
+
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod model;
+pub mod rules;
+pub mod store;
+pub mod validate;
+
+#[cfg(feature = "test-util")]
+pub mod conformance;
+
+pub use command::{Command, Outcome};
+pub use error::{DomainError, ErrorCode, ErrorKind, StoreError};
+pub use event::{Event, EventBody};
+pub use ids::{AppId, Offset, Pos, RoomNumber, Seq, Timestamp, UserId};
+pub use store::{Store, Tx};

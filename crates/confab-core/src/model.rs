@@ -1,0 +1,221 @@
+//! Read-model types: what the store returns to the API. Wire DTOs live in the API crate.
+
+use crate::ids::{AppId, Offset, Pos, RoomNumber, Seq, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub id: AppId,
+    pub name: String,
+    pub token: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What authenticating an app needs: its id and the key its user tokens are signed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppKeys {
+    pub id: AppId,
+    pub token: String,
+    pub signing_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AppStats {
+    pub rooms_count: i64,
+    pub users_count: i64,
+    pub messages_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub name: Option<String>,
+    pub image_url: Option<String>,
+    pub email: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_login_at: Option<Timestamp>,
+    pub last_seen_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    Direct,
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    Public,
+    Private,
+}
+
+/// A room as the rules need it and as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub number: RoomNumber,
+    pub kind: RoomKind,
+    pub name: Option<String>,
+    pub image_url: Option<String>,
+    pub visibility: Visibility,
+    pub alias: Option<String>,
+    pub creator: Option<UserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub member_count: i64,
+    pub messages_count: i64,
+    pub last_seq: Seq,
+    pub last_pos: Pos,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "member" => Role::Member,
+            "admin" => Role::Admin,
+            "owner" => Role::Owner,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    Invited,
+    Applied,
+    Joined,
+    Left,
+    Rejected,
+    Kicked,
+    Banned,
+}
+
+impl MemberState {
+    pub fn as_str(self) -> &'static str {
+        use MemberState::*;
+        match self {
+            Invited => "invited",
+            Applied => "applied",
+            Joined => "joined",
+            Left => "left",
+            Rejected => "rejected",
+            Kicked => "kicked",
+            Banned => "banned",
+        }
+    }
+    pub fn parse(s: &str) -> Option<MemberState> {
+        use MemberState::*;
+        Some(match s {
+            "invited" => Invited,
+            "applied" => Applied,
+            "joined" => Joined,
+            "left" => Left,
+            "rejected" => Rejected,
+            "kicked" => Kicked,
+            "banned" => Banned,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user: UserId,
+    pub role: Role,
+    pub state: MemberState,
+    pub read_seq: Seq,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    Message,
+    Announcement,
+}
+
+/// A timeline item: a message or a system announcement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub seq: Seq,
+    pub pos: Pos,
+    pub kind: ItemKind,
+    pub sender: Option<UserId>,
+    pub text: Option<String>,
+    pub reply_to: Option<Seq>,
+    pub reply_count: i64,
+    pub created_at: Timestamp,
+    pub edited_at: Option<Timestamp>,
+    pub deleted: bool,
+    /// For announcements: what happened, as structured data.
+    pub announcement: Option<serde_json::Value>,
+    pub client_id: Option<String>,
+}
+
+/// A room in "my rooms": the room, my membership and what I have not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    pub room: Room,
+    pub member: Member,
+    pub last_item: Option<Item>,
+    pub unread_count: i64,
+    /// Ordering key for newest-activity-first listing.
+    pub activity: i64,
+}
+
+/// Which slice of a timeline to read. Bounds are exclusive for before/after, inclusive for range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryQuery {
+    Latest,
+    Before(Seq),
+    After(Seq),
+    Around(Seq),
+    Range(Seq, Seq),
+}
+
+/// One entry of a room's change feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub pos: Pos,
+    pub at: Timestamp,
+    pub body: crate::event::EventBody,
+    /// The current state of the item this change touched, if any.
+    pub item: Option<Item>,
+}
+
+/// What a caller's access to a room is, for the permission rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub room: Room,
+    pub member: Option<Member>,
+}
+
+/// One page of a listing with the key of the last row, for cursors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub has_more: bool,
+}
+
+/// A stored event with its place in the app's log.
+pub type LoggedOffset = Offset;

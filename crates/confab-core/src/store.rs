@@ -1,0 +1,145 @@
+//! The storage ports. `Store` is what the API talks to; `Tx` is what the rules need inside one
+//! write transaction. Neither mentions a database type, so any backend can implement them and
+//! run the conformance suite.
+
+use crate::command::{Command, Outcome};
+use crate::error::StoreError;
+use crate::event::{Event, EventBody};
+use crate::ids::{AppId, Offset, Pos, RoomNumber, Seq, Timestamp, UserId};
+use crate::model::{
+    Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
+    RoomSummary, User,
+};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Progress of a rebuild: events replayed so far out of a total.
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Decides and commits one command. Answers only after the commit is durable.
+    async fn execute(&self, cmd: Command) -> StoreResult<Outcome>;
+
+    async fn apps(&self) -> StoreResult<Vec<App>>;
+    async fn app_by_token(&self, token: &str) -> StoreResult<Option<App>>;
+    async fn app_keys_by_token(&self, token: &str) -> StoreResult<Option<AppKeys>>;
+    async fn app_keys_by_secret_hash(&self, hash: &str) -> StoreResult<Option<AppKeys>>;
+    async fn app_stats(&self, app: AppId) -> StoreResult<AppStats>;
+
+    async fn user(&self, app: AppId, user: &UserId) -> StoreResult<Option<User>>;
+
+    /// The room and `viewer`'s membership of it; `None` if the room does not exist (or is deleted).
+    async fn access(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: Option<&UserId>,
+    ) -> StoreResult<Option<Access>>;
+    async fn room_by_alias(&self, app: AppId, alias: &str) -> StoreResult<Option<RoomNumber>>;
+    /// Rooms where `user` has membership `state`, newest activity first, after cursor
+    /// `(activity, number)`.
+    async fn rooms_of_user(
+        &self,
+        app: AppId,
+        user: &UserId,
+        state: MemberState,
+        after: Option<(i64, RoomNumber)>,
+        limit: usize,
+    ) -> StoreResult<Page<RoomSummary>>;
+    /// Public rooms of the app, by number, after cursor.
+    async fn public_rooms(
+        &self,
+        app: AppId,
+        after: Option<RoomNumber>,
+        limit: usize,
+    ) -> StoreResult<Page<Room>>;
+    async fn members(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        state: Option<MemberState>,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>>;
+
+    /// Items in ascending seq order. The bool pair says whether more exist before / after.
+    async fn history(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        query: HistoryQuery,
+        limit: usize,
+    ) -> StoreResult<(Vec<Item>, bool, bool)>;
+    async fn item(&self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<Option<Item>>;
+    /// Direct replies to `parent`, ascending; `query` bounds work on the replies' seqs.
+    async fn replies(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        parent: Seq,
+        query: HistoryQuery,
+        limit: usize,
+    ) -> StoreResult<(Vec<Item>, bool, bool)>;
+    async fn changes(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        since: Pos,
+        limit: usize,
+    ) -> StoreResult<Page<Change>>;
+    async fn events(&self, app: AppId, after: Offset, limit: usize) -> StoreResult<Page<Event>>;
+
+    /// Drops every projection and replays the whole log into it.
+    async fn rebuild(&self, progress: Progress) -> StoreResult<u64>;
+    /// Whether the store answers.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// A room as the rules see it inside a write transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomState {
+    pub room: Room,
+    pub direct: Option<(UserId, UserId)>,
+}
+
+/// A write transaction, as the rules need it. Reads see the transaction's own writes.
+pub trait Tx {
+    fn now(&self) -> Timestamp;
+    fn app(&mut self, app: AppId) -> StoreResult<Option<App>>;
+    fn next_app_id(&mut self) -> StoreResult<AppId>;
+    fn app_token_taken(&mut self, token: &str) -> StoreResult<bool>;
+    fn last_room_number(&mut self, app: AppId) -> StoreResult<RoomNumber>;
+    fn user(&mut self, app: AppId, user: &UserId) -> StoreResult<Option<User>>;
+    fn room(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Option<RoomState>>;
+    fn room_by_alias(&mut self, app: AppId, alias: &str) -> StoreResult<Option<RoomNumber>>;
+    fn direct_room(
+        &mut self,
+        app: AppId,
+        a: &UserId,
+        b: &UserId,
+    ) -> StoreResult<Option<RoomNumber>>;
+    fn member(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        user: &UserId,
+    ) -> StoreResult<Option<Member>>;
+    /// The longest-standing admin, else member, other than `except`.
+    fn successor(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        except: &UserId,
+    ) -> StoreResult<Option<UserId>>;
+    fn item(&mut self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<Option<Item>>;
+    fn item_by_client_id(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        sender: Option<&UserId>,
+        client_id: &str,
+    ) -> StoreResult<Option<Item>>;
+    /// Appends the event to the app's log and applies it to every projection.
+    fn append(&mut self, app: AppId, body: EventBody) -> StoreResult<Event>;
+}

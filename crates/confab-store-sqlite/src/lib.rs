@@ -1,0 +1,469 @@
+//! Confab's store on embedded SQLite. One writer thread owns the only write connection and commits
+//! many commands per transaction (group commit), each in a savepoint so a refused command leaves
+//! no trace; readers use a separate pool. WAL mode; `synchronous=FULL` unless told otherwise.
+
+mod projection;
+mod read;
+mod rows;
+mod schema;
+mod tx;
+
+pub use schema::Durability;
+
+use async_trait::async_trait;
+use confab_core::command::{Command, Outcome};
+use confab_core::error::StoreError;
+use confab_core::event::{Event, EventBody};
+use confab_core::ids::{AppId, Offset, Pos, RoomNumber, Seq, Timestamp, UserId};
+use confab_core::model::{
+    Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
+    RoomSummary, User,
+};
+use confab_core::store::{Progress, Store, StoreResult};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+
+/// Most commands committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub durability: Durability,
+    pub readers: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Full,
+            readers: 4,
+        }
+    }
+}
+
+enum Job {
+    Command(Command, oneshot::Sender<StoreResult<Outcome>>),
+    Rebuild(Progress, oneshot::Sender<StoreResult<u64>>),
+}
+
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    permits: Semaphore,
+    committed: broadcast::Sender<Arc<Event>>,
+    path: PathBuf,
+}
+
+fn be(e: impl std::fmt::Display) -> StoreError {
+    StoreError::backend(e)
+}
+
+/// Opens the database at `path`, creating and migrating it as needed.
+pub fn migrate(path: &Path) -> StoreResult<usize> {
+    let mut conn = Connection::open(path).map_err(be)?;
+    schema::configure(&conn, Durability::Full).map_err(be)?;
+    schema::migrate(&mut conn).map_err(be)
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, options: Options) -> StoreResult<SqliteStore> {
+        let mut writer = Connection::open(path).map_err(be)?;
+        schema::configure(&writer, options.durability).map_err(be)?;
+        schema::migrate(&mut writer).map_err(be)?;
+        let mut readers = Vec::new();
+        for _ in 0..options.readers.max(1) {
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let conn = Connection::open_with_flags(path, flags).map_err(be)?;
+            schema::configure(&conn, options.durability).map_err(be)?;
+            conn.pragma_update(None, "query_only", true).map_err(be)?;
+            readers.push(conn);
+        }
+        let (jobs, rx) = mpsc::channel(4096);
+        let (committed, _) = broadcast::channel(4096);
+        let publish = committed.clone();
+        std::thread::Builder::new()
+            .name("confab-sqlite-writer".into())
+            .spawn(move || writer_loop(writer, rx, publish))
+            .map_err(be)?;
+        Ok(SqliteStore {
+            jobs,
+            permits: Semaphore::new(readers.len()),
+            readers: Arc::new(Mutex::new(readers)),
+            committed,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Every committed event, in commit order, as soon as its transaction is durable.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.committed.subscribe()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let _permit = self.permits.acquire().await.map_err(be)?;
+        let conn = self
+            .readers
+            .lock()
+            .map_err(be)?
+            .pop()
+            .ok_or_else(|| StoreError::Backend("reader pool empty".into()))?;
+        let pool = self.readers.clone();
+        let (result, conn) = tokio::task::spawn_blocking(move || {
+            let r = f(&conn);
+            (r, conn)
+        })
+        .await
+        .map_err(be)?;
+        pool.lock().map_err(be)?.push(conn);
+        result
+    }
+
+    async fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Job,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Backend("writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("writer dropped the request".into()))?
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    publish: broadcast::Sender<Arc<Event>>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut commands = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            match job {
+                Job::Command(cmd, reply) => commands.push((cmd, reply)),
+                Job::Rebuild(progress, reply) => {
+                    let _ = reply.send(rebuild(&conn, &progress));
+                }
+            }
+        }
+        if !commands.is_empty() {
+            commit_batch(&conn, commands, &publish);
+        }
+    }
+}
+
+/// Runs each command in its own savepoint inside one transaction, commits once, then answers.
+fn commit_batch(
+    conn: &Connection,
+    commands: Vec<(Command, oneshot::Sender<StoreResult<Outcome>>)>,
+    publish: &broadcast::Sender<Arc<Event>>,
+) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        for (_, reply) in commands {
+            let _ = reply.send(Err(be(&e)));
+        }
+        return;
+    }
+    let mut results = Vec::with_capacity(commands.len());
+    let mut events = Vec::new();
+    for (cmd, reply) in commands {
+        let r = run_one(conn, cmd);
+        match r {
+            Ok((outcome, appended)) => {
+                events.extend(appended);
+                results.push((reply, Ok(outcome)));
+            }
+            Err(e) => results.push((reply, Err(e))),
+        }
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        tracing::error!(error = %e, "commit failed");
+        let _ = conn.execute_batch("ROLLBACK");
+        for (reply, _) in results {
+            let _ = reply.send(Err(be(&e)));
+        }
+        return;
+    }
+    for ev in events {
+        let _ = publish.send(Arc::new(ev));
+    }
+    for (reply, r) in results {
+        let _ = reply.send(r);
+    }
+}
+
+fn run_one(conn: &Connection, cmd: Command) -> StoreResult<(Outcome, Vec<Event>)> {
+    conn.execute_batch("SAVEPOINT cmd").map_err(be)?;
+    let mut tx = tx::SqliteTx {
+        conn,
+        now: Timestamp::now(),
+        appended: Vec::new(),
+    };
+    match confab_core::rules::handle(&mut tx, cmd) {
+        Ok(outcome) => {
+            let appended = std::mem::take(&mut tx.appended);
+            conn.execute_batch("RELEASE cmd").map_err(be)?;
+            Ok((outcome, appended))
+        }
+        Err(e) => {
+            if let StoreError::Backend(msg) = &e {
+                tracing::error!(error = %msg, "command failed in the store");
+            }
+            conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd")
+                .map_err(be)?;
+            Err(e)
+        }
+    }
+}
+
+/// Empties every projection and replays the log in commit order, in one transaction.
+fn rebuild(conn: &Connection, progress: &Progress) -> StoreResult<u64> {
+    let total: i64 = conn
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .map_err(be)?;
+    let total = total as u64;
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(be)?;
+    let result = (|| -> StoreResult<u64> {
+        for table in schema::PROJECTIONS {
+            conn.execute(&format!("DELETE FROM {table}"), [])
+                .map_err(be)?;
+        }
+        let mut stmt = conn
+            .prepare("SELECT app_id, \"offset\", at, v, body FROM events ORDER BY id")
+            .map_err(be)?;
+        let mut rows = stmt.query([]).map_err(be)?;
+        let mut done = 0u64;
+        while let Some(r) = rows.next().map_err(be)? {
+            let v: i64 = r.get(3).map_err(be)?;
+            let body: String = r.get(4).map_err(be)?;
+            let ev = Event {
+                app: AppId(r.get(0).map_err(be)?),
+                offset: Offset(r.get(1).map_err(be)?),
+                at: Timestamp(r.get(2).map_err(be)?),
+                body: EventBody::decode(v, &body).map_err(StoreError::Backend)?,
+            };
+            projection::apply(conn, &ev).map_err(be)?;
+            done += 1;
+            if done % 10_000 == 0 || done == total {
+                progress(done, total);
+            }
+        }
+        Ok(done)
+    })();
+    match result {
+        Ok(n) => {
+            conn.execute_batch("COMMIT").map_err(be)?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn execute(&self, cmd: Command) -> StoreResult<Outcome> {
+        self.submit(|reply| Job::Command(cmd, reply)).await
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<App>> {
+        self.read(|c| {
+            let mut s = c
+                .prepare_cached(&format!("SELECT {} FROM apps ORDER BY id", rows::APP_COLS))
+                .map_err(be)?;
+            s.query_map([], rows::app)
+                .map_err(be)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(be)
+        })
+        .await
+    }
+
+    async fn app_by_token(&self, token: &str) -> StoreResult<Option<App>> {
+        let token = token.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM apps WHERE token = ?1",
+                rows::APP_COLS
+            ))
+            .and_then(|mut s| s.query_row(params![token], rows::app).optional())
+            .map_err(be)
+        })
+        .await
+    }
+
+    async fn app_keys_by_token(&self, token: &str) -> StoreResult<Option<AppKeys>> {
+        let token = token.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM apps WHERE token = ?1",
+                rows::KEYS_COLS
+            ))
+            .and_then(|mut s| s.query_row(params![token], rows::keys).optional())
+            .map_err(be)
+        })
+        .await
+    }
+
+    async fn app_keys_by_secret_hash(&self, hash: &str) -> StoreResult<Option<AppKeys>> {
+        let hash = hash.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM apps WHERE secret_hash = ?1",
+                rows::KEYS_COLS
+            ))
+            .and_then(|mut s| s.query_row(params![hash], rows::keys).optional())
+            .map_err(be)
+        })
+        .await
+    }
+
+    async fn app_stats(&self, app: AppId) -> StoreResult<AppStats> {
+        self.read(move |c| read::app_stats(c, app)).await
+    }
+
+    async fn user(&self, app: AppId, user: &UserId) -> StoreResult<Option<User>> {
+        let user = user.clone();
+        self.read(move |c| rows::user_by_id(c, app, &user).map_err(be))
+            .await
+    }
+
+    async fn access(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: Option<&UserId>,
+    ) -> StoreResult<Option<Access>> {
+        let viewer = viewer.cloned();
+        self.read(move |c| read::access(c, app, room, viewer.as_ref()))
+            .await
+    }
+
+    async fn room_by_alias(&self, app: AppId, alias: &str) -> StoreResult<Option<RoomNumber>> {
+        let alias = alias.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT number FROM rooms WHERE app_id = ?1 AND alias = ?2 AND deleted = 0",
+            )
+            .and_then(|mut s| s.query_row(params![app.0, alias], |r| r.get(0)).optional())
+            .map(|n| n.map(RoomNumber))
+            .map_err(be)
+        })
+        .await
+    }
+
+    async fn rooms_of_user(
+        &self,
+        app: AppId,
+        user: &UserId,
+        state: MemberState,
+        after: Option<(i64, RoomNumber)>,
+        limit: usize,
+    ) -> StoreResult<Page<RoomSummary>> {
+        let user = user.clone();
+        self.read(move |c| read::rooms_of_user(c, app, &user, state, after, limit))
+            .await
+    }
+
+    async fn public_rooms(
+        &self,
+        app: AppId,
+        after: Option<RoomNumber>,
+        limit: usize,
+    ) -> StoreResult<Page<Room>> {
+        self.read(move |c| read::public_rooms(c, app, after, limit))
+            .await
+    }
+
+    async fn members(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        state: Option<MemberState>,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        let after = after.cloned();
+        self.read(move |c| read::members(c, app, room, state, after.as_ref(), limit))
+            .await
+    }
+
+    async fn history(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        query: HistoryQuery,
+        limit: usize,
+    ) -> StoreResult<(Vec<Item>, bool, bool)> {
+        self.read(move |c| read::history(c, app, room, query, limit))
+            .await
+    }
+
+    async fn item(&self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<Option<Item>> {
+        self.read(move |c| {
+            let Some(rid) = rows::room_id(c, app, room).map_err(be)? else {
+                return Ok(None);
+            };
+            rows::item_by_seq(c, rid, seq).map_err(be)
+        })
+        .await
+    }
+
+    async fn replies(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        parent: Seq,
+        query: HistoryQuery,
+        limit: usize,
+    ) -> StoreResult<(Vec<Item>, bool, bool)> {
+        self.read(move |c| read::replies(c, app, room, parent, query, limit))
+            .await
+    }
+
+    async fn changes(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        since: Pos,
+        limit: usize,
+    ) -> StoreResult<Page<Change>> {
+        self.read(move |c| read::changes(c, app, room, since, limit))
+            .await
+    }
+
+    async fn events(&self, app: AppId, after: Offset, limit: usize) -> StoreResult<Page<Event>> {
+        self.read(move |c| read::events(c, app, after, limit)).await
+    }
+
+    async fn rebuild(&self, progress: Progress) -> StoreResult<u64> {
+        self.submit(|reply| Job::Rebuild(progress, reply)).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(be))
+            .await
+    }
+}

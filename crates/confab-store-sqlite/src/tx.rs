@@ -1,0 +1,202 @@
+//! The write transaction the rules run in: reads see earlier writes of the same transaction.
+
+use crate::projection;
+use crate::rows::{self, APP_COLS, ITEM_COLS, direct_key};
+use confab_core::error::StoreError;
+use confab_core::event::{EVENT_VERSION, Event, EventBody};
+use confab_core::ids::{AppId, Offset, RoomNumber, Seq, Timestamp, UserId};
+use confab_core::model::{App, Item, Member, User};
+use confab_core::store::{RoomState, StoreResult, Tx};
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub struct SqliteTx<'c> {
+    pub conn: &'c Connection,
+    pub now: Timestamp,
+    /// Events appended so far, in order, for publication after commit.
+    pub appended: Vec<Event>,
+}
+
+fn be(e: rusqlite::Error) -> StoreError {
+    StoreError::backend(e)
+}
+
+impl SqliteTx<'_> {
+    fn rid(&self, app: AppId, room: RoomNumber) -> StoreResult<Option<i64>> {
+        rows::room_id(self.conn, app, room).map_err(be)
+    }
+}
+
+impl Tx for SqliteTx<'_> {
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    fn app(&mut self, app: AppId) -> StoreResult<Option<App>> {
+        self.conn
+            .prepare_cached(&format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"))
+            .and_then(|mut s| s.query_row(params![app.0], rows::app).optional())
+            .map_err(be)
+    }
+
+    fn next_app_id(&mut self) -> StoreResult<AppId> {
+        // From the log, not the projection: an app id is never reused.
+        self.conn
+            .query_row("SELECT IFNULL(MAX(app_id), 0) + 1 FROM events", [], |r| {
+                r.get(0)
+            })
+            .map(AppId)
+            .map_err(be)
+    }
+
+    fn app_token_taken(&mut self, token: &str) -> StoreResult<bool> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM apps WHERE token = ?1")
+            .and_then(|mut s| s.exists(params![token]))
+            .map_err(be)
+    }
+
+    fn last_room_number(&mut self, app: AppId) -> StoreResult<RoomNumber> {
+        self.conn
+            .prepare_cached("SELECT last_room FROM apps WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![app.0], |r| r.get(0)))
+            .map(RoomNumber)
+            .map_err(be)
+    }
+
+    fn user(&mut self, app: AppId, user: &UserId) -> StoreResult<Option<User>> {
+        rows::user_by_id(self.conn, app, user).map_err(be)
+    }
+
+    fn room(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Option<RoomState>> {
+        Ok(rows::room_by_number(self.conn, app, room)
+            .map_err(be)?
+            .map(|r| RoomState {
+                room: r.room,
+                direct: r.direct,
+            }))
+    }
+
+    fn room_by_alias(&mut self, app: AppId, alias: &str) -> StoreResult<Option<RoomNumber>> {
+        self.conn
+            .prepare_cached("SELECT number FROM rooms WHERE app_id = ?1 AND alias = ?2")
+            .and_then(|mut s| s.query_row(params![app.0, alias], |r| r.get(0)).optional())
+            .map(|n| n.map(RoomNumber))
+            .map_err(be)
+    }
+
+    fn direct_room(
+        &mut self,
+        app: AppId,
+        a: &UserId,
+        b: &UserId,
+    ) -> StoreResult<Option<RoomNumber>> {
+        self.conn
+            .prepare_cached("SELECT number FROM rooms WHERE app_id = ?1 AND direct_key = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![app.0, direct_key(a, b)], |r| r.get(0))
+                    .optional()
+            })
+            .map(|n| n.map(RoomNumber))
+            .map_err(be)
+    }
+
+    fn member(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        user: &UserId,
+    ) -> StoreResult<Option<Member>> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(None);
+        };
+        rows::member_of(self.conn, rid, user).map_err(be)
+    }
+
+    fn successor(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        except: &UserId,
+    ) -> StoreResult<Option<UserId>> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(None);
+        };
+        self.conn
+            .prepare_cached(
+                "SELECT user_id FROM members WHERE room_id = ?1 AND state = 'joined' AND user_id <> ?2
+                 ORDER BY role = 'admin' DESC, since ASC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row(params![rid, except.as_str()], |r| r.get(0)).optional())
+            .map(|u| u.map(UserId))
+            .map_err(be)
+    }
+
+    fn item(&mut self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<Option<Item>> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(None);
+        };
+        rows::item_by_seq(self.conn, rid, seq).map_err(be)
+    }
+
+    fn item_by_client_id(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        sender: Option<&UserId>,
+        client_id: &str,
+    ) -> StoreResult<Option<Item>> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(None);
+        };
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {ITEM_COLS} FROM items WHERE room_id = ?1 AND client_id = ?2 AND sender IS ?3"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![rid, client_id, sender.map(UserId::as_str)], rows::item).optional()
+            })
+            .map_err(be)
+    }
+
+    fn append(&mut self, app: AppId, body: EventBody) -> StoreResult<Event> {
+        let last: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT last_offset FROM apps WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![app.0], |r| r.get(0)).optional())
+            .map_err(be)?;
+        let event = Event {
+            app,
+            offset: Offset(last.unwrap_or(0) + 1),
+            at: self.now,
+            body,
+        };
+        insert_event(self.conn, &event).map_err(be)?;
+        projection::apply(self.conn, &event).map_err(be)?;
+        self.appended.push(event.clone());
+        Ok(event)
+    }
+}
+
+fn insert_event(conn: &Connection, ev: &Event) -> rusqlite::Result<()> {
+    let (room, pos) = ev
+        .body
+        .room_pos()
+        .map_or((None, None), |(r, p)| (Some(r.0), Some(p.0)));
+    let room = room.or(ev.body.room().map(|r| r.0));
+    conn.prepare_cached(
+        "INSERT INTO events (app_id, \"offset\", room_no, pos, seq, type, v, at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        ev.app.0,
+        ev.offset.0,
+        room,
+        pos,
+        ev.body.item_seq().map(|s| s.0),
+        ev.body.type_name(),
+        EVENT_VERSION,
+        ev.at.0,
+        ev.body.encode()
+    ])?;
+    Ok(())
+}
