@@ -1,1 +1,193 @@
+//! Confab's HTTP API. `app(state)` builds the router; `serve(listener, state, shutdown)` runs it
+//! until the shutdown future resolves, then drains in-flight requests.
 
+pub mod auth;
+pub mod cursor;
+pub mod dto;
+pub mod error;
+pub mod extract;
+mod openapi;
+mod routes;
+
+use crate::error::{ApiError, ApiResult};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use confab_core::Command;
+use confab_core::ids::{AppId, UserId};
+use confab_core::model::AppKeys;
+use confab_core::store::Store;
+use confab_core::validate::Limits;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// What the API needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub admin_key: String,
+    pub limits: Limits,
+    /// Longest life a minted user token may have, in seconds.
+    pub max_token_ttl: i64,
+    /// Life of a user token when the request names none.
+    pub default_token_ttl: i64,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            admin_key: String::new(),
+            limits: Limits::default(),
+            max_token_ttl: 30 * 24 * 3600,
+            default_token_ttl: 24 * 3600,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<ApiConfig>,
+    pub keys: Arc<KeyCache>,
+    seen: Arc<Mutex<HashMap<(AppId, UserId), Instant>>>,
+}
+
+/// How often `last_seen_at` is written for a user who keeps making requests.
+const SEEN_EVERY: Duration = Duration::from_secs(60);
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Self {
+        AppState {
+            store,
+            config: Arc::new(config),
+            keys: Arc::new(KeyCache::default()),
+            seen: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub async fn authenticate_user(&self, token: &str) -> ApiResult<(AppId, UserId)> {
+        let app_token = auth::token_app(token)?;
+        let keys = self
+            .keys
+            .by_token(&self.store, &app_token)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("invalid token"))?;
+        auth::verify(&keys, token)
+    }
+
+    /// Records that a user was active, at most once a minute per user, off the request path.
+    pub fn seen(&self, app: AppId, user: &UserId) {
+        let now = Instant::now();
+        {
+            let Ok(mut seen) = self.seen.lock() else {
+                return;
+            };
+            let key = (app, user.clone());
+            if seen
+                .get(&key)
+                .is_some_and(|t| now.duration_since(*t) < SEEN_EVERY)
+            {
+                return;
+            }
+            if seen.len() > 100_000 {
+                seen.retain(|_, t| now.duration_since(*t) < SEEN_EVERY);
+            }
+            seen.insert(key, now);
+        }
+        let store = self.store.clone();
+        let user = user.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.execute(Command::RecordSeen { app, user }).await {
+                tracing::debug!(error = %e, "could not record last_seen_at");
+            }
+        });
+    }
+}
+
+/// Apps' signing keys by token and by secret hash. Keys never change once made, so entries
+/// never go stale; a miss goes to the store.
+#[derive(Default)]
+pub struct KeyCache {
+    by_token: RwLock<HashMap<String, AppKeys>>,
+    by_secret: RwLock<HashMap<String, AppKeys>>,
+}
+
+impl KeyCache {
+    pub async fn by_token(
+        &self,
+        store: &Arc<dyn Store>,
+        token: &str,
+    ) -> ApiResult<Option<AppKeys>> {
+        if let Some(k) = self
+            .by_token
+            .read()
+            .ok()
+            .and_then(|m| m.get(token).cloned())
+        {
+            return Ok(Some(k));
+        }
+        let found = store.app_keys_by_token(token).await?;
+        if let (Some(k), Ok(mut m)) = (&found, self.by_token.write()) {
+            m.insert(token.to_owned(), k.clone());
+        }
+        Ok(found)
+    }
+
+    pub async fn by_secret(
+        &self,
+        store: &Arc<dyn Store>,
+        secret: &str,
+    ) -> ApiResult<Option<AppKeys>> {
+        let hash = auth::hash_secret(secret);
+        if let Some(k) = self
+            .by_secret
+            .read()
+            .ok()
+            .and_then(|m| m.get(&hash).cloned())
+        {
+            return Ok(Some(k));
+        }
+        let found = store.app_keys_by_secret_hash(&hash).await?;
+        if let (Some(k), Ok(mut m)) = (&found, self.by_secret.write()) {
+            m.insert(hash, k.clone());
+        }
+        Ok(found)
+    }
+}
+
+/// The whole router.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    routes::router()
+        .merge(openapi::router())
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let path = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("-", |p| p.as_str())
+                    .to_owned();
+                tracing::debug_span!("request", method = %req.method(), path, id = %uuid::Uuid::now_v7())
+            }),
+        )
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

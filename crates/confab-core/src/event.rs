@@ -212,6 +212,7 @@ impl EventBody {
     pub fn public_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         if let serde_json::Value::Object(map) = &mut v {
+            map.remove("type");
             map.remove("secret_hash");
             map.remove("signing_key");
         }

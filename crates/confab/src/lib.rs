@@ -1,1 +1,137 @@
+//! The Confab server as a library: load configuration, open the store, start serving. The
+//! binary and the integration tests both go through [`start`].
 
+pub mod config;
+
+use anyhow::Context;
+use confab_api::{ApiConfig, AppState};
+use confab_core::store::Store;
+use confab_core::validate::Limits;
+use confab_store_sqlite::{Durability, Options, SqliteStore};
+use config::Config;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Opens (creating and migrating) the store the configuration names.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let durability = if config.durability == "normal" {
+        Durability::Normal
+    } else {
+        Durability::Full
+    };
+    let path = config.database_path();
+    let store = SqliteStore::open(
+        &path,
+        Options {
+            durability,
+            readers: config.readers,
+        },
+    )
+    .with_context(|| format!("cannot open database {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The admin key: configured, else kept in `admin.key` in the data dir, made on first start.
+/// Returns the key and whether it was just made (so the caller can show it once).
+pub fn admin_key(config: &Config) -> anyhow::Result<(String, bool)> {
+    if !config.admin_key.is_empty() {
+        return Ok((config.admin_key.clone(), false));
+    }
+    let path = config.data_dir.join("admin.key");
+    if let Ok(k) = std::fs::read_to_string(&path) {
+        let k = k.trim().to_owned();
+        if !k.is_empty() {
+            return Ok((k, false));
+        }
+    }
+    let key = format!("ck_admin_{}", confab_api::auth::random_hex(24));
+    write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((key, true))
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+pub fn api_config(config: &Config, admin_key: String) -> ApiConfig {
+    ApiConfig {
+        admin_key,
+        limits: Limits {
+            max_text_chars: config.max_text_chars,
+            max_name_chars: config.max_name_chars,
+            ..Limits::default()
+        },
+        max_token_ttl: config.max_token_ttl,
+        default_token_ttl: config.default_token_ttl,
+        max_body_bytes: config.max_body_bytes,
+    }
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub admin_key: String,
+    /// Whether the admin key was made by this start.
+    pub admin_key_new: bool,
+    pub store: Arc<SqliteStore>,
+    shutdown: oneshot::Sender<()>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.handle
+            .await
+            .context("server task")?
+            .context("server")?;
+        Ok(())
+    }
+
+    /// Waits until the server ends by itself (it does not, unless it fails).
+    pub async fn wait(self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        signal.await;
+        self.stop().await
+    }
+}
+
+/// Opens the store and starts serving on `config.listen` (port 0 picks a free one).
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let store = open_store(config)?;
+    let (admin_key, admin_key_new) = admin_key(config)?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let state = AppState::new(dyn_store, api_config(config, admin_key.clone()));
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(confab_api::serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    Ok(Running {
+        addr,
+        admin_key,
+        admin_key_new,
+        store,
+        shutdown: tx,
+        handle,
+    })
+}

@@ -1,1 +1,261 @@
-fn main() {}
+//! `confab`: the chat server and its operator commands.
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use confab::config::Config;
+use confab_core::store::Store;
+use confab_core::{Command, Outcome};
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "confab",
+    version,
+    about = "Confab: a multi-tenant chat server in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+/// Options every subcommand takes.
+#[derive(Args, Clone, Default)]
+struct Common {
+    /// A TOML configuration file.
+    #[arg(long, global = true)]
+    config: Option<std::path::PathBuf>,
+    /// Where the data lives [env: CONFAB_DATA_DIR] [default: ./confab-data]
+    #[arg(long, global = true)]
+    data_dir: Option<String>,
+    /// The database: a SQLite file path [env: CONFAB_DATABASE] [default: DATA_DIR/confab.db]
+    #[arg(long, global = true)]
+    database: Option<String>,
+    /// The admin key [env: CONFAB_ADMIN_KEY] [default: generated into DATA_DIR/admin.key]
+    #[arg(long, global = true)]
+    admin_key: Option<String>,
+    /// full (fsync every commit) or normal [env: CONFAB_DURABILITY]
+    #[arg(long, global = true)]
+    durability: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Serve {
+        /// Address to listen on [env: CONFAB_LISTEN] [default: 127.0.0.1:8080]
+        #[arg(long)]
+        listen: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Recreate every projection by replaying the event log.
+    Rebuild {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Operator commands.
+    Admin {
+        #[command(subcommand)]
+        what: Admin,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Apps.
+    Apps {
+        #[command(subcommand)]
+        what: AdminApps,
+    },
+    /// User tokens.
+    Tokens {
+        #[command(subcommand)]
+        what: AdminTokens,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminApps {
+    /// Create an app; prints its token and its secret (shown once).
+    Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum AdminTokens {
+    /// Mint a token for an existing user of an app (APP is the app token).
+    Mint {
+        app: String,
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long)]
+        ttl: Option<i64>,
+    },
+}
+
+fn load(common: &Common, listen: Option<&str>) -> anyhow::Result<Config> {
+    let mut c = Config::default();
+    if let Some(path) = &common.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        c.apply_toml(&text, &path.display().to_string())?;
+    }
+    c.apply_env(|k| std::env::var(k).ok())?;
+    let flags = [
+        ("listen", listen, "--listen"),
+        ("data_dir", common.data_dir.as_deref(), "--data-dir"),
+        ("database", common.database.as_deref(), "--database"),
+        ("admin_key", common.admin_key.as_deref(), "--admin-key"),
+        ("durability", common.durability.as_deref(), "--durability"),
+    ];
+    for (key, value, flag) in flags {
+        if let Some(v) = value {
+            c.set(key, v, flag)?;
+        }
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Serve { listen, common } => {
+            let config = load(&common, listen.as_deref())?;
+            init_tracing(&config.log);
+            let running = confab::start(&config).await?;
+            if running.admin_key_new {
+                eprintln!(
+                    "Admin key (shown once; kept in {}): {}",
+                    config.data_dir.join("admin.key").display(),
+                    running.admin_key
+                );
+            }
+            tracing::info!(addr = %running.addr, db = %config.database_path().display(), "confab listening");
+            running.wait(shutdown_signal()).await?;
+            tracing::info!("confab stopped");
+        }
+        Cmd::Migrate { common } => {
+            let config = load(&common, None)?;
+            std::fs::create_dir_all(&config.data_dir)?;
+            let n = confab_store_sqlite::migrate(&config.database_path())?;
+            println!("migrations applied: {n}");
+        }
+        Cmd::Rebuild { common } => {
+            let config = load(&common, None)?;
+            let store = confab::open_store(&config)?;
+            let tty = std::io::stderr().is_terminal();
+            let progress: confab_core::store::Progress = Arc::new(move |done, total| {
+                if tty {
+                    let width = 40usize;
+                    let filled = if total == 0 {
+                        width
+                    } else {
+                        (done as usize * width) / total as usize
+                    };
+                    eprint!(
+                        "\r[{}{}] {done}/{total} events",
+                        "#".repeat(filled),
+                        " ".repeat(width - filled)
+                    );
+                    if done == total {
+                        eprintln!();
+                    }
+                }
+            });
+            let started = std::time::Instant::now();
+            let n = store.rebuild(progress).await?;
+            println!(
+                "rebuilt projections from {n} events in {:.1?}",
+                started.elapsed()
+            );
+        }
+        Cmd::Admin { what, common } => {
+            let config = load(&common, None)?;
+            let store = confab::open_store(&config)?;
+            match what {
+                Admin::Apps {
+                    what: AdminApps::Create { name },
+                } => {
+                    confab_core::validate::name(
+                        "name",
+                        &name,
+                        &confab_core::validate::Limits::default(),
+                    )?;
+                    let secret = confab_api::auth::new_app_secret();
+                    let cmd = Command::CreateApp {
+                        name,
+                        token: confab_api::auth::new_app_token(),
+                        secret_hash: confab_api::auth::hash_secret(&secret),
+                        signing_key: confab_api::auth::random_hex(32),
+                    };
+                    let Outcome::App(app) = store.execute(cmd).await? else {
+                        bail!("unexpected outcome")
+                    };
+                    println!(
+                        "{{\"name\":{:?},\"token\":{:?},\"secret\":{:?}}}",
+                        app.name, app.token, secret
+                    );
+                }
+                Admin::Tokens {
+                    what: AdminTokens::Mint { app, user, ttl },
+                } => {
+                    let keys = store
+                        .app_keys_by_token(&app)
+                        .await?
+                        .context("no app with that token")?;
+                    let user = confab_core::validate::user_id(&user)?;
+                    let ttl = ttl.unwrap_or(config.default_token_ttl);
+                    if ttl < 1 || ttl > config.max_token_ttl {
+                        bail!("--ttl must be between 1 and {}", config.max_token_ttl);
+                    }
+                    store
+                        .execute(Command::RecordLogin {
+                            app: keys.id,
+                            user: user.clone(),
+                        })
+                        .await?;
+                    let (token, _) = confab_api::auth::mint(&keys, &user, ttl)
+                        .map_err(|e| anyhow::anyhow!(e.message))?;
+                    println!("{token}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

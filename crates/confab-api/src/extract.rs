@@ -1,0 +1,180 @@
+//! Extractors: JSON, query and path wrappers whose rejections use our error shape, and the
+//! three kinds of caller: the admin, an app (by secret), a user (by token).
+
+use crate::AppState;
+use crate::auth;
+use crate::error::ApiError;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use confab_core::ids::{AppId, UserId};
+use confab_core::model::AppKeys;
+use serde::de::DeserializeOwned;
+
+/// A JSON body; unknown fields and malformed bodies are 400, oversize bodies 413.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body is too large",
+        );
+    }
+    match r {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::bad_request("invalid_json", "expected Content-Type: application/json")
+        }
+        JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_json", e.body_text()),
+        other => ApiError::bad_request("invalid_json", other.body_text()),
+    }
+}
+
+/// A JSON body that may be absent: an empty body gives `T::default()`.
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
+}
+
+/// Query parameters; a malformed query is 400.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e: QueryRejection| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// Path parameters; a malformed one (a room number that is not a number) is 400.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e: PathRejection| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer credential"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <credential>"))
+}
+
+/// The operator, holding the admin key.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = bearer(parts)?;
+        if auth::constant_time_eq(key, &state.config.admin_key) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::unauthorized("invalid admin key"))
+        }
+    }
+}
+
+/// An app backend, holding the app's secret.
+pub struct AppCaller {
+    pub keys: AppKeys,
+}
+
+impl FromRequestParts<AppState> for AppCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let secret = bearer(parts)?;
+        match state.keys.by_secret(&state.store, secret).await? {
+            Some(keys) => Ok(AppCaller { keys }),
+            None => Err(ApiError::unauthorized("invalid app secret")),
+        }
+    }
+}
+
+/// An end user, holding a token minted for them.
+pub struct UserCaller {
+    pub app: AppId,
+    pub user: UserId,
+}
+
+impl FromRequestParts<AppState> for UserCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let (app, user) = state.authenticate_user(token).await?;
+        state.seen(app, &user);
+        Ok(UserCaller { app, user })
+    }
+}
+
+/// Either an app backend or one of its users.
+pub enum AppOrUser {
+    App(AppKeys),
+    User(UserCaller),
+}
+
+impl FromRequestParts<AppState> for AppOrUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let credential = bearer(parts)?;
+        if credential.matches('.').count() == 2 {
+            UserCaller::from_request_parts(parts, state)
+                .await
+                .map(AppOrUser::User)
+        } else {
+            AppCaller::from_request_parts(parts, state)
+                .await
+                .map(|a| AppOrUser::App(a.keys))
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Routes, one module per resource. Handlers are thin: extract, call the store, map to a DTO.
+
+mod apps;
+mod events;
+mod health;
+mod members;
+mod messages;
+mod rooms;
+mod users;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use confab_core::ids::{AppId, RoomNumber, UserId};
+use confab_core::model::Access;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/v1/apps", post(apps::create_app).get(apps::list_apps))
+        .route("/v1/app", get(apps::get_app))
+        .route("/v1/events", get(events::list_events))
+        .route(
+            "/v1/users/{user_id}",
+            put(users::upsert_user).get(users::get_user),
+        )
+        .route("/v1/users/{user_id}/tokens", post(users::mint_token))
+        .route("/v1/me", get(users::get_me).patch(users::update_me))
+        .route("/v1/rooms", post(rooms::create_room).get(rooms::list_rooms))
+        .route("/v1/rooms/public", get(rooms::list_public_rooms))
+        .route("/v1/rooms/alias/{alias}", get(rooms::get_room_by_alias))
+        .route(
+            "/v1/rooms/{number}",
+            get(rooms::get_room)
+                .patch(rooms::update_room)
+                .delete(rooms::delete_room),
+        )
+        .route("/v1/rooms/{number}/members", get(members::list_members))
+        .route("/v1/rooms/{number}/join", post(members::join_room))
+        .route("/v1/rooms/{number}/leave", post(members::leave_room))
+        .route("/v1/rooms/{number}/invites", post(members::invite_member))
+        .route(
+            "/v1/rooms/{number}/members/{user_id}",
+            axum::routing::patch(members::set_role),
+        )
+        .route(
+            "/v1/rooms/{number}/members/{user_id}/{action}",
+            post(members::decide_member),
+        )
+        .route(
+            "/v1/rooms/{number}/messages",
+            post(messages::send_message).get(messages::list_messages),
+        )
+        .route(
+            "/v1/rooms/{number}/messages/{seq}",
+            get(messages::get_message)
+                .patch(messages::edit_message)
+                .delete(messages::delete_message),
+        )
+        .route(
+            "/v1/rooms/{number}/messages/{seq}/replies",
+            get(messages::list_replies),
+        )
+        .route("/v1/rooms/{number}/read", put(messages::mark_read))
+        .route("/v1/rooms/{number}/changes", get(messages::list_changes))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such route")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+/// The room and the caller's membership; 404 when it does not exist.
+pub async fn access(state: &AppState, app: AppId, room: i64, user: &UserId) -> ApiResult<Access> {
+    state
+        .store
+        .access(app, RoomNumber(room), Some(user))
+        .await?
+        .ok_or_else(|| confab_core::DomainError::room_not_found().into())
+}
+
+/// Access for reading the timeline, members or changes: joined members only.
+pub async fn readable(state: &AppState, app: AppId, room: i64, user: &UserId) -> ApiResult<Access> {
+    let a = access(state, app, room, user).await?;
+    confab_core::rules::can_read_timeline(&a)?;
+    Ok(a)
+}
+
+pub fn user_id(raw: &str) -> ApiResult<UserId> {
+    Ok(confab_core::validate::user_id(raw)?)
+}

@@ -1,0 +1,222 @@
+//! Rooms: create (direct or group), list mine and the public ones, resolve aliases, read,
+//! update and delete.
+
+use super::{access, user_id};
+use crate::AppState;
+use crate::cursor;
+use crate::dto::{
+    CreateRoomReq, PublicRoomListDto, RoomDto, RoomListDto, RoomSummaryDto, UpdateRoomReq,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query, UserCaller};
+use axum::extract::State;
+use axum::http::StatusCode;
+use confab_core::ids::RoomNumber;
+use confab_core::model::{MemberState, Visibility};
+use confab_core::validate;
+use confab_core::{Command, DomainError, Outcome};
+use serde::Deserialize;
+
+pub async fn create_room(
+    State(state): State<AppState>,
+    me: UserCaller,
+    Json(req): Json<CreateRoomReq>,
+) -> ApiResult<(StatusCode, axum::Json<RoomDto>)> {
+    let limits = &state.config.limits;
+    let cmd = match req {
+        CreateRoomReq::Direct { with } => Command::CreateDirect {
+            app: me.app,
+            actor: me.user.clone(),
+            with: user_id(&with)?,
+        },
+        CreateRoomReq::Group {
+            name,
+            image_url,
+            visibility,
+            members,
+            alias,
+        } => {
+            if let Some(n) = &name {
+                validate::name("name", n, limits)?;
+            }
+            if let Some(u) = &image_url {
+                validate::short_field("image_url", u)?;
+            }
+            if let Some(a) = &alias {
+                validate::alias(a)?;
+            }
+            if members.len() > limits.max_initial_members {
+                return Err(DomainError::new(
+                    confab_core::ErrorCode::TooManyMembers,
+                    format!("at most {} initial members", limits.max_initial_members),
+                )
+                .into());
+            }
+            let members = members
+                .iter()
+                .map(|m| user_id(m))
+                .collect::<ApiResult<Vec<_>>>()?;
+            Command::CreateGroup {
+                app: me.app,
+                actor: Some(me.user.clone()),
+                name,
+                image_url,
+                visibility: visibility.unwrap_or(Visibility::Private),
+                alias,
+                members,
+            }
+        }
+    };
+    match state.store.execute(cmd).await? {
+        Outcome::Room { room, created } => {
+            let a = access(&state, me.app, room.number.0, &me.user).await?;
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, axum::Json(RoomDto::new(&a.room, a.member.as_ref()))))
+        }
+        _ => Err(ApiError::internal()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    state: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    me: UserCaller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<RoomListDto>> {
+    let limit = cursor::limit(q.limit, 50, 200)?;
+    let member_state = match q.state.as_deref() {
+        None => MemberState::Joined,
+        Some(s) => MemberState::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "state must be a membership state, e.g. joined",
+            )
+        })?,
+    };
+    let after = match &q.cursor {
+        Some(c) => {
+            let v = cursor::decode_i64s("rooms", c, 2)?;
+            Some((v[0], RoomNumber(v[1])))
+        }
+        None => None,
+    };
+    let page = state
+        .store
+        .rooms_of_user(me.app, &me.user, member_state, after, limit)
+        .await?;
+    let next_cursor = match (page.has_more, page.rows.last()) {
+        (true, Some(last)) => Some(cursor::encode(
+            "rooms",
+            &[&last.activity.to_string(), &last.room.number.0.to_string()],
+        )),
+        _ => None,
+    };
+    Ok(axum::Json(RoomListDto {
+        rooms: page.rows.iter().map(RoomSummaryDto::new).collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list_public_rooms(
+    State(state): State<AppState>,
+    me: UserCaller,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<axum::Json<PublicRoomListDto>> {
+    let limit = cursor::limit(q.limit, 50, 200)?;
+    let after = match &q.cursor {
+        Some(c) => Some(RoomNumber(cursor::decode_i64s("public", c, 1)?[0])),
+        None => None,
+    };
+    let page = state.store.public_rooms(me.app, after, limit).await?;
+    let next_cursor = match (page.has_more, page.rows.last()) {
+        (true, Some(last)) => Some(cursor::encode("public", &[&last.number.0.to_string()])),
+        _ => None,
+    };
+    Ok(axum::Json(PublicRoomListDto {
+        rooms: page.rows.iter().map(|r| RoomDto::new(r, None)).collect(),
+        next_cursor,
+    }))
+}
+
+async fn show(state: &AppState, me: &UserCaller, number: i64) -> ApiResult<axum::Json<RoomDto>> {
+    let a = access(state, me.app, number, &me.user).await?;
+    confab_core::rules::can_view_room(&a)?;
+    Ok(axum::Json(RoomDto::new(&a.room, a.member.as_ref())))
+}
+
+pub async fn get_room(
+    State(state): State<AppState>,
+    me: UserCaller,
+    Path(number): Path<i64>,
+) -> ApiResult<axum::Json<RoomDto>> {
+    show(&state, &me, number).await
+}
+
+pub async fn get_room_by_alias(
+    State(state): State<AppState>,
+    me: UserCaller,
+    Path(alias): Path<String>,
+) -> ApiResult<axum::Json<RoomDto>> {
+    let number = state
+        .store
+        .room_by_alias(me.app, &alias)
+        .await?
+        .ok_or_else(DomainError::room_not_found)?;
+    show(&state, &me, number.0).await
+}
+
+pub async fn update_room(
+    State(state): State<AppState>,
+    me: UserCaller,
+    Path(number): Path<i64>,
+    Json(req): Json<UpdateRoomReq>,
+) -> ApiResult<axum::Json<RoomDto>> {
+    if let Some(n) = &req.name {
+        validate::name("name", n, &state.config.limits)?;
+    }
+    if let Some(u) = &req.image_url {
+        validate::short_field("image_url", u)?;
+    }
+    let cmd = Command::UpdateRoom {
+        app: me.app,
+        actor: me.user.clone(),
+        room: RoomNumber(number),
+        name: req.name,
+        image_url: req.image_url,
+        visibility: req.visibility,
+    };
+    state.store.execute(cmd).await?;
+    show(&state, &me, number).await
+}
+
+pub async fn delete_room(
+    State(state): State<AppState>,
+    me: UserCaller,
+    Path(number): Path<i64>,
+) -> ApiResult<StatusCode> {
+    let cmd = Command::DeleteRoom {
+        app: me.app,
+        actor: me.user,
+        room: RoomNumber(number),
+    };
+    state.store.execute(cmd).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

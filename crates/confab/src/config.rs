@@ -1,0 +1,221 @@
+//! Configuration: defaults in code < TOML file < `CONFAB_*` environment < command-line flags.
+//! Every layer goes through [`Config::set`], so a bad value fails with a message naming its key.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// A SQLite path; empty means `confab.db` in the data dir.
+    pub database: String,
+    /// Empty means: read or generate `admin.key` in the data dir.
+    pub admin_key: String,
+    /// `full` (fsync on every commit) or `normal` (survives process crashes, not power loss).
+    pub durability: String,
+    pub readers: usize,
+    pub max_text_chars: usize,
+    pub max_name_chars: usize,
+    pub max_body_bytes: usize,
+    pub max_token_ttl: i64,
+    pub default_token_ttl: i64,
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./confab-data"),
+            database: String::new(),
+            admin_key: String::new(),
+            durability: "full".into(),
+            readers: 4,
+            max_text_chars: 8000,
+            max_name_chars: 200,
+            max_body_bytes: 256 * 1024,
+            max_token_ttl: 30 * 24 * 3600,
+            default_token_ttl: 24 * 3600,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Every key, as written in TOML; the environment variable is `CONFAB_` + the key in capitals.
+pub const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database",
+    "admin_key",
+    "durability",
+    "readers",
+    "max_text_chars",
+    "max_name_chars",
+    "max_body_bytes",
+    "max_token_ttl",
+    "default_token_ttl",
+    "log",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {key} (from {source_name}): {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub source_name: String,
+    pub problem: String,
+}
+
+fn num<T: std::str::FromStr>(value: &str, min: T, max: T) -> Result<T, String>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    let n: T = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{value}' is not a number"))?;
+    if n < min || n > max {
+        return Err(format!("{n} is outside {min}..={max}"));
+    }
+    Ok(n)
+}
+
+impl Config {
+    /// Sets one key from its text form; `source_name` names where it came from.
+    pub fn set(&mut self, key: &str, value: &str, source_name: &str) -> Result<(), ConfigError> {
+        let err = |problem: String| ConfigError {
+            key: key.to_owned(),
+            source_name: source_name.to_owned(),
+            problem,
+        };
+        match key {
+            "listen" => {
+                value
+                    .parse::<std::net::SocketAddr>()
+                    .map_err(|_| err(format!("'{value}' is not an address like 127.0.0.1:8080")))?;
+                self.listen = value.to_owned();
+            }
+            "data_dir" => {
+                if value.is_empty() {
+                    return Err(err("must not be empty".into()));
+                }
+                self.data_dir = PathBuf::from(value);
+            }
+            "database" => {
+                if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+                    return Err(err(
+                        "PostgreSQL is not supported by this build yet; use a SQLite path".into(),
+                    ));
+                }
+                self.database = value.to_owned();
+            }
+            "admin_key" => {
+                if !value.is_empty() && value.len() < 16 {
+                    return Err(err("must be at least 16 characters".into()));
+                }
+                self.admin_key = value.to_owned();
+            }
+            "durability" => match value {
+                "full" | "normal" => self.durability = value.to_owned(),
+                _ => return Err(err(format!("'{value}' is not one of: full, normal"))),
+            },
+            "readers" => self.readers = num(value, 1, 64).map_err(err)?,
+            "max_text_chars" => self.max_text_chars = num(value, 1, 1_000_000).map_err(err)?,
+            "max_name_chars" => self.max_name_chars = num(value, 1, 10_000).map_err(err)?,
+            "max_body_bytes" => {
+                self.max_body_bytes = num(value, 1024, 64 * 1024 * 1024).map_err(err)?
+            }
+            "max_token_ttl" => self.max_token_ttl = num(value, 60, 366 * 24 * 3600).map_err(err)?,
+            "default_token_ttl" => {
+                self.default_token_ttl = num(value, 60, 366 * 24 * 3600).map_err(err)?
+            }
+            "log" => self.log = value.to_owned(),
+            _ => return Err(err("unknown key".into())),
+        }
+        Ok(())
+    }
+
+    /// Applies a TOML document: every key must be known.
+    pub fn apply_toml(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError {
+            key: "(file)".into(),
+            source_name: file.to_owned(),
+            problem: e.to_string(),
+        })?;
+        for (k, v) in table {
+            let text = match &v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                _ => {
+                    return Err(ConfigError {
+                        key: k,
+                        source_name: file.to_owned(),
+                        problem: "must be a string or a number".into(),
+                    });
+                }
+            };
+            self.set(&k, &text, file)?;
+        }
+        Ok(())
+    }
+
+    /// Applies `CONFAB_*` variables from `env`.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for key in KEYS {
+            let var = format!("CONFAB_{}", key.to_uppercase());
+            if let Some(v) = env(&var) {
+                self.set(key, &v, &var)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The final cross-key checks.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.default_token_ttl > self.max_token_ttl {
+            return Err(ConfigError {
+                key: "default_token_ttl".into(),
+                source_name: "configuration".into(),
+                problem: "must not exceed max_token_ttl".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        if self.database.is_empty() {
+            self.data_dir.join("confab.db")
+        } else {
+            PathBuf::from(&self.database)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order_and_errors_name_the_key() {
+        let mut c = Config::default();
+        c.apply_toml("listen = \"127.0.0.1:9000\"\nreaders = 2\n", "confab.toml")
+            .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        c.apply_env(|k| (k == "CONFAB_READERS").then(|| "3".to_string()))
+            .unwrap();
+        assert_eq!(c.readers, 3);
+        let e = c
+            .apply_env(|k| (k == "CONFAB_LISTEN").then(|| "nope".to_string()))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("listen") && e.to_string().contains("CONFAB_LISTEN"),
+            "{e}"
+        );
+        let e = c.apply_toml("colour = 1", "confab.toml").unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+        let e = c
+            .set("durability", "sometimes", "--durability")
+            .unwrap_err();
+        assert!(e.to_string().contains("durability"), "{e}");
+    }
+}
