@@ -1,0 +1,138 @@
+//! The shared harness: a real server per test, an HTTP client, and helpers to make apps, users
+//! and rooms.
+
+#![allow(dead_code)]
+
+use confab::config::Config;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub struct Server {
+    pub base: String,
+    pub admin_key: String,
+    pub client: reqwest::Client,
+    pub config: Config,
+    running: Option<confab::Running>,
+    _dir: TempDir,
+}
+
+impl Server {
+    /// Starts a server with a fresh data dir.
+    pub async fn start() -> Server {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server with a fresh data dir after `tweak` adjusts the configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::default();
+        config.listen = "127.0.0.1:0".into();
+        config.data_dir = dir.path().to_path_buf();
+        config.log = "warn".into();
+        tweak(&mut config);
+        let running = confab::start(&config).await.expect("server starts");
+        Server {
+            base: format!("http://{}", running.addr),
+            admin_key: running.admin_key.clone(),
+            client: reqwest::Client::new(),
+            config,
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server and starts it again on the same data dir (on a new port).
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("server stops");
+        }
+        let running = confab::start(&self.config).await.expect("server restarts");
+        self.base = format!("http://{}", running.addr);
+        self.admin_key = running.admin_key.clone();
+        self.running = Some(running);
+    }
+
+    /// The store of the running server (for rebuilds).
+    pub fn store(&self) -> std::sync::Arc<confab_store_sqlite::SqliteStore> {
+        self.running.as_ref().expect("running").store.clone()
+    }
+
+    /// Sends a request; `bearer` is any credential; `body` is sent as JSON when given.
+    pub async fn call(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let text = resp.text().await.expect("body read");
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, bearer: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(bearer), None).await
+    }
+    pub async fn post(&self, path: &str, bearer: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(bearer), Some(body)).await
+    }
+    pub async fn put(&self, path: &str, bearer: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(bearer), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, bearer: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(bearer), Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, bearer: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(bearer), None).await
+    }
+
+    /// Creates an app through the admin API.
+    pub async fn app(&self, name: &str) -> TestApp {
+        let (status, body) = self.post("/v1/apps", &self.admin_key, json!({ "name": name })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        TestApp {
+            token: body["token"].as_str().expect("token").to_owned(),
+            secret: body["secret"].as_str().expect("secret").to_owned(),
+        }
+    }
+
+    /// Creates (or updates) a user of `app` and returns a fresh token for them.
+    pub async fn user(&self, app: &TestApp, id: &str) -> String {
+        let (status, body) = self.put(&format!("/v1/users/{id}"), &app.secret, json!({ "name": id })).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = self.post(&format!("/v1/users/{id}/tokens"), &app.secret, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates a group room as `owner` and returns its number.
+    pub async fn group(&self, owner: &str, visibility: &str, members: &[&str]) -> i64 {
+        let body = json!({ "kind": "group", "name": "room", "visibility": visibility, "members": members });
+        let (status, room) = self.post("/v1/rooms", owner, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{room}");
+        room["number"].as_i64().expect("number")
+    }
+
+    /// Sends a message and returns the created item.
+    pub async fn send(&self, token: &str, room: i64, text: &str) -> Value {
+        let (status, item) = self.post(&format!("/v1/rooms/{room}/messages"), token, json!({ "text": text })).await;
+        assert_eq!(status, StatusCode::CREATED, "{item}");
+        item
+    }
+}
+
+pub struct TestApp {
+    pub token: String,
+    pub secret: String,
+}
+
+/// Asserts the error shape and code of a refusal.
+pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(got.0, status, "body: {}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "body: {}", got.1);
+    assert!(got.1["error"]["message"].is_string(), "body: {}", got.1);
+}

@@ -1,0 +1,6 @@
+//! All integration tests in one binary (one link, faster on small machines). Each test starts
+//! the real server on 127.0.0.1:0 with its own data dir and talks HTTP to it.
+
+mod common;
+
+mod smoke;
