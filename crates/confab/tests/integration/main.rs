@@ -3,4 +3,10 @@
 
 mod common;
 
+mod auth;
+mod durability;
+mod history;
+mod members;
+mod messages;
+mod rooms;
 mod smoke;
