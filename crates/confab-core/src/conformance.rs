@@ -1,1 +1,549 @@
-//! The store conformance suite: every Store implementation must pass it.
+//! The store conformance suite: every `Store` implementation must pass it. A backend's tests
+//! invoke [`conformance_tests!`] with an expression that makes a fresh, empty store.
+//!
+//! The suite talks to the store only through the `Store` trait, so what it checks is what the
+//! API would see.
+
+use crate::command::{Command, Decision, Outcome};
+use crate::error::StoreError;
+use crate::ids::{AppId, Offset, Pos, RoomNumber, Seq, UserId};
+use crate::model::{HistoryQuery, MemberState, Role, Visibility};
+use crate::store::Store;
+use std::sync::Arc;
+
+/// Generates one `#[tokio::test]` per conformance case. `$make` is an async expression giving
+/// a fresh `Arc<dyn Store>` (it may capture a temp dir by returning a guard alongside: see the
+/// SQLite store's tests).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_seqs_are_gapless_under_concurrency() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::seqs_are_gapless_under_concurrency(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_refused_commands_change_nothing() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::refused_commands_change_nothing(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_idempotent_sends() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::idempotent_sends(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_event_log_is_gapless_per_app() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::event_log_is_gapless_per_app(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_rebuild_equals_live() {
+            for seed in [1u64, 7, 42, 2026] {
+                let (store, _guard) = $make.await;
+                $crate::conformance::rebuild_equals_live(store, seed, 600).await;
+            }
+        }
+    };
+}
+
+fn user(s: &str) -> UserId {
+    UserId(s.to_owned())
+}
+
+/// Creates an app with `n` users `u0..u{n-1}`; returns its id.
+pub async fn app_with_users(store: &Arc<dyn Store>, name: &str, n: usize) -> AppId {
+    let out = store
+        .execute(Command::CreateApp {
+            name: name.into(),
+            token: format!("tok-{name}"),
+            secret_hash: format!("hash-{name}"),
+            signing_key: "key".into(),
+        })
+        .await
+        .expect("create app");
+    let Outcome::App(app) = out else {
+        panic!("expected an app, got {out:?}")
+    };
+    for i in 0..n {
+        let cmd = Command::UpsertUser {
+            app: app.id,
+            user: user(&format!("u{i}")),
+            name: None,
+            image_url: None,
+            email: None,
+        };
+        store.execute(cmd).await.expect("upsert user");
+    }
+    app.id
+}
+
+async fn group(
+    store: &Arc<dyn Store>,
+    app: AppId,
+    owner: &str,
+    members: &[&str],
+    visibility: Visibility,
+) -> RoomNumber {
+    let out = store
+        .execute(Command::CreateGroup {
+            app,
+            actor: Some(user(owner)),
+            name: Some("room".into()),
+            image_url: None,
+            visibility,
+            alias: None,
+            members: members.iter().map(|m| user(m)).collect(),
+        })
+        .await
+        .expect("create group");
+    match out {
+        Outcome::Room { room, .. } => room.number,
+        other => panic!("expected a room, got {other:?}"),
+    }
+}
+
+fn send(app: AppId, actor: &str, room: RoomNumber, text: &str) -> Command {
+    Command::Send {
+        app,
+        actor: Some(user(actor)),
+        room,
+        text: text.into(),
+        reply_to: None,
+        client_id: None,
+    }
+}
+
+/// Many concurrent sends get distinct seqs that, with the room's announcements, fill 1..n.
+pub async fn seqs_are_gapless_under_concurrency(store: Arc<dyn Store>) {
+    let app = app_with_users(&store, "a", 4).await;
+    let room = group(&store, app, "u0", &["u1", "u2", "u3"], Visibility::Private).await;
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let who = format!("u{}", i % 4);
+            match store.execute(send(app, &who, room, &format!("m{i}"))).await {
+                Ok(Outcome::Item {
+                    item,
+                    created: true,
+                }) => item.seq,
+                other => panic!("send failed: {other:?}"),
+            }
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.expect("task"));
+    }
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 200, "every send got its own seq");
+    let access = store
+        .access(app, room, None)
+        .await
+        .expect("access")
+        .expect("room");
+    let (items, _, _) = store
+        .history(
+            app,
+            room,
+            HistoryQuery::Range(Seq(1), access.room.last_seq),
+            1000,
+        )
+        .await
+        .expect("history");
+    let got: Vec<i64> = items.iter().map(|i| i.seq.0).collect();
+    let want: Vec<i64> = (1..=access.room.last_seq.0).collect();
+    assert_eq!(got, want, "timeline is gapless");
+    assert_eq!(access.room.messages_count, 200);
+}
+
+/// A refused command appends nothing and changes no read model, even when it shares a
+/// transaction with accepted ones.
+pub async fn refused_commands_change_nothing(store: Arc<dyn Store>) {
+    let app = app_with_users(&store, "a", 3).await;
+    let room = group(&store, app, "u0", &["u1"], Visibility::Private).await;
+    let before = store
+        .access(app, room, None)
+        .await
+        .expect("access")
+        .expect("room")
+        .room;
+    let events_before = store
+        .events(app, Offset(0), 10_000)
+        .await
+        .expect("events")
+        .rows
+        .len();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        // u2 is not a member: every one of its sends must be refused; u1's go through.
+        let who = if i % 2 == 0 { "u2" } else { "u1" };
+        tasks.push(tokio::spawn(async move {
+            (who, store.execute(send(app, who, room, "x")).await)
+        }));
+    }
+    for t in tasks {
+        let (who, r) = t.await.expect("task");
+        match (who, r) {
+            ("u2", Err(StoreError::Domain(e))) => {
+                assert_eq!(e.code, crate::ErrorCode::RoomNotFound)
+            }
+            ("u1", Ok(Outcome::Item { .. })) => {}
+            other => panic!("unexpected result {other:?}"),
+        }
+    }
+    let after = store
+        .access(app, room, None)
+        .await
+        .expect("access")
+        .expect("room")
+        .room;
+    assert_eq!(after.last_seq.0, before.last_seq.0 + 25);
+    assert_eq!(after.last_pos.0, before.last_pos.0 + 25);
+    let events_after = store
+        .events(app, Offset(0), 10_000)
+        .await
+        .expect("events")
+        .rows
+        .len();
+    assert_eq!(events_after, events_before + 25);
+    let kick_owner = Command::Decide {
+        app,
+        actor: user("u1"),
+        room,
+        target: user("u0"),
+        decision: Decision::Kick,
+    };
+    assert!(store.execute(kick_owner).await.is_err());
+    let unchanged = store
+        .access(app, room, None)
+        .await
+        .expect("access")
+        .expect("room")
+        .room;
+    assert_eq!(unchanged, after);
+}
+
+/// The same client id twice gives the same item; with another text it is refused.
+pub async fn idempotent_sends(store: Arc<dyn Store>) {
+    let app = app_with_users(&store, "a", 2).await;
+    let room = group(&store, app, "u0", &["u1"], Visibility::Public).await;
+    let cmd = |text: &str| Command::Send {
+        app,
+        actor: Some(user("u1")),
+        room,
+        text: text.into(),
+        reply_to: None,
+        client_id: Some("c-1".into()),
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        let c = cmd("hello");
+        tasks.push(tokio::spawn(async move { store.execute(c).await }));
+    }
+    let mut seqs = Vec::new();
+    let mut created = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(Outcome::Item { item, created: c }) => {
+                seqs.push(item.seq);
+                created += usize::from(c);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    seqs.dedup();
+    assert_eq!(seqs.len(), 1, "one item for one client id");
+    assert_eq!(created, 1, "created exactly once");
+    let err = store.execute(cmd("other text")).await.expect_err("refused");
+    assert!(
+        matches!(err, StoreError::Domain(ref e) if e.code == crate::ErrorCode::ClientIdReused),
+        "{err:?}"
+    );
+    // Another sender may use the same client id for their own message.
+    let other = Command::Send {
+        app,
+        actor: Some(user("u0")),
+        room,
+        text: "hi".into(),
+        reply_to: None,
+        client_id: Some("c-1".into()),
+    };
+    assert!(matches!(
+        store.execute(other).await,
+        Ok(Outcome::Item { created: true, .. })
+    ));
+}
+
+/// Each app's log has offsets 1..n with no gap, and no event of another app.
+pub async fn event_log_is_gapless_per_app(store: Arc<dyn Store>) {
+    let a = app_with_users(&store, "a", 2).await;
+    let b = app_with_users(&store, "b", 2).await;
+    let ra = group(&store, a, "u0", &["u1"], Visibility::Public).await;
+    let rb = group(&store, b, "u0", &["u1"], Visibility::Public).await;
+    for i in 0..30 {
+        store
+            .execute(send(a, "u0", ra, &format!("a{i}")))
+            .await
+            .expect("send a");
+        store
+            .execute(send(b, "u1", rb, &format!("b{i}")))
+            .await
+            .expect("send b");
+    }
+    for app in [a, b] {
+        let mut after = Offset(0);
+        let mut offsets = Vec::new();
+        loop {
+            let page = store.events(app, after, 7).await.expect("events");
+            for e in &page.rows {
+                assert_eq!(e.app, app);
+                offsets.push(e.offset.0);
+            }
+            match page.rows.last() {
+                Some(last) if page.has_more => after = last.offset,
+                _ => break,
+            }
+        }
+        let want: Vec<i64> = (1..=offsets.len() as i64).collect();
+        assert_eq!(offsets, want);
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so a failing seed can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+const USERS: u64 = 6;
+
+fn random_command(rng: &mut Rng, app: AppId, rooms: i64) -> Command {
+    let u = |rng: &mut Rng| user(&format!("u{}", rng.below(USERS)));
+    let room = RoomNumber(1 + rng.below(rooms.max(1) as u64) as i64);
+    let seq = |rng: &mut Rng| Seq(1 + rng.below(40) as i64);
+    match rng.below(20) {
+        0 => Command::CreateGroup {
+            app,
+            actor: Some(u(rng)),
+            name: Some(format!("r{}", rng.below(100))),
+            image_url: None,
+            visibility: if rng.below(2) == 0 {
+                Visibility::Public
+            } else {
+                Visibility::Private
+            },
+            alias: (rng.below(3) == 0).then(|| format!("a{}", rng.below(5))),
+            members: vec![u(rng), u(rng)],
+        },
+        1 => Command::CreateDirect {
+            app,
+            actor: u(rng),
+            with: u(rng),
+        },
+        2 | 3 => Command::Join {
+            app,
+            actor: u(rng),
+            room,
+        },
+        4 => Command::Leave {
+            app,
+            actor: u(rng),
+            room,
+        },
+        5 => Command::Invite {
+            app,
+            actor: u(rng),
+            room,
+            target: u(rng),
+        },
+        6 => {
+            let decision = [
+                Decision::Approve,
+                Decision::Reject,
+                Decision::Kick,
+                Decision::Ban,
+                Decision::Unban,
+            ][rng.below(5) as usize];
+            Command::Decide {
+                app,
+                actor: u(rng),
+                room,
+                target: u(rng),
+                decision,
+            }
+        }
+        7 => Command::SetRole {
+            app,
+            actor: u(rng),
+            room,
+            target: u(rng),
+            role: if rng.below(2) == 0 {
+                Role::Admin
+            } else {
+                Role::Member
+            },
+        },
+        8..=12 => Command::Send {
+            app,
+            actor: Some(u(rng)),
+            room,
+            text: format!("text {}", rng.below(1000)),
+            reply_to: (rng.below(4) == 0).then(|| seq(rng)),
+            client_id: (rng.below(4) == 0).then(|| format!("c{}", rng.below(20))),
+        },
+        13 => Command::Edit {
+            app,
+            actor: u(rng),
+            room,
+            seq: seq(rng),
+            text: format!("edited {}", rng.below(9)),
+        },
+        14 => Command::Delete {
+            app,
+            actor: u(rng),
+            room,
+            seq: seq(rng),
+        },
+        15 | 16 => Command::MarkRead {
+            app,
+            actor: u(rng),
+            room,
+            seq: seq(rng),
+        },
+        17 => Command::UpdateRoom {
+            app,
+            actor: u(rng),
+            room,
+            name: Some(format!("renamed {}", rng.below(9))),
+            image_url: None,
+            visibility: None,
+        },
+        18 if rng.below(4) == 0 => Command::DeleteRoom {
+            app,
+            actor: u(rng),
+            room,
+        },
+        _ => Command::UpdateProfile {
+            app,
+            user: u(rng),
+            name: Some(format!("n{}", rng.below(9))),
+            image_url: None,
+        },
+    }
+}
+
+/// Everything a client could read from an app, as text lines.
+pub async fn snapshot(store: &Arc<dyn Store>, app: AppId) -> Vec<String> {
+    let mut out = vec![format!(
+        "stats {:?}",
+        store.app_stats(app).await.expect("stats")
+    )];
+    let rooms = store
+        .apps()
+        .await
+        .expect("apps")
+        .into_iter()
+        .filter(|a| a.id == app)
+        .count();
+    out.push(format!("apps {rooms}"));
+    for i in 0..USERS {
+        let u = user(&format!("u{i}"));
+        out.push(format!(
+            "user {:?}",
+            store.user(app, &u).await.expect("user")
+        ));
+        for state in [
+            MemberState::Joined,
+            MemberState::Invited,
+            MemberState::Applied,
+            MemberState::Banned,
+        ] {
+            let page = store
+                .rooms_of_user(app, &u, state, None, 500)
+                .await
+                .expect("rooms");
+            for s in page.rows {
+                out.push(format!(
+                    "{u} {state:?} {:?} {:?} unread={} last={:?}",
+                    s.room, s.member, s.unread_count, s.last_item
+                ));
+            }
+        }
+    }
+    for n in 1..=200 {
+        let room = RoomNumber(n);
+        let Some(access) = store.access(app, room, None).await.expect("access") else {
+            continue;
+        };
+        out.push(format!("room {:?}", access.room));
+        let members = store
+            .members(app, room, None, None, 500)
+            .await
+            .expect("members");
+        out.push(format!("members {:?}", members.rows));
+        let (items, _, _) = store
+            .history(
+                app,
+                room,
+                HistoryQuery::Range(Seq(1), access.room.last_seq),
+                5000,
+            )
+            .await
+            .expect("history");
+        for i in items {
+            out.push(format!("item {n} {i:?}"));
+        }
+        let changes = store
+            .changes(app, room, Pos(0), 5000)
+            .await
+            .expect("changes");
+        for c in changes.rows {
+            out.push(format!("change {n} {c:?}"));
+        }
+    }
+    out
+}
+
+/// After a long random sequence of commands (accepted and refused), replaying the log gives
+/// exactly the read models the live path built.
+pub async fn rebuild_equals_live(store: Arc<dyn Store>, seed: u64, steps: usize) {
+    let app = app_with_users(&store, "p", USERS as usize).await;
+    group(&store, app, "u0", &["u1", "u2"], Visibility::Public).await;
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut accepted = 0;
+    for _ in 0..steps {
+        let rooms = store.app_stats(app).await.expect("stats").rooms_count + 2;
+        let cmd = random_command(&mut rng, app, rooms);
+        match store.execute(cmd).await {
+            Ok(_) => accepted += 1,
+            Err(StoreError::Domain(_)) => {}
+            Err(e) => panic!("backend failure on seed {seed}: {e}"),
+        }
+    }
+    assert!(
+        accepted > steps / 5,
+        "the sequence should mostly be accepted; got {accepted}"
+    );
+    let live = snapshot(&store, app).await;
+    let replayed = store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
+    assert!(replayed > accepted as u64);
+    let rebuilt = snapshot(&store, app).await;
+    for (i, (a, b)) in live.iter().zip(rebuilt.iter()).enumerate() {
+        assert_eq!(a, b, "seed {seed}: line {i} differs after rebuild");
+    }
+    assert_eq!(live.len(), rebuilt.len(), "seed {seed}");
+}
