@@ -394,3 +394,16 @@ pub struct EditReq {
 pub struct ReadReq {
     pub seq: i64,
 }
+
+/// The shape of every refusal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDto {
+    pub error: ErrorBodyDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBodyDto {
+    /// A stable snake_case code, e.g. `room_not_found`.
+    pub code: String,
+    pub message: String,
+}
