@@ -43,6 +43,25 @@ fn json_rejection(r: JsonRejection) -> ApiError {
     }
 }
 
+/// A raw body whose rejections (too large, unreadable) use our error shape.
+pub struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "request body is too large",
+            )),
+            Err(r) => Err(ApiError::bad_request("invalid_body", r.body_text())),
+        }
+    }
+}
+
 /// A JSON body that may be absent: an empty body gives `T::default()`.
 pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -468,6 +468,7 @@ pub fn document() -> OpenApi {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         )
         .schema_from::<ErrorDto>()
+        .schema_from::<ErrorBodyDto>()
         .schema_from::<AppDto>()
         .schema_from::<UserDto>()
         .schema_from::<TokenDto>()

@@ -212,7 +212,8 @@ fn range(conn: &Connection, lo: i64, hi: i64, desc: bool, limit: usize) -> Store
 }
 
 /// One page of a timeline (or of a thread, given `fetch`), ascending, with whether more exist
-/// before and after it.
+/// before and after it. A thread's seqs have gaps, so "more" is always asked of `fetch`, never
+/// worked out from seq arithmetic.
 fn page(
     query: HistoryQuery,
     limit: usize,
@@ -227,10 +228,14 @@ fn page(
         Ok((v, more))
     };
     let newer = |above: i64, n: usize| -> StoreResult<(Vec<Item>, bool)> {
-        let mut v = fetch(above + 1, last, false, n + 1)?;
+        let mut v = fetch(above.saturating_add(1), last, false, n + 1)?;
         let more = v.len() > n;
         v.truncate(n);
         Ok((v, more))
+    };
+    // Whether any item lies in `[lo, hi]`.
+    let any = |lo: i64, hi: i64| -> StoreResult<bool> {
+        Ok(lo <= hi && !fetch(lo.max(1), hi.min(last), false, 1)?.is_empty())
     };
     Ok(match query {
         HistoryQuery::Latest => {
@@ -239,12 +244,12 @@ fn page(
         }
         HistoryQuery::Before(s) => {
             let (v, more) = older(s.0.min(last + 1), limit)?;
-            let after = v.last().map_or(s.0 <= last, |i| i.seq.0 < last);
+            let after = any(v.last().map_or(s.0, |i| i.seq.0 + 1), last)?;
             (v, more, after)
         }
         HistoryQuery::After(s) => {
             let (v, more) = newer(s.0.max(0), limit)?;
-            let before = v.first().map_or(s.0 >= 1, |i| i.seq.0 > 1);
+            let before = any(1, v.first().map_or(s.0, |i| i.seq.0 - 1))?;
             (v, before, more)
         }
         HistoryQuery::Around(s) => {
@@ -258,7 +263,11 @@ fn page(
             let mut v = fetch(a.0.max(1), b.0.min(last), false, limit + 1)?;
             let more = v.len() > limit;
             v.truncate(limit);
-            (v, a.0 > 1, more || b.0 < last)
+            (
+                v,
+                any(1, a.0 - 1)?,
+                more || any(b.0.saturating_add(1), last)?,
+            )
         }
     })
 }

@@ -95,14 +95,20 @@ pub async fn list_rooms(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<RoomListDto>> {
     let limit = cursor::limit(q.limit, 50, 200)?;
+    // Only states whose rooms the caller may still see: a room one left, was kicked, banned or
+    // rejected from is not theirs to list (a private one is "not found" to them).
     let member_state = match q.state.as_deref() {
         None => MemberState::Joined,
-        Some(s) => MemberState::parse(s).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                "state must be a membership state, e.g. joined",
-            )
-        })?,
+        Some(s) => MemberState::parse(s)
+            .filter(|st| {
+                matches!(
+                    st,
+                    MemberState::Joined | MemberState::Invited | MemberState::Applied
+                )
+            })
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_query", "state must be joined, invited or applied")
+            })?,
     };
     let after = match &q.cursor {
         Some(c) => {
@@ -122,10 +128,15 @@ pub async fn list_rooms(
         )),
         _ => None,
     };
-    Ok(axum::Json(RoomListDto {
-        rooms: page.rows.iter().map(RoomSummaryDto::new).collect(),
-        next_cursor,
-    }))
+    let mut rooms: Vec<RoomSummaryDto> = page.rows.iter().map(RoomSummaryDto::new).collect();
+    if member_state != MemberState::Joined {
+        // Invited and applying users see the room's details, never its timeline.
+        for r in &mut rooms {
+            r.last_item = None;
+            r.unread_count = 0;
+        }
+    }
+    Ok(axum::Json(RoomListDto { rooms, next_cursor }))
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::auth;
 use crate::dto::{MintTokenReq, TokenDto, UpdateMeReq, UpsertUserReq, UserDto};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AppCaller, AppOrUser, Json, Path, UserCaller};
+use crate::extract::{AppCaller, AppOrUser, Body, Json, Path, UserCaller};
 use axum::extract::State;
 use confab_core::ids::Timestamp;
 use confab_core::validate;
@@ -53,7 +53,7 @@ pub async fn mint_token(
     State(state): State<AppState>,
     caller: AppCaller,
     Path(raw): Path<String>,
-    body: axum::body::Bytes,
+    Body(body): Body,
 ) -> ApiResult<axum::Json<TokenDto>> {
     let user = user_id(&raw)?;
     let req: MintTokenReq = crate::extract::optional_json(&body)?;

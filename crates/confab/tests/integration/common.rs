@@ -59,8 +59,16 @@ impl Server {
     }
 
     /// Sends a request; `bearer` is any credential; `body` is sent as JSON when given.
-    pub async fn call(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(b) = bearer {
             req = req.bearer_auth(b);
         }
@@ -70,7 +78,11 @@ impl Server {
         let resp = req.send().await.expect("request sent");
         let status = resp.status();
         let text = resp.text().await.expect("body read");
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
@@ -78,13 +90,15 @@ impl Server {
         self.call(Method::GET, path, Some(bearer), None).await
     }
     pub async fn post(&self, path: &str, bearer: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, Some(bearer), Some(body)).await
+        self.call(Method::POST, path, Some(bearer), Some(body))
+            .await
     }
     pub async fn put(&self, path: &str, bearer: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::PUT, path, Some(bearer), Some(body)).await
     }
     pub async fn patch(&self, path: &str, bearer: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::PATCH, path, Some(bearer), Some(body)).await
+        self.call(Method::PATCH, path, Some(bearer), Some(body))
+            .await
     }
     pub async fn delete(&self, path: &str, bearer: &str) -> (StatusCode, Value) {
         self.call(Method::DELETE, path, Some(bearer), None).await
@@ -92,7 +106,9 @@ impl Server {
 
     /// Creates an app through the admin API.
     pub async fn app(&self, name: &str) -> TestApp {
-        let (status, body) = self.post("/v1/apps", &self.admin_key, json!({ "name": name })).await;
+        let (status, body) = self
+            .post("/v1/apps", &self.admin_key, json!({ "name": name }))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         TestApp {
             token: body["token"].as_str().expect("token").to_owned(),
@@ -102,9 +118,17 @@ impl Server {
 
     /// Creates (or updates) a user of `app` and returns a fresh token for them.
     pub async fn user(&self, app: &TestApp, id: &str) -> String {
-        let (status, body) = self.put(&format!("/v1/users/{id}"), &app.secret, json!({ "name": id })).await;
+        let (status, body) = self
+            .put(
+                &format!("/v1/users/{id}"),
+                &app.secret,
+                json!({ "name": id }),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let (status, body) = self.post(&format!("/v1/users/{id}/tokens"), &app.secret, json!({})).await;
+        let (status, body) = self
+            .post(&format!("/v1/users/{id}/tokens"), &app.secret, json!({}))
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["token"].as_str().expect("token").to_owned()
     }
@@ -119,7 +143,13 @@ impl Server {
 
     /// Sends a message and returns the created item.
     pub async fn send(&self, token: &str, room: i64, text: &str) -> Value {
-        let (status, item) = self.post(&format!("/v1/rooms/{room}/messages"), token, json!({ "text": text })).await;
+        let (status, item) = self
+            .post(
+                &format!("/v1/rooms/{room}/messages"),
+                token,
+                json!({ "text": text }),
+            )
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{item}");
         item
     }
