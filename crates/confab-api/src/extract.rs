@@ -106,11 +106,15 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = value
         .to_str()
         .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
-    value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("expected Authorization: Bearer <credential>"))
+    // The scheme name is case-insensitive (RFC 7235).
+    let (scheme, credential) = value.split_once(' ').unwrap_or((value, ""));
+    let credential = credential.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || credential.is_empty() {
+        return Err(ApiError::unauthorized(
+            "expected Authorization: Bearer <credential>",
+        ));
+    }
+    Ok(credential)
 }
 
 /// The operator, holding the admin key.

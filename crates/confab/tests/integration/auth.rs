@@ -96,7 +96,7 @@ async fn the_admin_key_guards_the_apps() {
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
-    // A lower-case scheme or a key without "Bearer" is not accepted either.
+    // A key without the "Bearer" scheme is refused; the scheme name is case-insensitive.
     let resp = s
         .client
         .get(format!("{}/v1/apps", s.base))
@@ -105,6 +105,14 @@ async fn the_admin_key_guards_the_apps() {
         .await
         .expect("sent");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = s
+        .client
+        .get(format!("{}/v1/apps", s.base))
+        .header("authorization", format!("bearer {}", s.admin_key))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), StatusCode::OK);
 
     let (status, created) = s
         .post("/v1/apps", &s.admin_key, json!({"name": "first"}))
