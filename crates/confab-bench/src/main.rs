@@ -1,1 +1,113 @@
-fn main() {}
+//! `confab-bench`: starts the real server in this process (127.0.0.1:0, a temp data dir,
+//! `durability = full`), drives it over real HTTP, and prints one table per scenario with the
+//! targets of the Performance section of issue 2 beside the measurements.
+
+mod harness;
+mod history;
+mod latency;
+mod raw;
+mod sends;
+mod stats;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use stats::Table;
+
+#[derive(Parser)]
+#[command(
+    name = "confab-bench",
+    about = "Benchmarks of the Confab server, in process, over HTTP"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+    #[command(flatten)]
+    opts: Opts,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// Concurrent durable sends into one room, and the raw SQLite group-commit limit.
+    Sends,
+    /// One sequential sender, against the cost of one fsync.
+    Latency,
+    /// Concurrent readers of the latest page of a very long room.
+    History,
+    /// Every scenario, one after the other.
+    All,
+}
+
+/// Options; each scenario reads the ones that concern it.
+#[derive(Args, Clone)]
+pub struct Opts {
+    /// Measured duration of the sends and history scenarios, in seconds.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Warm-up before each measured window, in seconds.
+    #[arg(long, global = true, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Duration of each raw SQLite loop in the sends scenario, in seconds.
+    #[arg(long, global = true, default_value_t = 5.0)]
+    pub raw_seconds: f64,
+    /// Concurrent senders (sends).
+    #[arg(long, global = true, default_value_t = 64)]
+    pub senders: usize,
+    /// Messages sent one after the other (latency).
+    #[arg(long, global = true, default_value_t = 2000)]
+    pub messages: usize,
+    /// Items in the history room.
+    #[arg(long, global = true, default_value_t = 1_000_000)]
+    pub items: u64,
+    /// Concurrent readers (history).
+    #[arg(long, global = true, default_value_t = 32)]
+    pub readers: usize,
+}
+
+/// Runs blocking work off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .context("blocking task")?
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(run(cli.scenario, &cli.opts))
+}
+
+async fn run(scenario: Scenario, opts: &Opts) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("# confab-bench");
+    println!();
+    println!(
+        "machine: {cores} cores; server and load generator in one process (one tokio runtime, \
+         {cores} worker threads); durability full (WAL, synchronous=FULL); data in {}",
+        std::env::temp_dir().display()
+    );
+    let all = scenario == Scenario::All;
+    let mut tables: Vec<Table> = Vec::new();
+    if all || scenario == Scenario::Sends {
+        tables.push(report(sends::run(opts).await?));
+    }
+    if all || scenario == Scenario::Latency {
+        tables.push(report(latency::run(opts).await?));
+    }
+    if all || scenario == Scenario::History {
+        tables.push(report(history::run(opts).await?));
+    }
+    let misses: usize = tables.iter().map(Table::misses).sum();
+    println!();
+    println!("targets missed: {misses}");
+    Ok(())
+}
+
+fn report(t: Table) -> Table {
+    print!("{}", t.render());
+    t
+}

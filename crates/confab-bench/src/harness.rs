@@ -1,0 +1,236 @@
+//! The server under test, started in this process on 127.0.0.1:0 with a fresh data dir and
+//! `durability = full`, and an HTTP client that keeps its connections.
+
+use anyhow::{Context, bail};
+use confab_core::Command;
+use confab_core::ids::{AppId, RoomNumber, UserId};
+use confab_core::store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// Idle connections kept per host: more than the largest number of concurrent clients.
+const POOL: usize = 1024;
+
+/// An HTTP client that reuses its connections.
+pub fn client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(POOL)
+        .tcp_nodelay(true)
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+pub struct Server {
+    pub base: String,
+    pub admin_key: String,
+    pub client: reqwest::Client,
+    pub running: confab::Running,
+    _dir: TempDir,
+}
+
+/// An app as its backend sees it.
+pub struct BenchApp {
+    pub token: String,
+    pub secret: String,
+}
+
+impl Server {
+    pub async fn start() -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir().context("cannot make a temp data dir")?;
+        let mut config = confab::config::Config::default();
+        config.set("listen", "127.0.0.1:0", "bench")?;
+        config.data_dir = dir.path().to_path_buf();
+        config.set("durability", "full", "bench")?;
+        let running = confab::start(&config).await?;
+        Ok(Server {
+            base: format!("http://{}", running.addr),
+            admin_key: running.admin_key.clone(),
+            client: client()?,
+            running,
+            _dir: dir,
+        })
+    }
+
+    /// Stops the server; the data dir goes when `self` drops.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.running.stop().await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request and fails unless the status is `want`.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+        want: StatusCode,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .client
+            .request(method.clone(), self.url(path))
+            .bearer_auth(bearer);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        if status != want {
+            bail!("{method} {path}: expected {want}, got {status}: {text}");
+        }
+        if text.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text).with_context(|| format!("{method} {path}: not JSON: {text}"))
+    }
+
+    pub async fn app(&self, name: &str) -> anyhow::Result<BenchApp> {
+        let body = self
+            .call(
+                Method::POST,
+                "/v1/apps",
+                &self.admin_key,
+                Some(json!({ "name": name })),
+                StatusCode::CREATED,
+            )
+            .await?;
+        Ok(BenchApp {
+            token: str_field(&body, "token")?,
+            secret: str_field(&body, "secret")?,
+        })
+    }
+
+    /// Creates a user of `app` and returns a fresh token for them.
+    pub async fn user(&self, app: &BenchApp, id: &str) -> anyhow::Result<String> {
+        self.call(
+            Method::PUT,
+            &format!("/v1/users/{id}"),
+            &app.secret,
+            Some(json!({ "name": id })),
+            StatusCode::OK,
+        )
+        .await?;
+        let body = self
+            .call(
+                Method::POST,
+                &format!("/v1/users/{id}/tokens"),
+                &app.secret,
+                Some(json!({})),
+                StatusCode::OK,
+            )
+            .await?;
+        str_field(&body, "token")
+    }
+
+    /// Creates `n` users `{prefix}0..` and returns their tokens, in order.
+    pub async fn users(
+        &self,
+        app: &BenchApp,
+        prefix: &str,
+        n: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut tokens = Vec::with_capacity(n);
+        for i in 0..n {
+            tokens.push(self.user(app, &format!("{prefix}{i}")).await?);
+        }
+        Ok(tokens)
+    }
+
+    /// Creates a private group room owned by the holder of `owner`, with `members` joined.
+    pub async fn group(&self, owner: &str, members: &[String]) -> anyhow::Result<i64> {
+        let body = json!({
+            "kind": "group", "name": "bench", "visibility": "private", "members": members
+        });
+        let room = self
+            .call(
+                Method::POST,
+                "/v1/rooms",
+                owner,
+                Some(body),
+                StatusCode::CREATED,
+            )
+            .await?;
+        room["number"]
+            .as_i64()
+            .with_context(|| format!("room without a number: {room}"))
+    }
+
+    /// The internal id of the app with public token `token`, for commands sent to the store.
+    pub async fn app_id(&self, token: &str) -> anyhow::Result<AppId> {
+        Ok(self
+            .running
+            .store
+            .app_by_token(token)
+            .await?
+            .context("the app is not in the store")?
+            .id)
+    }
+
+    /// Sends one message through the store directly (rules, log, projections, group commit;
+    /// no HTTP, no authentication).
+    pub async fn store_send(
+        &self,
+        app: AppId,
+        sender: &str,
+        room: i64,
+        text: String,
+    ) -> anyhow::Result<()> {
+        store_send(&self.running.store, app, sender, room, text).await
+    }
+
+    /// The room's details as `token` sees them.
+    pub async fn room(&self, token: &str, number: i64) -> anyhow::Result<Value> {
+        self.call(
+            Method::GET,
+            &format!("/v1/rooms/{number}"),
+            token,
+            None,
+            StatusCode::OK,
+        )
+        .await
+    }
+}
+
+fn str_field(v: &Value, key: &str) -> anyhow::Result<String> {
+    v[key]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no '{key}' in {v}"))
+}
+
+/// A message text of typical chat size (about 80 characters).
+pub fn message_text(sender: usize, i: u64) -> String {
+    format!("bench message {i:010} from sender {sender:03}: the quick brown fox jumps over the dog")
+}
+
+/// [`Server::store_send`] on a store handle that can move into a task.
+pub async fn store_send(
+    store: &confab_store_sqlite::SqliteStore,
+    app: AppId,
+    sender: &str,
+    room: i64,
+    text: String,
+) -> anyhow::Result<()> {
+    store
+        .execute(Command::Send {
+            app,
+            actor: Some(UserId(sender.to_owned())),
+            room: RoomNumber(room),
+            text,
+            reply_to: None,
+            client_id: None,
+        })
+        .await?;
+    Ok(())
+}
