@@ -71,6 +71,25 @@ pub trait Store: Send + Sync + 'static {
         query: HistoryQuery,
         limit: usize,
     ) -> StoreResult<(Vec<Item>, bool, bool)>;
+    /// `viewer`'s access to the room and a page of its timeline, read together (one round trip
+    /// where the backend can). The caller decides from the access whether to show the page.
+    async fn timeline(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: &UserId,
+        query: HistoryQuery,
+        limit: usize,
+    ) -> StoreResult<Option<(Access, Vec<Item>, bool, bool)>> {
+        let Some(access) = self.access(app, room, Some(viewer)).await? else {
+            return Ok(None);
+        };
+        if crate::rules::can_read_timeline(&access).is_err() {
+            return Ok(Some((access, Vec::new(), false, false)));
+        }
+        let (items, before, after) = self.history(app, room, query, limit).await?;
+        Ok(Some((access, items, before, after)))
+    }
     async fn item(&self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<Option<Item>>;
     /// Direct replies to `parent`, ascending; `query` bounds work on the replies' seqs.
     async fn replies(

@@ -212,8 +212,15 @@ fn commit_batch(
     }
 }
 
+fn exec_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(be)
+}
+
 fn run_one(conn: &Connection, cmd: Command) -> StoreResult<(Outcome, Vec<Event>)> {
-    conn.execute_batch("SAVEPOINT cmd").map_err(be)?;
+    exec_cached(conn, "SAVEPOINT cmd")?;
     let mut tx = tx::SqliteTx {
         conn,
         now: Timestamp::now(),
@@ -222,15 +229,15 @@ fn run_one(conn: &Connection, cmd: Command) -> StoreResult<(Outcome, Vec<Event>)
     match confab_core::rules::handle(&mut tx, cmd) {
         Ok(outcome) => {
             let appended = std::mem::take(&mut tx.appended);
-            conn.execute_batch("RELEASE cmd").map_err(be)?;
+            exec_cached(conn, "RELEASE cmd")?;
             Ok((outcome, appended))
         }
         Err(e) => {
             if let StoreError::Backend(msg) = &e {
                 tracing::error!(error = %msg, "command failed in the store");
             }
-            conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd")
-                .map_err(be)?;
+            exec_cached(conn, "ROLLBACK TO cmd")?;
+            exec_cached(conn, "RELEASE cmd")?;
             Err(e)
         }
     }
@@ -419,6 +426,28 @@ impl Store for SqliteStore {
     ) -> StoreResult<(Vec<Item>, bool, bool)> {
         self.read(move |c| read::history(c, app, room, query, limit))
             .await
+    }
+
+    async fn timeline(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: &UserId,
+        query: HistoryQuery,
+        limit: usize,
+    ) -> StoreResult<Option<(Access, Vec<Item>, bool, bool)>> {
+        let viewer = viewer.clone();
+        self.read(move |c| {
+            let Some(access) = read::access(c, app, room, Some(&viewer))? else {
+                return Ok(None);
+            };
+            if confab_core::rules::can_read_timeline(&access).is_err() {
+                return Ok(Some((access, Vec::new(), false, false)));
+            }
+            let (items, before, after) = read::history(c, app, room, query, limit)?;
+            Ok(Some((access, items, before, after)))
+        })
+        .await
     }
 
     async fn item(&self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<Option<Item>> {

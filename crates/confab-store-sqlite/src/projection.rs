@@ -224,10 +224,6 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
                     activity = ?4 WHERE id = ?1",
             )?
             .execute(params![rid, seq.0, pos.0, ev.offset.0])?;
-            conn.prepare_cached(
-                "UPDATE apps SET messages_count = messages_count + 1 WHERE id = ?1",
-            )?
-            .execute(params![app])?;
             if let Some(parent) = reply_to {
                 conn.prepare_cached(
                     "UPDATE items SET reply_count = reply_count + 1 WHERE id = ?1",
@@ -263,10 +259,6 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
                 "UPDATE rooms SET last_pos = ?2, messages_count = messages_count - 1 WHERE id = ?1",
             )?
             .execute(params![rid, pos.0])?;
-            conn.prepare_cached(
-                "UPDATE apps SET messages_count = messages_count - 1 WHERE id = ?1",
-            )?
-            .execute(params![app])?;
             if let Some(parent) = parent {
                 conn.prepare_cached(
                     "UPDATE items SET reply_count = reply_count - 1 WHERE id = ?1",
@@ -282,8 +274,16 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
             .execute(params![rid, user.as_str(), seq.0])?;
         }
     }
-    conn.prepare_cached("UPDATE apps SET last_offset = ?2 WHERE id = ?1")?
-        .execute(params![app, ev.offset.0])?;
+    // One update of the app row per event: its log offset, and its message count.
+    let messages_delta = match &ev.body {
+        EventBody::MessagePosted { .. } => 1,
+        EventBody::MessageDeleted { .. } => -1,
+        _ => 0,
+    };
+    conn.prepare_cached(
+        "UPDATE apps SET last_offset = ?2, messages_count = messages_count + ?3 WHERE id = ?1",
+    )?
+    .execute(params![app, ev.offset.0, messages_delta])?;
     Ok(())
 }
 

@@ -66,7 +66,8 @@ pub fn rooms_of_user(
          FROM members m JOIN rooms r ON r.id = m.room_id
          WHERE m.app_id = ?1 AND m.user_id = ?2 AND m.state = ?3 AND r.deleted = 0
            AND (r.activity < ?4 OR (r.activity = ?4 AND r.number < ?5))
-         ORDER BY r.activity DESC, r.number DESC LIMIT ?6",
+         ORDER BY r.activity DESC, r.number DESC LIMIT {lim}",
+        lim = limit + 1,
         cols = ROOM_COLS
             .split(", ")
             .map(|c| format!("r.{c}"))
@@ -76,14 +77,7 @@ pub fn rooms_of_user(
     let mut stmt = conn.prepare_cached(&sql).map_err(be)?;
     let rows = stmt
         .query_map(
-            params![
-                app.0,
-                user.as_str(),
-                state.as_str(),
-                act,
-                num,
-                (limit + 1) as i64
-            ],
+            params![app.0, user.as_str(), state.as_str(), act, num,],
             |r| Ok((rows::room(r)?, rows::member_at(r, 17)?)),
         )
         .map_err(be)?
@@ -143,14 +137,14 @@ pub fn public_rooms(
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {ROOM_COLS} FROM rooms WHERE app_id = ?1 AND visibility = 'public' AND deleted = 0
-               AND number > ?2 ORDER BY number LIMIT ?3"
+               AND number > ?2 ORDER BY number LIMIT {}",
+            limit + 1
         ))
         .map_err(be)?;
     let mut rows = stmt
-        .query_map(
-            params![app.0, after.map_or(0, |n| n.0), (limit + 1) as i64],
-            |r| Ok(rows::room(r)?.room),
-        )
+        .query_map(params![app.0, after.map_or(0, |n| n.0)], |r| {
+            Ok(rows::room(r)?.room)
+        })
         .map_err(be)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(be)?;
@@ -176,7 +170,8 @@ pub fn members(
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {MEMBER_COLS} FROM members WHERE room_id = ?1 AND (?2 IS NULL OR state = ?2)
-               AND user_id > ?3 ORDER BY user_id LIMIT ?4"
+               AND user_id > ?3 ORDER BY user_id LIMIT {}",
+            limit + 1
         ))
         .map_err(be)?;
     let mut rows = stmt
@@ -185,7 +180,6 @@ pub fn members(
                 rid,
                 state.map(MemberState::as_str),
                 after.map_or("", UserId::as_str),
-                (limit + 1) as i64
             ],
             rows::member,
         )
@@ -202,10 +196,10 @@ fn range(conn: &Connection, lo: i64, hi: i64, desc: bool, limit: usize) -> Store
     let order = if desc { "DESC" } else { "ASC" };
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {ITEM_COLS} FROM items WHERE id >= ?1 AND id <= ?2 ORDER BY id {order} LIMIT ?3"
+            "SELECT {ITEM_COLS} FROM items WHERE id >= ?1 AND id <= ?2 ORDER BY id {order} LIMIT {limit}"
         ))
         .map_err(be)?;
-    stmt.query_map(params![lo, hi, limit as i64], rows::item)
+    stmt.query_map(params![lo, hi], rows::item)
         .map_err(be)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(be)
@@ -309,10 +303,10 @@ pub fn replies(
         let mut stmt = conn
             .prepare_cached(&format!(
                 "SELECT {ITEM_COLS} FROM items WHERE room_id = ?1 AND reply_to = ?2 AND seq >= ?3
-                   AND seq <= ?4 ORDER BY seq {order} LIMIT ?5"
+                   AND seq <= ?4 ORDER BY seq {order} LIMIT {n}"
             ))
             .map_err(be)?;
-        stmt.query_map(params![rid, parent.0, lo, hi, n as i64], rows::item)
+        stmt.query_map(params![rid, parent.0, lo, hi], rows::item)
             .map_err(be)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(be)
@@ -334,13 +328,14 @@ pub fn changes(
         });
     };
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT pos, at, v, body, seq FROM events WHERE app_id = ?1 AND room_no = ?2 AND pos > ?3
-               AND pos IS NOT NULL ORDER BY pos LIMIT ?4",
-        )
+               AND pos IS NOT NULL ORDER BY pos LIMIT {}",
+            limit + 1
+        ))
         .map_err(be)?;
     let raw = stmt
-        .query_map(params![app.0, room.0, since.0, (limit + 1) as i64], |r| {
+        .query_map(params![app.0, room.0, since.0], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
@@ -377,13 +372,14 @@ pub fn events(
     limit: usize,
 ) -> StoreResult<Page<Event>> {
     let mut stmt = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT \"offset\", at, v, body FROM events WHERE app_id = ?1 AND \"offset\" > ?2
-               ORDER BY \"offset\" LIMIT ?3",
-        )
+               ORDER BY \"offset\" LIMIT {}",
+            limit + 1
+        ))
         .map_err(be)?;
     let raw = stmt
-        .query_map(params![app.0, after.0, (limit + 1) as i64], |r| {
+        .query_map(params![app.0, after.0], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,

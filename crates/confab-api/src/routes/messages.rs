@@ -154,11 +154,12 @@ pub async fn list_messages(
 ) -> ApiResult<axum::Json<ItemPageDto>> {
     let limit = cursor::limit(p.limit, 50, 200)?;
     let query = p.query()?;
-    readable(&state, me.app, number, &me.user).await?;
-    let (items, before, after) = state
+    let (access, items, before, after) = state
         .store
-        .history(me.app, RoomNumber(number), query, limit)
-        .await?;
+        .timeline(me.app, RoomNumber(number), &me.user, query, limit)
+        .await?
+        .ok_or_else(DomainError::room_not_found)?;
+    confab_core::rules::can_read_timeline(&access)?;
     Ok(axum::Json(item_page(items, before, after)))
 }
 
