@@ -97,8 +97,8 @@ pub fn token_app(token: &str) -> ApiResult<String> {
         .ok_or_else(|| ApiError::unauthorized("token names no app"))
 }
 
-/// Checks a user token against its app's key; returns the user.
-pub fn verify(keys: &AppKeys, token: &str) -> ApiResult<(AppId, UserId)> {
+/// Checks a user token against its app's key; returns the user and the expiry (Unix s).
+pub fn verify(keys: &AppKeys, token: &str) -> ApiResult<(AppId, UserId, i64)> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.leeway = 0;
     validation.validate_exp = true;
@@ -117,5 +117,5 @@ pub fn verify(keys: &AppKeys, token: &str) -> ApiResult<(AppId, UserId)> {
     })?;
     let user = confab_core::validate::user_id(&data.claims.sub)
         .map_err(|_| ApiError::unauthorized("invalid token"))?;
-    Ok((keys.id, user))
+    Ok((keys.id, user, data.claims.exp))
 }

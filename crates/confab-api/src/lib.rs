@@ -54,6 +54,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<ApiConfig>,
     pub keys: Arc<KeyCache>,
+    /// Tokens already verified, keyed by the whole signed token, with their expiry (Unix s).
+    verified: Arc<Mutex<HashMap<String, (AppId, UserId, i64)>>>,
     seen: Arc<Mutex<HashMap<(AppId, UserId), Instant>>>,
 }
 
@@ -66,18 +68,43 @@ impl AppState {
             store,
             config: Arc::new(config),
             keys: Arc::new(KeyCache::default()),
+            verified: Arc::new(Mutex::new(HashMap::new())),
             seen: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     pub async fn authenticate_user(&self, token: &str) -> ApiResult<(AppId, UserId)> {
+        // A token is only ever cached after its signature checked out, so a hit is the same
+        // token; the expiry is checked on every use, exactly as the first check did.
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Some((app, user, exp)) = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|m| m.get(token).cloned())
+        {
+            if exp < now {
+                return Err(ApiError::unauthorized("token expired"));
+            }
+            return Ok((app, user));
+        }
         let app_token = auth::token_app(token)?;
         let keys = self
             .keys
             .by_token(&self.store, &app_token)
             .await?
             .ok_or_else(|| ApiError::unauthorized("invalid token"))?;
-        auth::verify(&keys, token)
+        let (app, user, exp) = auth::verify(&keys, token)?;
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() >= 100_000 {
+                m.retain(|_, (_, _, e)| *e >= now);
+                if m.len() >= 100_000 {
+                    m.clear();
+                }
+            }
+            m.insert(token.to_owned(), (app, user.clone(), exp));
+        }
+        Ok((app, user))
     }
 
     /// Records that a user was active, at most once a minute per user, off the request path.
@@ -169,14 +196,17 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                let path = req
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .map_or("-", |p| p.as_str())
-                    .to_owned();
-                tracing::debug_span!("request", method = %req.method(), path, id = %uuid::Uuid::now_v7())
-            }),
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<_>| {
+                    // Field values are computed only when the span is enabled.
+                    tracing::debug_span!(
+                        "request",
+                        method = %req.method(),
+                        path = req.extensions().get::<axum::extract::MatchedPath>().map_or("-", |p| p.as_str()),
+                        id = %uuid::Uuid::now_v7(),
+                    )
+                },
+            ),
         )
         .with_state(state)
 }
