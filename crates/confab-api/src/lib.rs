@@ -48,6 +48,9 @@ impl Default for ApiConfig {
     }
 }
 
+/// A verified user token: its app, user and expiry (Unix seconds).
+type VerifiedToken = (AppId, UserId, i64);
+
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -55,7 +58,7 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     pub keys: Arc<KeyCache>,
     /// Tokens already verified, keyed by the whole signed token, with their expiry (Unix s).
-    verified: Arc<Mutex<HashMap<String, (AppId, UserId, i64)>>>,
+    verified: Arc<Mutex<HashMap<String, VerifiedToken>>>,
     seen: Arc<Mutex<HashMap<(AppId, UserId), Instant>>>,
 }
 

@@ -49,6 +49,7 @@ struct Route {
     query: &'static [&'static str],
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn r(
     method: HttpMethod,
     path: &'static str,

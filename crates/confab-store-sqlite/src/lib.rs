@@ -271,7 +271,7 @@ fn rebuild(conn: &Connection, progress: &Progress) -> StoreResult<u64> {
             };
             projection::apply(conn, &ev).map_err(be)?;
             done += 1;
-            if done % 10_000 == 0 || done == total {
+            if done.is_multiple_of(10_000) || done == total {
                 progress(done, total);
             }
         }

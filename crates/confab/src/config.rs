@@ -65,9 +65,9 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-fn num<T: std::str::FromStr>(value: &str, min: T, max: T) -> Result<T, String>
+fn num<T>(value: &str, min: T, max: T) -> Result<T, String>
 where
-    T: PartialOrd + std::fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
     let n: T = value
         .trim()
@@ -199,23 +199,25 @@ mod tests {
     fn layers_override_in_order_and_errors_name_the_key() {
         let mut c = Config::default();
         c.apply_toml("listen = \"127.0.0.1:9000\"\nreaders = 2\n", "confab.toml")
-            .unwrap();
+            .expect("accepted");
         assert_eq!(c.listen, "127.0.0.1:9000");
         c.apply_env(|k| (k == "CONFAB_READERS").then(|| "3".to_string()))
-            .unwrap();
+            .expect("accepted");
         assert_eq!(c.readers, 3);
         let e = c
             .apply_env(|k| (k == "CONFAB_LISTEN").then(|| "nope".to_string()))
-            .unwrap_err();
+            .expect_err("refused");
         assert!(
             e.to_string().contains("listen") && e.to_string().contains("CONFAB_LISTEN"),
             "{e}"
         );
-        let e = c.apply_toml("colour = 1", "confab.toml").unwrap_err();
+        let e = c
+            .apply_toml("colour = 1", "confab.toml")
+            .expect_err("refused");
         assert!(e.to_string().contains("colour"), "{e}");
         let e = c
             .set("durability", "sometimes", "--durability")
-            .unwrap_err();
+            .expect_err("refused");
         assert!(e.to_string().contains("durability"), "{e}");
     }
 }

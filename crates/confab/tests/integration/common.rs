@@ -26,10 +26,12 @@ impl Server {
     /// Starts a server with a fresh data dir after `tweak` adjusts the configuration.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config::default();
-        config.listen = "127.0.0.1:0".into();
-        config.data_dir = dir.path().to_path_buf();
-        config.log = "warn".into();
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().to_path_buf(),
+            log: "warn".into(),
+            ..Config::default()
+        };
         tweak(&mut config);
         let running = confab::start(&config).await.expect("server starts");
         Server {
