@@ -965,21 +965,33 @@ fn send(
         }
     }
     let (seq, pos) = next(&rs);
-    tx.append(
+    let event = tx.append(
         app,
         EventBody::MessagePosted {
             room,
             seq,
             pos,
-            sender: actor,
-            text,
+            sender: actor.clone(),
+            text: text.clone(),
             reply_to,
-            client_id,
+            client_id: client_id.clone(),
         },
     )?;
-    let item = tx
-        .item(app, room, seq)?
-        .ok_or_else(|| StoreError::Backend("item missing after append".into()))?;
+    // A new message is exactly what its event says; no need to read it back.
+    let item = Item {
+        seq,
+        pos,
+        kind: ItemKind::Message,
+        sender: actor,
+        text: Some(text),
+        reply_to,
+        reply_count: 0,
+        created_at: event.at,
+        edited_at: None,
+        deleted: false,
+        announcement: None,
+        client_id,
+    };
     Ok(Outcome::Item {
         item,
         created: true,

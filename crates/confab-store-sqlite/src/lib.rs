@@ -225,6 +225,7 @@ fn run_one(conn: &Connection, cmd: Command) -> StoreResult<(Outcome, Vec<Event>)
         conn,
         now: Timestamp::now(),
         appended: Vec::new(),
+        room_ids: Vec::new(),
     };
     match confab_core::rules::handle(&mut tx, cmd) {
         Ok(outcome) => {

@@ -14,6 +14,9 @@ pub struct SqliteTx<'c> {
     pub now: Timestamp,
     /// Events appended so far, in order, for publication after commit.
     pub appended: Vec<Event>,
+    /// Room ids looked up during this command. It lives for one command only, so a rolled
+    /// back room creation can never leave a stale entry behind.
+    pub room_ids: Vec<((AppId, RoomNumber), i64)>,
 }
 
 fn be(e: rusqlite::Error) -> StoreError {
@@ -21,8 +24,15 @@ fn be(e: rusqlite::Error) -> StoreError {
 }
 
 impl SqliteTx<'_> {
-    fn rid(&self, app: AppId, room: RoomNumber) -> StoreResult<Option<i64>> {
-        rows::room_id(self.conn, app, room).map_err(be)
+    fn rid(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Option<i64>> {
+        if let Some((_, id)) = self.room_ids.iter().find(|(k, _)| *k == (app, room)) {
+            return Ok(Some(*id));
+        }
+        let id = rows::room_id(self.conn, app, room).map_err(be)?;
+        if let Some(id) = id {
+            self.room_ids.push(((app, room), id));
+        }
+        Ok(id)
     }
 }
 
