@@ -407,3 +407,102 @@ pub struct ErrorBodyDto {
     pub code: String,
     pub message: String,
 }
+
+/// Where a search term matched: characters `start..end` (Unicode scalar values) of `text`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpanDto {
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHitDto {
+    pub room: i64,
+    pub seq: i64,
+    pub text: String,
+    pub sender: Option<String>,
+    pub created_at: String,
+    pub edited_at: Option<String>,
+    /// The matched ranges, in order, overlapping matches merged.
+    pub spans: Vec<SpanDto>,
+}
+
+impl SearchHitDto {
+    pub fn new(h: &confab_core::search::Hit) -> Self {
+        SearchHitDto {
+            room: h.room.0,
+            seq: h.item.seq.0,
+            text: h.item.text.clone().unwrap_or_default(),
+            sender: h.item.sender.as_ref().map(|s| s.0.clone()),
+            created_at: h.item.created_at.to_rfc3339(),
+            edited_at: h.item.edited_at.map(|t| t.to_rfc3339()),
+            spans: h
+                .spans
+                .iter()
+                .map(|s| SpanDto {
+                    start: s.start,
+                    end: s.end,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchPageDto {
+    /// Newest first.
+    pub hits: Vec<SearchHitDto>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// An application as the seed-004 compatible API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompatAppDto {
+    pub token: String,
+    pub name: String,
+    /// Chats (rooms) of the app; exact at all times.
+    pub chats_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Only in the answer to creation: the app secret for Confab's own API (`/v1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompatChatDto {
+    pub number: i64,
+    /// Messages in the chat; exact at all times.
+    pub messages_count: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompatMessageDto {
+    pub number: i64,
+    /// `null` once the message was deleted (through `/v1`).
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompatAutocompleteDto {
+    /// Matching messages of the chat, newest first.
+    pub messages: Vec<CompatMessageDto>,
+    pub page: i64,
+    pub limit: i64,
+    /// Whether a further page has results.
+    pub has_more: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompatMessageReq {
+    pub content: String,
+}

@@ -98,9 +98,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts
-        .headers
+fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer credential"))?;
     let value = value
@@ -120,6 +119,18 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 /// The operator, holding the admin key.
 pub struct Admin;
 
+impl Admin {
+    /// Checks the admin key in `headers`, for handlers that need it only sometimes.
+    pub fn check(headers: &axum::http::HeaderMap, state: &AppState) -> Result<Admin, ApiError> {
+        let key = bearer(headers)?;
+        if auth::constant_time_eq(key, &state.config.admin_key) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::unauthorized("invalid admin key"))
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
@@ -127,12 +138,7 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = bearer(parts)?;
-        if auth::constant_time_eq(key, &state.config.admin_key) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::unauthorized("invalid admin key"))
-        }
+        Admin::check(&parts.headers, state)
     }
 }
 
@@ -148,7 +154,7 @@ impl FromRequestParts<AppState> for AppCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let secret = bearer(parts)?;
+        let secret = bearer(&parts.headers)?;
         match state.keys.by_secret(&state.store, secret).await? {
             Some(keys) => Ok(AppCaller { keys }),
             None => Err(ApiError::unauthorized("invalid app secret")),
@@ -169,7 +175,7 @@ impl FromRequestParts<AppState> for UserCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
+        let token = bearer(&parts.headers)?;
         let (app, user) = state.authenticate_user(token).await?;
         state.seen(app, &user);
         Ok(UserCaller { app, user })
@@ -189,7 +195,7 @@ impl FromRequestParts<AppState> for AppOrUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let credential = bearer(parts)?;
+        let credential = bearer(&parts.headers)?;
         if credential.matches('.').count() == 2 {
             UserCaller::from_request_parts(parts, state)
                 .await

@@ -34,6 +34,8 @@ pub struct ApiConfig {
     pub default_token_ttl: i64,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Whether the compatible API creates apps without the admin key.
+    pub open_app_creation: bool,
 }
 
 impl Default for ApiConfig {
@@ -44,6 +46,7 @@ impl Default for ApiConfig {
             max_token_ttl: 30 * 24 * 3600,
             default_token_ttl: 24 * 3600,
             max_body_bytes: 256 * 1024,
+            open_app_creation: true,
         }
     }
 }

@@ -398,14 +398,113 @@ fn routes() -> Vec<Route> {
             Some("ChangePageDto"),
             &["since", "limit"],
         ),
+        r(
+            G,
+            "/v1/rooms/{number}/search",
+            "Search the room's messages (partial match, newest first)",
+            User,
+            Option::None,
+            "200",
+            Some("SearchPageDto"),
+            &["q", "cursor", "limit"],
+        ),
+        r(
+            G,
+            "/v1/search",
+            "Search the messages of every room I have joined (newest first)",
+            User,
+            Option::None,
+            "200",
+            Some("SearchPageDto"),
+            &["q", "cursor", "limit"],
+        ),
+        r(
+            P,
+            "/api/v1/apps",
+            "Seed-004 API: create an application (admin key only if open_app_creation is off)",
+            None,
+            Some("CreateAppReq"),
+            "201",
+            Some("CompatAppDto"),
+            &[],
+        ),
+        r(
+            PU,
+            "/api/v1/apps/{token}",
+            "Seed-004 API: rename an application",
+            None,
+            Some("CreateAppReq"),
+            "200",
+            Some("CompatAppDto"),
+            &[],
+        ),
+        r(
+            G,
+            "/api/v1/apps/{token}",
+            "Seed-004 API: an application with its chats_count",
+            None,
+            Option::None,
+            "200",
+            Some("CompatAppDto"),
+            &[],
+        ),
+        r(
+            P,
+            "/api/v1/apps/{token}/chats",
+            "Seed-004 API: create a chat (no body); returns its number",
+            None,
+            Option::None,
+            "201",
+            Some("CompatChatDto"),
+            &[],
+        ),
+        r(
+            G,
+            "/api/v1/apps/{token}/chats/{number}",
+            "Seed-004 API: a chat with its messages_count",
+            None,
+            Option::None,
+            "200",
+            Some("CompatChatDto"),
+            &[],
+        ),
+        r(
+            P,
+            "/api/v1/apps/{token}/chats/{number}/messages",
+            "Seed-004 API: create a message; returns its number",
+            None,
+            Some("CompatMessageReq"),
+            "201",
+            Some("CompatMessageDto"),
+            &[],
+        ),
+        r(
+            G,
+            "/api/v1/apps/{token}/chats/{number}/messages/autocomplete",
+            "Seed-004 API: messages of the chat partially matching a keyword",
+            None,
+            Option::None,
+            "200",
+            Some("CompatAutocompleteDto"),
+            &["keyword", "limit", "page"],
+        ),
+        r(
+            G,
+            "/api/v1/apps/{token}/chats/{number}/messages/{seq}",
+            "Seed-004 API: one message by its number",
+            None,
+            Option::None,
+            "200",
+            Some("CompatMessageDto"),
+            &[],
+        ),
     ]
 }
 
 fn param(name: &str, place: ParameterIn) -> utoipa::openapi::path::Parameter {
     let ty = match name {
-        "number" | "seq" | "before" | "after" | "around" | "from" | "to" | "limit" | "since" => {
-            Type::Integer
-        }
+        "number" | "seq" | "before" | "after" | "around" | "from" | "to" | "limit" | "since"
+        | "page" => Type::Integer,
         _ => Type::String,
     };
     let required = if matches!(place, ParameterIn::Path) {
@@ -471,6 +570,14 @@ pub fn document() -> OpenApi {
         .schema_from::<ErrorDto>()
         .schema_from::<ErrorBodyDto>()
         .schema_from::<AppDto>()
+        .schema_from::<SpanDto>()
+        .schema_from::<SearchHitDto>()
+        .schema_from::<SearchPageDto>()
+        .schema_from::<CompatAppDto>()
+        .schema_from::<CompatChatDto>()
+        .schema_from::<CompatMessageDto>()
+        .schema_from::<CompatMessageReq>()
+        .schema_from::<CompatAutocompleteDto>()
         .schema_from::<UserDto>()
         .schema_from::<TokenDto>()
         .schema_from::<RoomDto>()

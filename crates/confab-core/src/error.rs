@@ -45,6 +45,8 @@ pub enum ErrorCode {
     TooManyMembers,
     TargetNotMember,
     NotBanned,
+    InvalidQuery,
+    QueryTooLong,
 }
 
 impl ErrorCode {
@@ -77,6 +79,8 @@ impl ErrorCode {
             TooManyMembers => "too_many_members",
             TargetNotMember => "target_not_member",
             NotBanned => "not_banned",
+            InvalidQuery => "invalid_search",
+            QueryTooLong => "query_too_long",
         }
     }
 
@@ -89,10 +93,9 @@ impl ErrorCode {
             NotAMember | NotAllowed | Banned | CannotTargetRank => K::Forbidden,
             RoomAliasTaken | DirectRoomFixed | AlreadyMember | NotApplied | NotInvited
             | ClientIdReused | MessageDeleted | TargetNotMember | NotBanned => K::Conflict,
-            NotAMessage | SeqOutOfRange | InvalidInput | TextEmpty | DirectWithSelf => {
-                K::Unprocessable
-            }
-            TextTooLong | NameTooLong | TooManyMembers => K::TooLarge,
+            NotAMessage | SeqOutOfRange | InvalidInput | TextEmpty | DirectWithSelf
+            | InvalidQuery => K::Unprocessable,
+            TextTooLong | NameTooLong | TooManyMembers | QueryTooLong => K::TooLarge,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod event;
 pub mod ids;
 pub mod model;
 pub mod rules;
+pub mod search;
 pub mod store;
 pub mod validate;
 

@@ -10,6 +10,7 @@ use crate::model::{
     Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
     RoomSummary, User,
 };
+use crate::search;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -108,6 +109,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Page<Change>>;
     async fn events(&self, app: AppId, after: Offset, limit: usize) -> StoreResult<Page<Event>>;
+
+    /// Messages in `scope` that match `query`, newest first (by `created_at`, then room and seq,
+    /// descending), strictly before `before`. Consistent with every acknowledged write.
+    async fn search(
+        &self,
+        app: AppId,
+        scope: search::Scope,
+        query: search::Query,
+        before: Option<search::Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<search::Hit>>;
 
     /// Drops every projection and replays the whole log into it.
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64>;

@@ -6,6 +6,7 @@ mod projection;
 mod read;
 mod rows;
 mod schema;
+mod search;
 mod tx;
 
 pub use schema::Durability;
@@ -486,6 +487,18 @@ impl Store for SqliteStore {
 
     async fn events(&self, app: AppId, after: Offset, limit: usize) -> StoreResult<Page<Event>> {
         self.read(move |c| read::events(c, app, after, limit)).await
+    }
+
+    async fn search(
+        &self,
+        app: AppId,
+        scope: confab_core::search::Scope,
+        query: confab_core::search::Query,
+        before: Option<confab_core::search::Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<confab_core::search::Hit>> {
+        self.read(move |c| search::search(c, app, scope, query, before, limit))
+            .await
     }
 
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64> {

@@ -20,6 +20,9 @@ pub struct Config {
     pub max_token_ttl: i64,
     pub default_token_ttl: i64,
     pub log: String,
+    /// Whether `POST /api/v1/apps` (the seed-004 compatible API) creates apps without the admin
+    /// key, as that API expects. `false` requires the admin key there too.
+    pub open_app_creation: bool,
 }
 
 impl Default for Config {
@@ -37,6 +40,7 @@ impl Default for Config {
             max_token_ttl: 30 * 24 * 3600,
             default_token_ttl: 24 * 3600,
             log: "info".into(),
+            open_app_creation: true,
         }
     }
 }
@@ -55,6 +59,7 @@ pub const KEYS: &[&str] = &[
     "max_token_ttl",
     "default_token_ttl",
     "log",
+    "open_app_creation",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +134,13 @@ impl Config {
                 self.default_token_ttl = num(value, 60, 366 * 24 * 3600).map_err(err)?
             }
             "log" => self.log = value.to_owned(),
+            "open_app_creation" => {
+                self.open_app_creation = match value.trim() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    other => return Err(err(format!("'{other}' is not true or false"))),
+                }
+            }
             _ => return Err(err("unknown key".into())),
         }
         Ok(())

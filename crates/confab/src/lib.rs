@@ -80,6 +80,7 @@ pub fn api_config(config: &Config, admin_key: String) -> ApiConfig {
         max_token_ttl: config.max_token_ttl,
         default_token_ttl: config.default_token_ttl,
         max_body_bytes: config.max_body_bytes,
+        open_app_creation: config.open_app_creation,
     }
 }
 

@@ -1,11 +1,13 @@
 //! Routes, one module per resource. Handlers are thin: extract, call the store, map to a DTO.
 
 mod apps;
+mod compat;
 mod events;
 mod health;
 mod members;
 mod messages;
 mod rooms;
+mod search;
 mod users;
 
 use crate::AppState;
@@ -66,6 +68,27 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/rooms/{number}/read", put(messages::mark_read))
         .route("/v1/rooms/{number}/changes", get(messages::list_changes))
+        .route("/v1/rooms/{number}/search", get(search::search_room))
+        .route("/v1/search", get(search::search_mine))
+        .route("/api/v1/apps", post(compat::create_app))
+        .route(
+            "/api/v1/apps/{token}",
+            put(compat::rename_app).get(compat::get_app),
+        )
+        .route("/api/v1/apps/{token}/chats", post(compat::create_chat))
+        .route("/api/v1/apps/{token}/chats/{number}", get(compat::get_chat))
+        .route(
+            "/api/v1/apps/{token}/chats/{number}/messages",
+            post(compat::create_message),
+        )
+        .route(
+            "/api/v1/apps/{token}/chats/{number}/messages/autocomplete",
+            get(compat::autocomplete),
+        )
+        .route(
+            "/api/v1/apps/{token}/chats/{number}/messages/{seq}",
+            get(compat::get_message),
+        )
 }
 
 pub async fn not_found() -> ApiError {

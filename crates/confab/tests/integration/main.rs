@@ -5,9 +5,11 @@ mod common;
 
 mod auth;
 mod cli;
+mod compat;
 mod durability;
 mod history;
 mod members;
 mod messages;
 mod rooms;
+mod search;
 mod smoke;

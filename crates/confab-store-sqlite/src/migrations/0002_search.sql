@@ -1,0 +1,38 @@
+-- Partial-match message search: an FTS5 trigram index over the text of live messages.
+-- It is an external-content index on `items` kept in step by triggers, so it is part of every
+-- write transaction (a message is searchable once its send is acknowledged) and of every replay.
+-- Announcements and deleted messages are not indexed. `case_sensitive 0` folds Unicode case.
+CREATE VIRTUAL TABLE items_fts USING fts5(
+    text,
+    content = 'items',
+    content_rowid = 'id',
+    tokenize = 'trigram case_sensitive 0'
+);
+
+CREATE TRIGGER items_fts_insert AFTER INSERT ON items
+WHEN new.kind = 'message' AND new.text IS NOT NULL
+BEGIN
+    INSERT INTO items_fts (rowid, text) VALUES (new.id, new.text);
+END;
+
+CREATE TRIGGER items_fts_update_old AFTER UPDATE OF text ON items
+WHEN old.kind = 'message' AND old.text IS NOT NULL
+BEGIN
+    INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+
+CREATE TRIGGER items_fts_update_new AFTER UPDATE OF text ON items
+WHEN new.kind = 'message' AND new.text IS NOT NULL
+BEGIN
+    INSERT INTO items_fts (rowid, text) VALUES (new.id, new.text);
+END;
+
+CREATE TRIGGER items_fts_delete AFTER DELETE ON items
+WHEN old.kind = 'message' AND old.text IS NOT NULL
+BEGIN
+    INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+
+-- Index what an earlier version already stored.
+INSERT INTO items_fts (rowid, text)
+    SELECT id, text FROM items WHERE kind = 'message' AND text IS NOT NULL;
