@@ -6,6 +6,7 @@ mod harness;
 mod history;
 mod latency;
 mod raw;
+mod search;
 mod sends;
 mod stats;
 
@@ -33,6 +34,8 @@ enum Scenario {
     Latency,
     /// Concurrent readers of the latest page of a very long room.
     History,
+    /// Newest-first search over many messages in many rooms, and the index's cost on sends.
+    Search,
     /// Every scenario, one after the other.
     All,
 }
@@ -61,6 +64,15 @@ pub struct Opts {
     /// Concurrent readers (history).
     #[arg(long, global = true, default_value_t = 32)]
     pub readers: usize,
+    /// Messages in the searched app (search).
+    #[arg(long, global = true, default_value_t = 1_000_000)]
+    pub search_messages: u64,
+    /// Rooms in the searched app (search).
+    #[arg(long, global = true, default_value_t = 1000)]
+    pub rooms: usize,
+    /// Sequential requests per search case (search).
+    #[arg(long, global = true, default_value_t = 300)]
+    pub queries: usize,
 }
 
 /// Runs blocking work off the async workers.
@@ -100,6 +112,11 @@ async fn run(scenario: Scenario, opts: &Opts) -> anyhow::Result<()> {
     }
     if all || scenario == Scenario::History {
         tables.push(report(history::run(opts).await?));
+    }
+    if all || scenario == Scenario::Search {
+        for t in search::run(opts).await? {
+            tables.push(report(t));
+        }
     }
     let misses: usize = tables.iter().map(Table::misses).sum();
     println!();

@@ -113,12 +113,23 @@ impl Query {
             .map(String::as_str)
     }
 
-    /// An FTS5 expression requiring every indexed term as a substring, or `None` when all
-    /// terms are too short for the index.
+    /// An FTS5 expression for a trigram index that keeps no positions: every trigram of every
+    /// indexed term must be present. `None` when all terms are too short for the index. It
+    /// proposes a superset of the matches; [`Query::spans`] decides.
     pub fn fts5_expression(&self) -> Option<String> {
-        let parts: Vec<String> = self
-            .indexed_terms()
-            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        let mut grams: Vec<String> = Vec::new();
+        for term in self.indexed_terms() {
+            let chars: Vec<char> = term.chars().collect();
+            for w in chars.windows(INDEXED_TERM_CHARS) {
+                let g: String = w.iter().collect();
+                if !grams.contains(&g) {
+                    grams.push(g);
+                }
+            }
+        }
+        let parts: Vec<String> = grams
+            .iter()
+            .map(|g| format!("\"{}\"", g.replace('"', "\"\"")))
             .collect();
         (!parts.is_empty()).then(|| parts.join(" AND "))
     }
@@ -236,7 +247,11 @@ mod tests {
         assert_eq!(q("ab").fts5_expression(), None);
         assert_eq!(
             q("say \"hi\" ab").fts5_expression().as_deref(),
-            Some("\"\"\"hi\"\"\" AND \"say\"")
+            Some("\"\"\"hi\" AND \"hi\"\"\" AND \"say\"")
+        );
+        assert_eq!(
+            q("hello").fts5_expression().as_deref(),
+            Some("\"hel\" AND \"ell\" AND \"llo\"")
         );
     }
 }

@@ -2,11 +2,16 @@
 -- It is an external-content index on `items` kept in step by triggers, so it is part of every
 -- write transaction (a message is searchable once its send is acknowledged) and of every replay.
 -- Announcements and deleted messages are not indexed. `case_sensitive 0` folds Unicode case.
+-- The index keeps only which rows hold each trigram (`detail = none`, no sizes): a query asks for
+-- rows holding every trigram of its terms, and the store confirms each candidate against the
+-- text. That keeps the index small and cheap to write.
 CREATE VIRTUAL TABLE items_fts USING fts5(
     text,
     content = 'items',
     content_rowid = 'id',
-    tokenize = 'trigram case_sensitive 0'
+    tokenize = 'trigram case_sensitive 0',
+    detail = none,
+    columnsize = 0
 );
 
 CREATE TRIGGER items_fts_insert AFTER INSERT ON items
