@@ -313,8 +313,8 @@ async fn bench_store(
     if !with_index {
         let conn = rusqlite::Connection::open(&path)?;
         conn.execute_batch(
-            "DROP TRIGGER items_fts_insert; DROP TRIGGER items_fts_update_old;
-             DROP TRIGGER items_fts_update_new; DROP TRIGGER items_fts_delete;",
+            "DROP TRIGGER items_fts_insert; DROP TRIGGER items_fts_update;
+             DROP TRIGGER items_fts_delete;",
         )?;
     }
     let store = Arc::new(SqliteStore::open(&path, Options::default())?);

@@ -667,6 +667,11 @@ pub async fn search_follows_writes(store: Arc<dyn Store>) {
         found(search_all(&store, app, joined("u0"), "oodb").await),
         ["Goodbye world"]
     );
+    // Trigrams the old and the new text share ("world") still find the message.
+    assert_eq!(
+        found(search_all(&store, app, joined("u0"), "world").await),
+        ["Goodbye world"]
+    );
     // A delete too.
     store
         .execute(Command::Delete {

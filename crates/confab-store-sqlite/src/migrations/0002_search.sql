@@ -20,16 +20,14 @@ BEGIN
     INSERT INTO items_fts (rowid, text) VALUES (new.id, new.text);
 END;
 
-CREATE TRIGGER items_fts_update_old AFTER UPDATE OF text ON items
-WHEN old.kind = 'message' AND old.text IS NOT NULL
+-- One trigger for edits, so the old text leaves the index before the new text enters it (two
+-- triggers would fire in an unspecified order, and trigrams shared by both texts could be lost).
+CREATE TRIGGER items_fts_update AFTER UPDATE OF text ON items
 BEGIN
-    INSERT INTO items_fts (items_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-
-CREATE TRIGGER items_fts_update_new AFTER UPDATE OF text ON items
-WHEN new.kind = 'message' AND new.text IS NOT NULL
-BEGIN
-    INSERT INTO items_fts (rowid, text) VALUES (new.id, new.text);
+    INSERT INTO items_fts (items_fts, rowid, text)
+        SELECT 'delete', old.id, old.text WHERE old.kind = 'message' AND old.text IS NOT NULL;
+    INSERT INTO items_fts (rowid, text)
+        SELECT new.id, new.text WHERE new.kind = 'message' AND new.text IS NOT NULL;
 END;
 
 CREATE TRIGGER items_fts_delete AFTER DELETE ON items
