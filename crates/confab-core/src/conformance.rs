@@ -536,7 +536,16 @@ pub async fn snapshot(store: &Arc<dyn Store>, app: AppId) -> Vec<String> {
 }
 
 /// Every hit of a query, following cursors to the end (pages of 7, to cross page boundaries).
+/// It asks twice: at once, and after background indexing settled; both answers must agree.
 pub async fn search_all(store: &Arc<dyn Store>, app: AppId, scope: Scope, q: &str) -> Vec<Hit> {
+    let first = search_pages(store, app, scope.clone(), q).await;
+    store.settle().await.expect("settle");
+    let settled = search_pages(store, app, scope, q).await;
+    assert_eq!(first, settled, "search {q:?} before and after indexing");
+    settled
+}
+
+async fn search_pages(store: &Arc<dyn Store>, app: AppId, scope: Scope, q: &str) -> Vec<Hit> {
     let query = Query::parse(q).expect("query");
     let mut out: Vec<Hit> = Vec::new();
     let mut before = None;

@@ -121,6 +121,12 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Page<search::Hit>>;
 
+    /// Waits until background work on committed writes (search indexing) has caught up. Reads
+    /// never need this to be correct; tests and benchmarks use it to reach a known state.
+    async fn settle(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Drops every projection and replays the whole log into it.
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64>;
     /// Whether the store answers.

@@ -2,6 +2,7 @@
 //! many commands per transaction (group commit), each in a savepoint so a refused command leaves
 //! no trace; readers use a separate pool. WAL mode; `synchronous=FULL` unless told otherwise.
 
+mod index;
 mod projection;
 mod read;
 mod rows;
@@ -34,6 +35,9 @@ const MAX_BATCH: usize = 512;
 pub struct Options {
     pub durability: Durability,
     pub readers: usize,
+    /// Whether the background search indexer runs. Without it search still answers exactly,
+    /// by reading every message (benchmarks switch it off to measure its cost).
+    pub search_index: bool,
 }
 
 impl Default for Options {
@@ -41,6 +45,7 @@ impl Default for Options {
         Options {
             durability: Durability::Full,
             readers: 4,
+            search_index: true,
         }
     }
 }
@@ -56,6 +61,7 @@ pub struct SqliteStore {
     permits: Semaphore,
     committed: broadcast::Sender<Arc<Event>>,
     path: PathBuf,
+    index: Arc<index::Shared>,
 }
 
 fn be(e: impl std::fmt::Display) -> StoreError {
@@ -74,20 +80,27 @@ impl SqliteStore {
         let mut writer = Connection::open(path).map_err(be)?;
         schema::configure(&writer, options.durability).map_err(be)?;
         schema::migrate(&mut writer).map_err(be)?;
+        let index = index::start(path, options.search_index).map_err(be)?;
         let mut readers = Vec::new();
         for _ in 0..options.readers.max(1) {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let conn = Connection::open_with_flags(path, flags).map_err(be)?;
             schema::configure(&conn, options.durability).map_err(be)?;
+            conn.execute(
+                "ATTACH DATABASE ?1 AS s",
+                params![index.path.to_string_lossy()],
+            )
+            .map_err(be)?;
             conn.pragma_update(None, "query_only", true).map_err(be)?;
             readers.push(conn);
         }
         let (jobs, rx) = mpsc::channel(4096);
         let (committed, _) = broadcast::channel(4096);
         let publish = committed.clone();
+        let writer_index = index.clone();
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx, publish))
+            .spawn(move || writer_loop(writer, rx, publish, writer_index))
             .map_err(be)?;
         Ok(SqliteStore {
             jobs,
@@ -95,6 +108,7 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(readers)),
             committed,
             path: path.to_owned(),
+            index,
         })
     }
 
@@ -148,6 +162,7 @@ fn writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<Job>,
     publish: broadcast::Sender<Arc<Event>>,
+    index: Arc<index::Shared>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -163,12 +178,22 @@ fn writer_loop(
             match job {
                 Job::Command(cmd, reply) => commands.push((cmd, reply)),
                 Job::Rebuild(progress, reply) => {
-                    let _ = reply.send(rebuild(&conn, &progress));
+                    // The replay renumbers items: the index starts over, and the indexer
+                    // waits until the replay is committed.
+                    let result = match index.lock.lock() {
+                        Ok(_guard) => index::reset(&index)
+                            .map_err(be)
+                            .and_then(|()| rebuild(&conn, &progress)),
+                        Err(e) => Err(be(e)),
+                    };
+                    let _ = reply.send(result);
+                    index.wake();
                 }
             }
         }
         if !commands.is_empty() {
             commit_batch(&conn, commands, &publish);
+            index.wake();
         }
     }
 }
@@ -499,6 +524,30 @@ impl Store for SqliteStore {
     ) -> StoreResult<Page<confab_core::search::Hit>> {
         self.read(move |c| search::search(c, app, scope, query, before, limit))
             .await
+    }
+
+    async fn settle(&self) -> StoreResult<()> {
+        if !self.index.enabled {
+            return Ok(());
+        }
+        loop {
+            let (mark, last) = self
+                .read(|c| {
+                    c.query_row(
+                        "SELECT (SELECT last_event FROM s.index_state), \
+                         (SELECT COALESCE(MAX(id), 0) FROM events)",
+                        [],
+                        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                    )
+                    .map_err(be)
+                })
+                .await?;
+            if mark >= last {
+                return Ok(());
+            }
+            self.index.wake();
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64> {

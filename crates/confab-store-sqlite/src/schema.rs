@@ -3,10 +3,7 @@
 use rusqlite::Connection;
 
 /// Migrations in order; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_search.sql"),
-];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,21 +1,22 @@
-//! Message search on the FTS5 trigram index (`items_fts`, see migration 0002).
+//! Message search on the FTS5 trigram index (`s.items_fts`, see `index.rs`).
 //!
-//! Each room's messages are one contiguous rowid range, so a room is searched newest first by
-//! walking the index backwards inside that range; the index only proposes candidates, and
-//! `Query::spans` confirms each one (this is also how terms under three characters, which a
-//! trigram index cannot serve, are matched). Searching several rooms walks them one by one,
-//! busiest first, and stops walking a room as soon as its next candidate is older than
-//! everything already collected.
+//! Messages posted or edited after the index's mark are read directly (the tail); older ones
+//! come from the index. Each room's messages are one contiguous rowid range, so a room is
+//! searched newest first by walking the index backwards inside that range; the index only
+//! proposes candidates, and `Query::spans` confirms each one against the current text (this is
+//! also how terms under three characters, which a trigram index cannot serve, are matched).
+//! Searching several rooms walks them one by one, busiest first, and stops walking a room as
+//! soon as its next candidate is older than everything already collected.
 
 use crate::rows::{self, ITEM_COLS, item_key};
 use confab_core::error::StoreError;
-use confab_core::ids::{AppId, RoomNumber};
+use confab_core::ids::{AppId, RoomNumber, Seq};
 use confab_core::model::{Item, ItemKind, Page};
 use confab_core::search::{Cursor, Hit, Query, Scope};
 use confab_core::store::StoreResult;
 use rusqlite::{Connection, params};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 fn be(e: rusqlite::Error) -> StoreError {
     StoreError::backend(e)
@@ -88,8 +89,8 @@ pub fn search(
         .join(", ");
     let sql = match fts {
         Some(_) => format!(
-            "SELECT {cols} FROM items_fts f JOIN items i ON i.id = f.rowid
-             WHERE items_fts MATCH ?3 AND f.rowid BETWEEN ?1 AND ?2
+            "SELECT {cols} FROM s.items_fts f JOIN items i ON i.id = f.rowid
+             WHERE f.items_fts MATCH ?3 AND f.rowid BETWEEN ?1 AND ?2
              ORDER BY f.rowid DESC"
         ),
         None => format!(
@@ -98,10 +99,60 @@ pub fn search(
              ORDER BY i.id DESC"
         ),
     };
-    let mut stmt = conn.prepare_cached(&sql).map_err(be)?;
+    let rooms = rooms_in_scope(conn, app, &scope)?;
     // The newest `want` hits so far, as a min-heap: its top is the oldest kept.
     let mut kept: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(want + 1);
-    for (room_id, number) in rooms_in_scope(conn, app, &scope)? {
+    let mut seen: HashSet<(i64, i64)> = HashSet::new();
+    let consider = |room: RoomNumber, item: Item, kept: &mut BinaryHeap<Reverse<Ranked>>| {
+        let key = Cursor {
+            created_at: item.created_at,
+            room,
+            seq: item.seq,
+        };
+        if before.is_some_and(|c| key >= c) || item.kind != ItemKind::Message || item.deleted {
+            return;
+        }
+        let Some(spans) = item.text.as_deref().and_then(|t| query.spans(t)) else {
+            return;
+        };
+        kept.push(Reverse(Ranked(Hit { room, item, spans })));
+        if kept.len() > want {
+            kept.pop();
+        }
+    };
+    if fts.is_some() {
+        // The tail: messages posted or edited after the index's mark, read directly.
+        let mark: i64 = conn
+            .prepare_cached("SELECT last_event FROM s.index_state")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(be)?;
+        let in_scope: HashMap<i64, i64> = rooms.iter().map(|(id, n)| (*n, *id)).collect();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT DISTINCT room_no, seq FROM events
+                 WHERE id > ?1 AND app_id = ?2
+                   AND type IN ('message_posted', 'message_edited')",
+            )
+            .map_err(be)?;
+        let tail: Vec<(i64, i64)> = stmt
+            .query_map(params![mark, app.0], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(be)?
+            .collect::<Result<_, _>>()
+            .map_err(be)?;
+        for (number, seq) in tail {
+            let Some(room_id) = in_scope.get(&number) else {
+                continue;
+            };
+            if !seen.insert((number, seq)) {
+                continue;
+            }
+            if let Some(item) = rows::item_by_seq(conn, *room_id, Seq(seq)).map_err(be)? {
+                consider(RoomNumber(number), item, &mut kept);
+            }
+        }
+    }
+    let mut stmt = conn.prepare_cached(&sql).map_err(be)?;
+    for (room_id, number) in rooms {
         let room = RoomNumber(number);
         let lo = item_key(room_id, 1);
         let mut hi = item_key(room_id, 0xFFFF_FFFF);
@@ -124,9 +175,6 @@ pub fn search(
                 room,
                 seq: item.seq,
             };
-            if before.is_some_and(|c| hit_key >= c) {
-                continue;
-            }
             if kept.len() == want
                 && kept
                     .peek()
@@ -135,16 +183,10 @@ pub fn search(
                 // Everything further back in this room is older still.
                 break;
             }
-            if item.kind != ItemKind::Message || item.deleted {
+            if seen.contains(&(number, item.seq.0)) {
                 continue;
             }
-            let Some(spans) = item.text.as_deref().and_then(|t| query.spans(t)) else {
-                continue;
-            };
-            kept.push(Reverse(Ranked(Hit { room, item, spans })));
-            if kept.len() > want {
-                kept.pop();
-            }
+            consider(room, item, &mut kept);
         }
     }
     let mut hits: Vec<Hit> = kept.into_iter().map(|Reverse(Ranked(h))| h).collect();
