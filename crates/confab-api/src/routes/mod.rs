@@ -66,6 +66,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/rooms/{number}/read", put(messages::mark_read))
         .route("/v1/rooms/{number}/changes", get(messages::list_changes))
+        .route("/v1/ws", get(crate::ws::ws_upgrade))
 }
 
 pub async fn not_found() -> ApiError {
