@@ -11,3 +11,4 @@ mod members;
 mod messages;
 mod rooms;
 mod smoke;
+mod ws;
