@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod openapi;
 mod routes;
+pub mod ws;
 
 use crate::error::{ApiError, ApiResult};
 use axum::Router;
@@ -63,6 +64,8 @@ pub struct AppState {
     /// Tokens already verified, keyed by the whole signed token, with their expiry (Unix s).
     verified: Arc<Mutex<HashMap<String, VerifiedToken>>>,
     seen: Arc<Mutex<HashMap<(AppId, UserId), Instant>>>,
+    /// The real-time gateway, when enabled.
+    pub ws: Option<ws::Gateway>,
 }
 
 /// How often `last_seen_at` is written for a user who keeps making requests.
@@ -76,7 +79,14 @@ impl AppState {
             keys: Arc::new(KeyCache::default()),
             verified: Arc::new(Mutex::new(HashMap::new())),
             seen: Arc::new(Mutex::new(HashMap::new())),
+            ws: None,
         }
+    }
+
+    /// Enables the WebSocket gateway at `GET /v1/ws`.
+    pub fn with_ws(mut self, gateway: ws::Gateway) -> Self {
+        self.ws = Some(gateway);
+        self
     }
 
     pub async fn authenticate_user(&self, token: &str) -> ApiResult<(AppId, UserId)> {

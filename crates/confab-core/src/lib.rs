@@ -1,6 +1,7 @@
 //! Confab's domain: identifiers, the events of the append-only log, the commands that produce
 //! them, the permission and membership rules, and the storage ports. Nothing here does I/O.
 
+pub mod bus;
 pub mod command;
 pub mod error;
 pub mod event;

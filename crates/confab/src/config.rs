@@ -23,6 +23,17 @@ pub struct Config {
     /// Whether `POST /api/v1/apps` (the seed-004 compatible API) creates apps without the admin
     /// key, as that API expects. `false` requires the admin key there too.
     pub open_app_creation: bool,
+    /// WebSocket gateway: frames queued per connection before it is cut off as too slow.
+    pub ws_queue: usize,
+    /// Largest backlog replayed per room on resume; beyond it the room gets a `reset`.
+    pub ws_resume_cap: u64,
+    pub ws_max_message_bytes: usize,
+    pub ws_connections_per_user: usize,
+    pub ws_sends_per_second: u32,
+    pub ws_auth_timeout_ms: u64,
+    pub ws_ping_seconds: u64,
+    pub ws_presence_grace_ms: u64,
+    pub ws_presence_room_limit: usize,
 }
 
 impl Default for Config {
@@ -41,6 +52,15 @@ impl Default for Config {
             default_token_ttl: 24 * 3600,
             log: "info".into(),
             open_app_creation: true,
+            ws_queue: 1024,
+            ws_resume_cap: 50_000,
+            ws_max_message_bytes: 64 * 1024,
+            ws_connections_per_user: 16,
+            ws_sends_per_second: 20,
+            ws_auth_timeout_ms: 10_000,
+            ws_ping_seconds: 20,
+            ws_presence_grace_ms: 5_000,
+            ws_presence_room_limit: 1000,
         }
     }
 }
@@ -60,6 +80,15 @@ pub const KEYS: &[&str] = &[
     "default_token_ttl",
     "log",
     "open_app_creation",
+    "ws_queue",
+    "ws_resume_cap",
+    "ws_max_message_bytes",
+    "ws_connections_per_user",
+    "ws_sends_per_second",
+    "ws_auth_timeout_ms",
+    "ws_ping_seconds",
+    "ws_presence_grace_ms",
+    "ws_presence_room_limit",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +170,27 @@ impl Config {
                     other => return Err(err(format!("'{other}' is not true or false"))),
                 }
             }
+            "ws_queue" => self.ws_queue = num(value, 1, 1_000_000).map_err(err)?,
+            "ws_resume_cap" => self.ws_resume_cap = num(value, 0, 100_000_000).map_err(err)?,
+            "ws_max_message_bytes" => {
+                self.ws_max_message_bytes = num(value, 1024, 64 * 1024 * 1024).map_err(err)?
+            }
+            "ws_connections_per_user" => {
+                self.ws_connections_per_user = num(value, 1, 1_000_000).map_err(err)?
+            }
+            "ws_sends_per_second" => {
+                self.ws_sends_per_second = num(value, 1, 1_000_000).map_err(err)?
+            }
+            "ws_auth_timeout_ms" => {
+                self.ws_auth_timeout_ms = num(value, 10, 600_000).map_err(err)?
+            }
+            "ws_ping_seconds" => self.ws_ping_seconds = num(value, 1, 3600).map_err(err)?,
+            "ws_presence_grace_ms" => {
+                self.ws_presence_grace_ms = num(value, 0, 600_000).map_err(err)?
+            }
+            "ws_presence_room_limit" => {
+                self.ws_presence_room_limit = num(value, 0, 100_000_000).map_err(err)?
+            }
             _ => return Err(err("unknown key".into())),
         }
         Ok(())
@@ -184,6 +234,13 @@ impl Config {
 
     /// The final cross-key checks.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.ws_max_message_bytes < self.max_text_chars.saturating_mul(4).min(64 * 1024 * 1024) {
+            return Err(ConfigError {
+                key: "ws_max_message_bytes".into(),
+                source_name: "configuration".into(),
+                problem: "must hold a message of max_text_chars (4 bytes per character)".into(),
+            });
+        }
         if self.default_token_ttl > self.max_token_ttl {
             return Err(ConfigError {
                 key: "default_token_ttl".into(),
@@ -192,6 +249,23 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The gateway's settings.
+    pub fn ws(&self) -> confab_api::ws::WsConfig {
+        use std::time::Duration;
+        confab_api::ws::WsConfig {
+            queue: self.ws_queue,
+            resume_cap: self.ws_resume_cap,
+            max_message_bytes: self.ws_max_message_bytes,
+            connections_per_user: self.ws_connections_per_user,
+            sends_per_second: self.ws_sends_per_second,
+            auth_timeout: Duration::from_millis(self.ws_auth_timeout_ms),
+            ping_interval: Duration::from_secs(self.ws_ping_seconds),
+            presence_grace: Duration::from_millis(self.ws_presence_grace_ms),
+            presence_room_limit: self.ws_presence_room_limit,
+            ..confab_api::ws::WsConfig::default()
+        }
     }
 
     pub fn database_path(&self) -> PathBuf {

@@ -94,12 +94,14 @@ pub struct Running {
     pub store: Arc<SqliteStore>,
     shutdown: oneshot::Sender<()>,
     handle: JoinHandle<std::io::Result<()>>,
+    gateway: confab_api::ws::Gateway,
 }
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
+        self.gateway.shutdown();
         self.handle
             .await
             .context("server task")?
@@ -123,7 +125,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let dyn_store: Arc<dyn Store> = store.clone();
-    let state = AppState::new(dyn_store, api_config(config, admin_key.clone()));
+    let gateway = start_gateway(&store, config);
+    let state =
+        AppState::new(dyn_store, api_config(config, admin_key.clone())).with_ws(gateway.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(confab_api::serve(listener, state, async {
         let _ = rx.await;
@@ -135,5 +139,31 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         store,
         shutdown: tx,
         handle,
+        gateway,
     })
+}
+
+/// Starts the real-time gateway on an in-process bus, fed by the store's committed events.
+fn start_gateway(store: &Arc<SqliteStore>, config: &Config) -> confab_api::ws::Gateway {
+    use confab_core::bus::{Bus, BusMessage};
+    use tokio::sync::broadcast::error::RecvError;
+    let bus: Arc<dyn Bus> = Arc::new(confab_api::ws::LocalBus::new(16 * 1024));
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let gateway = confab_api::ws::Gateway::start(dyn_store, bus.clone(), config.ws());
+    let mut committed = store.subscribe();
+    let gw = gateway.clone();
+    tokio::spawn(async move {
+        loop {
+            match committed.recv().await {
+                Ok(event) => bus.publish(BusMessage::Committed(event)),
+                Err(RecvError::Lagged(n)) => {
+                    // Lost events may include membership changes: every client resumes.
+                    tracing::warn!(lost = n, "bus forwarder lagged behind the store");
+                    gw.resync_all();
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+    gateway
 }

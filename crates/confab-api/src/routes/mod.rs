@@ -89,6 +89,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/apps/{token}/chats/{number}/messages/{seq}",
             get(compat::get_message),
         )
+        .route("/v1/ws", get(crate::ws::ws_upgrade))
 }
 
 pub async fn not_found() -> ApiError {

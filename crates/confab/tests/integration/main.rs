@@ -13,3 +13,4 @@ mod messages;
 mod rooms;
 mod search;
 mod smoke;
+mod ws;

@@ -1,0 +1,511 @@
+//! The dispatcher of one node. It consumes the bus in order and keeps the index room →
+//! subscribed connections. Membership events change the index in dispatch order, so a kick
+//! takes effect before any later event of the room is routed. Each change is read from the
+//! store once (so it is exactly what `/changes` returns), serialized once, and the same bytes
+//! are queued to every connection; a connection whose queue is full is cut off, never waited for.
+
+use super::WsConfig;
+use super::protocol::{self, close};
+use axum::extract::ws::Utf8Bytes;
+use confab_core::bus::{Bus, BusError, BusMessage, BusReceiver};
+use confab_core::event::{Event, EventBody};
+use confab_core::ids::{AppId, Pos, RoomNumber, Timestamp, UserId};
+use confab_core::model::MemberState;
+use confab_core::{Command, Store};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// One connection as the hub sees it.
+pub(crate) struct Conn {
+    pub id: u64,
+    pub app: AppId,
+    pub user: UserId,
+    pub tx: mpsc::Sender<Out>,
+    kill: Notify,
+    kill_code: AtomicU16,
+}
+
+impl Conn {
+    pub fn new(id: u64, app: AppId, user: UserId, tx: mpsc::Sender<Out>) -> Self {
+        Conn {
+            id,
+            app,
+            user,
+            tx,
+            kill: Notify::new(),
+            kill_code: AtomicU16::new(0),
+        }
+    }
+
+    /// Asks the session to close with `code` as soon as it can.
+    pub fn kill(&self, code: u16) {
+        self.kill_code.store(code, Ordering::Relaxed);
+        self.kill.notify_one();
+    }
+
+    /// Resolves once [`Conn::kill`] was called; gives the close code.
+    pub async fn killed(&self) -> u16 {
+        self.kill.notified().await;
+        self.kill_code.load(Ordering::Relaxed)
+    }
+}
+
+/// What a change does to the receiving connection's subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    None,
+    /// This change made the connection's user a member: it starts the room's stream.
+    Subscribe,
+    /// This change ended the user's membership (or the room): the room's stream ends with it.
+    Unsubscribe,
+}
+
+/// A frame queued for one connection.
+pub(crate) enum Out {
+    Change {
+        room: RoomNumber,
+        pos: Pos,
+        frame: Utf8Bytes,
+        effect: Effect,
+    },
+    /// A notice outside any room's stream (presence, typing, read).
+    Frame(Utf8Bytes),
+}
+
+pub(crate) enum HubCmd {
+    /// Registers a connection; answers false when the user has too many.
+    Attach {
+        conn: Arc<Conn>,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Subscribes a connection to rooms; answers, per room, the last position already routed.
+    Subscribe {
+        conn: u64,
+        rooms: Vec<RoomNumber>,
+        reply: oneshot::Sender<Vec<Option<Pos>>>,
+    },
+    Detach {
+        conn: u64,
+    },
+    GraceOver {
+        key: (AppId, UserId),
+        generation: u64,
+    },
+    ResyncAll,
+    Shutdown,
+}
+
+struct UserEntry {
+    conns: Vec<u64>,
+    /// Whether "online" was announced (and "offline" not yet).
+    online: bool,
+    /// Bumped on every last-close, so a stale grace timer does nothing.
+    generation: u64,
+    /// The rooms to tell when the grace period ends.
+    leaving: Vec<RoomNumber>,
+}
+
+struct ConnEntry {
+    conn: Arc<Conn>,
+    rooms: HashSet<RoomNumber>,
+}
+
+struct Hub {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    config: WsConfig,
+    me: mpsc::UnboundedSender<HubCmd>,
+    conns: HashMap<u64, ConnEntry>,
+    users: HashMap<(AppId, UserId), UserEntry>,
+    rooms: HashMap<(AppId, RoomNumber), Vec<Arc<Conn>>>,
+    /// The last position routed, for every room seen since start.
+    routed: HashMap<(AppId, RoomNumber), Pos>,
+}
+
+pub(crate) fn spawn(
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    config: WsConfig,
+    me: mpsc::UnboundedSender<HubCmd>,
+    cmds: mpsc::UnboundedReceiver<HubCmd>,
+) {
+    let rx = bus.subscribe();
+    let hub = Hub {
+        store,
+        bus,
+        config,
+        me,
+        conns: HashMap::new(),
+        users: HashMap::new(),
+        rooms: HashMap::new(),
+        routed: HashMap::new(),
+    };
+    tokio::spawn(hub.run(rx, cmds));
+}
+
+impl Hub {
+    async fn run(
+        mut self,
+        mut rx: Box<dyn BusReceiver>,
+        mut cmds: mpsc::UnboundedReceiver<HubCmd>,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                cmd = cmds.recv() => match cmd {
+                    Some(HubCmd::Shutdown) | None => break,
+                    Some(cmd) => self.command(cmd),
+                },
+                msg = rx.recv() => match msg {
+                    Ok(m) => self.on_bus(m).await,
+                    Err(BusError::Lagged(n)) => {
+                        tracing::warn!(lost = n, "gateway lagged behind the bus; connections resync");
+                        self.kill_all(close::RESYNC);
+                    }
+                    Err(BusError::Closed) => break,
+                },
+            }
+        }
+        self.kill_all(close::GOING_AWAY);
+    }
+
+    fn kill_all(&mut self, code: u16) {
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            if let Some(e) = self.conns.get(&id) {
+                e.conn.kill(code);
+            }
+            self.detach(id);
+        }
+    }
+
+    fn command(&mut self, cmd: HubCmd) {
+        match cmd {
+            HubCmd::Attach { conn, reply } => {
+                let key = (conn.app, conn.user.clone());
+                let entry = self.users.entry(key).or_insert_with(|| UserEntry {
+                    conns: Vec::new(),
+                    online: false,
+                    generation: 0,
+                    leaving: Vec::new(),
+                });
+                if entry.conns.len() >= self.config.connections_per_user {
+                    let _ = reply.send(false);
+                    return;
+                }
+                entry.conns.push(conn.id);
+                // A pending "offline" is called off: the user came back within the grace.
+                entry.generation += 1;
+                self.conns.insert(
+                    conn.id,
+                    ConnEntry {
+                        conn,
+                        rooms: HashSet::new(),
+                    },
+                );
+                let _ = reply.send(true);
+            }
+            HubCmd::Subscribe { conn, rooms, reply } => {
+                let Some(entry) = self.conns.get_mut(&conn) else {
+                    let _ = reply.send(Vec::new());
+                    return;
+                };
+                let c = entry.conn.clone();
+                let mut routed = Vec::with_capacity(rooms.len());
+                for room in &rooms {
+                    if entry.rooms.insert(*room) {
+                        self.rooms
+                            .entry((c.app, *room))
+                            .or_default()
+                            .push(c.clone());
+                    }
+                    routed.push(self.routed.get(&(c.app, *room)).copied());
+                }
+                let _ = reply.send(routed);
+                let key = (c.app, c.user.clone());
+                if let Some(u) = self.users.get_mut(&key)
+                    && !u.online
+                {
+                    u.online = true;
+                    self.bus.publish(BusMessage::Presence {
+                        app: c.app,
+                        user: c.user.clone(),
+                        online: true,
+                        last_seen_at: Timestamp::now(),
+                        rooms,
+                    });
+                }
+            }
+            HubCmd::Detach { conn } => self.detach(conn),
+            HubCmd::GraceOver { key, generation } => {
+                let Some(u) = self.users.get(&key) else {
+                    return;
+                };
+                if u.generation != generation || !u.conns.is_empty() {
+                    return;
+                }
+                let rooms = self
+                    .users
+                    .remove(&key)
+                    .map(|u| u.leaving)
+                    .unwrap_or_default();
+                let (app, user) = key;
+                let store = self.store.clone();
+                let u = user.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = store.execute(Command::RecordSeen { app, user: u }).await {
+                        tracing::debug!(error = %e, "could not record last_seen_at");
+                    }
+                });
+                self.bus.publish(BusMessage::Presence {
+                    app,
+                    user,
+                    online: false,
+                    last_seen_at: Timestamp::now(),
+                    rooms,
+                });
+            }
+            HubCmd::ResyncAll => self.kill_all(close::RESYNC),
+            HubCmd::Shutdown => {}
+        }
+    }
+
+    /// Forgets a connection; after the grace period its user may be announced offline.
+    fn detach(&mut self, id: u64) {
+        let Some(entry) = self.conns.remove(&id) else {
+            return;
+        };
+        let app = entry.conn.app;
+        for room in &entry.rooms {
+            self.unsubscribe(app, *room, id);
+        }
+        let key = (app, entry.conn.user.clone());
+        let Some(u) = self.users.get_mut(&key) else {
+            return;
+        };
+        u.conns.retain(|c| *c != id);
+        u.leaving.extend(entry.rooms.iter().copied());
+        if !u.conns.is_empty() {
+            return;
+        }
+        if !u.online {
+            self.users.remove(&key);
+            return;
+        }
+        u.leaving.sort_unstable();
+        u.leaving.dedup();
+        u.generation += 1;
+        let generation = u.generation;
+        let me = self.me.clone();
+        let grace = self.config.presence_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = me.send(HubCmd::GraceOver { key, generation });
+        });
+    }
+
+    fn unsubscribe(&mut self, app: AppId, room: RoomNumber, id: u64) {
+        if let Some(subs) = self.rooms.get_mut(&(app, room)) {
+            if let Some(i) = subs.iter().position(|c| c.id == id) {
+                subs.swap_remove(i);
+            }
+            if subs.is_empty() {
+                self.rooms.remove(&(app, room));
+            }
+        }
+    }
+
+    async fn on_bus(&mut self, msg: BusMessage) {
+        match msg {
+            BusMessage::Committed(ev) => self.route(ev).await,
+            BusMessage::Typing { app, room, user } => {
+                let Some(subs) = self.rooms.get(&(app, room)) else {
+                    return;
+                };
+                let frame =
+                    protocol::typing(room, &user, self.config.typing_ttl.as_millis() as u64);
+                let targets: Vec<Arc<Conn>> =
+                    subs.iter().filter(|c| c.user != user).cloned().collect();
+                self.deliver_frame(&targets, &frame);
+            }
+            BusMessage::Presence {
+                app,
+                user,
+                online,
+                last_seen_at,
+                rooms,
+            } => {
+                let mut seen = HashSet::new();
+                let mut targets = Vec::new();
+                for room in rooms {
+                    let Some(subs) = self.rooms.get(&(app, room)) else {
+                        continue;
+                    };
+                    if subs.len() > self.config.presence_room_limit {
+                        continue;
+                    }
+                    for c in subs {
+                        if c.user != user && seen.insert(c.id) {
+                            targets.push(c.clone());
+                        }
+                    }
+                }
+                if !targets.is_empty() {
+                    let frame = protocol::presence(&user, online, last_seen_at);
+                    self.deliver_frame(&targets, &frame);
+                }
+            }
+        }
+    }
+
+    fn deliver_frame(&mut self, targets: &[Arc<Conn>], frame: &Utf8Bytes) {
+        let mut dead = Vec::new();
+        for c in targets {
+            if c.tx.try_send(Out::Frame(frame.clone())).is_err() {
+                dead.push(c.clone());
+            }
+        }
+        self.cut_off(dead);
+    }
+
+    /// Cuts off connections whose queue is full (or whose session has ended).
+    fn cut_off(&mut self, dead: Vec<Arc<Conn>>) {
+        for c in dead {
+            c.kill(close::SLOW_CONSUMER);
+            self.detach(c.id);
+        }
+    }
+
+    async fn route(&mut self, ev: Arc<Event>) {
+        let app = ev.app;
+        if let EventBody::ReadMarkerSet { room, user, seq } = &ev.body {
+            let mut targets: Vec<Arc<Conn>> = Vec::new();
+            if let Some(subs) = self.rooms.get(&(app, *room)) {
+                if subs.len() <= self.config.presence_room_limit {
+                    targets.extend(subs.iter().cloned());
+                } else {
+                    targets.extend(subs.iter().filter(|c| c.user == *user).cloned());
+                }
+            }
+            if !targets.is_empty() {
+                let frame = protocol::read(*room, user, *seq);
+                self.deliver_frame(&targets, &frame);
+            }
+            return;
+        }
+        let Some((room, pos)) = ev.body.room_pos() else {
+            return;
+        };
+        let key = (app, room);
+        if self.routed.get(&key).is_some_and(|p| pos <= *p) {
+            return;
+        }
+        self.routed.insert(key, pos);
+        let deliveries = self.targets(app, room, &ev.body);
+        if deliveries.is_empty() {
+            return;
+        }
+        // Read back as `/changes` shows it. On failure, nothing is sent: each connection sees
+        // the gap at the room's next change and fills it from the store.
+        let frame = match self.store.changes(app, room, Pos(pos.0 - 1), 1).await {
+            Ok(page) => page
+                .rows
+                .into_iter()
+                .next()
+                .filter(|c| c.pos == pos)
+                .map(|c| protocol::change(room, &c)),
+            Err(e) => {
+                tracing::warn!(error = %e, room = room.0, pos = pos.0, "cannot read a change");
+                None
+            }
+        };
+        let Some(frame) = frame else {
+            return;
+        };
+        let mut dead = Vec::new();
+        for (c, effect) in deliveries {
+            let out = Out::Change {
+                room,
+                pos,
+                frame: frame.clone(),
+                effect,
+            };
+            if c.tx.try_send(out).is_err() {
+                dead.push(c);
+            }
+        }
+        self.cut_off(dead);
+    }
+
+    /// Who receives a room change, updating the subscription index as the change demands.
+    fn targets(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        body: &EventBody,
+    ) -> Vec<(Arc<Conn>, Effect)> {
+        let key = (app, room);
+        let subs: Vec<Arc<Conn>> = self.rooms.get(&key).cloned().unwrap_or_default();
+        match body {
+            EventBody::Membership { user, state, .. } => {
+                let mine: Vec<Arc<Conn>> = self
+                    .users
+                    .get(&(app, user.clone()))
+                    .map(|u| {
+                        u.conns
+                            .iter()
+                            .filter_map(|id| self.conns.get(id).map(|e| e.conn.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut out: Vec<(Arc<Conn>, Effect)> = Vec::with_capacity(subs.len() + 1);
+                if *state == MemberState::Joined {
+                    out.extend(subs.into_iter().map(|c| (c, Effect::None)));
+                    for c in mine {
+                        if let Some(e) = self.conns.get_mut(&c.id)
+                            && e.rooms.insert(room)
+                        {
+                            self.rooms.entry(key).or_default().push(c.clone());
+                            out.push((c, Effect::Subscribe));
+                        }
+                    }
+                } else {
+                    for c in subs {
+                        let effect = if c.user == *user {
+                            Effect::Unsubscribe
+                        } else {
+                            Effect::None
+                        };
+                        out.push((c, effect));
+                    }
+                    for c in mine {
+                        let was = self
+                            .conns
+                            .get_mut(&c.id)
+                            .is_some_and(|e| e.rooms.remove(&room));
+                        if was {
+                            self.unsubscribe(app, room, c.id);
+                        } else {
+                            // Not subscribed (an invitation, a refused application): still
+                            // told, as a notice about themself.
+                            out.push((c, Effect::Unsubscribe));
+                        }
+                    }
+                }
+                out
+            }
+            EventBody::RoomDeleted { .. } => {
+                self.rooms.remove(&key);
+                for c in &subs {
+                    if let Some(e) = self.conns.get_mut(&c.id) {
+                        e.rooms.remove(&room);
+                    }
+                }
+                subs.into_iter().map(|c| (c, Effect::Unsubscribe)).collect()
+            }
+            _ => subs.into_iter().map(|c| (c, Effect::None)).collect(),
+        }
+    }
+}

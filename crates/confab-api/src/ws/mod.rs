@@ -1,0 +1,169 @@
+//! The WebSocket gateway (`GET /v1/ws`, protocol in `docs/protocol.md`). One [`hub`] per node
+//! consumes the bus and routes each change, serialized once, to the connections subscribed to
+//! its room; one [`session`] per connection authenticates, resumes from the store, and writes
+//! frames out through a bounded queue.
+
+pub mod bus;
+mod hub;
+pub mod protocol;
+mod session;
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::response::Response;
+use confab_core::bus::Bus;
+use confab_core::ids::{AppId, UserId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+pub use bus::LocalBus;
+
+/// Limits and timings of the gateway.
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    /// Frames queued for one connection before it is cut off as a slow consumer.
+    pub queue: usize,
+    /// Largest backlog replayed on resume per room; beyond it the room gets a `reset`.
+    pub resume_cap: u64,
+    /// Largest client frame / message, in bytes.
+    pub max_message_bytes: usize,
+    /// Open connections one user may have.
+    pub connections_per_user: usize,
+    /// Sends per second per user over the socket (token bucket, burst of the same size).
+    pub sends_per_second: u32,
+    /// Time to send a valid `auth` frame.
+    pub auth_timeout: Duration,
+    /// Heartbeat: a ping this often; silent for two intervals means dead.
+    pub ping_interval: Duration,
+    /// How long after the last connection closes a user is announced offline.
+    pub presence_grace: Duration,
+    /// Presence and read notices go only to rooms with at most this many connected members.
+    pub presence_room_limit: usize,
+    /// How long a typing notice lasts on clients.
+    pub typing_ttl: Duration,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            queue: 1024,
+            resume_cap: 50_000,
+            max_message_bytes: 64 * 1024,
+            connections_per_user: 16,
+            sends_per_second: 20,
+            auth_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            presence_grace: Duration::from_secs(5),
+            presence_room_limit: 1000,
+            typing_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The gateway of one node: a handle to its hub plus what sessions share.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: WsConfig,
+    bus: Arc<dyn Bus>,
+    hub: mpsc::UnboundedSender<hub::HubCmd>,
+    buckets: Mutex<HashMap<(AppId, UserId), Bucket>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Gateway {
+    /// Starts the hub on the current runtime; it runs until [`Gateway::shutdown`].
+    pub fn start(
+        state_store: Arc<dyn confab_core::Store>,
+        bus: Arc<dyn Bus>,
+        config: WsConfig,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        hub::spawn(state_store, bus.clone(), config.clone(), tx.clone(), rx);
+        Gateway {
+            inner: Arc::new(Inner {
+                config,
+                bus,
+                hub: tx,
+                buckets: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &WsConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn bus(&self) -> &Arc<dyn Bus> {
+        &self.inner.bus
+    }
+
+    pub(crate) fn hub(&self, cmd: hub::HubCmd) {
+        // The hub only stops at shutdown; a command then has nobody to act on it.
+        let _ = self.inner.hub.send(cmd);
+    }
+
+    /// Closes every connection with "resync" (4009): live events were lost before the bus.
+    pub fn resync_all(&self) {
+        self.hub(hub::HubCmd::ResyncAll);
+    }
+
+    /// Closes every connection ("going away") and stops the hub.
+    pub fn shutdown(&self) {
+        self.hub(hub::HubCmd::Shutdown);
+    }
+
+    /// Takes one send from `user`'s bucket; `Err(ms)` says how long until one is available.
+    pub(crate) fn take_send(&self, app: AppId, user: &UserId) -> Result<(), u64> {
+        let rate = f64::from(self.inner.config.sends_per_second.max(1));
+        let now = Instant::now();
+        let Ok(mut buckets) = self.inner.buckets.lock() else {
+            return Ok(());
+        };
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, b| now.duration_since(b.at).as_secs_f64() * rate < rate);
+        }
+        let b = buckets.entry((app, user.clone())).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(rate);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((((1.0 - b.tokens) / rate) * 1000.0).ceil() as u64)
+        }
+    }
+}
+
+/// `GET /v1/ws`: upgrades, then the first frame must authenticate.
+pub async fn ws_upgrade(
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let Some(gateway) = state.ws.clone() else {
+        return Err(ApiError::not_found("not_found", "real time is not enabled"));
+    };
+    let max = gateway.config().max_message_bytes;
+    // Small buffers keep idle connections cheap; tungstenite's defaults are 128 KiB each.
+    Ok(ws
+        .read_buffer_size(2 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024)
+        .max_frame_size(max)
+        .max_message_size(max)
+        .on_upgrade(move |socket| session::run(socket, state, gateway)))
+}

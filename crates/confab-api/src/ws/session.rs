@@ -1,0 +1,590 @@
+//! One connection: authenticate, subscribe, send `ready`, replay what the client missed, then
+//! write live frames out while answering the client's requests. Per room the session keeps the
+//! last position delivered: a live change at or below it is a duplicate and skipped; a change
+//! above it plus one reveals a gap, filled from the store before the change is sent.
+
+use super::Gateway;
+use super::hub::{Conn, Effect, HubCmd, Out};
+use super::protocol::{self, ClientFrame, ReadyRoom, ResumeMap, close};
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use confab_core::bus::BusMessage;
+use confab_core::event::EventBody;
+use confab_core::ids::{AppId, Pos, RoomNumber, Seq, UserId};
+use confab_core::model::MemberState;
+use confab_core::{Command, DomainError, ErrorCode, Outcome, validate};
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Changes read from the store per page while replaying.
+const PAGE: usize = 500;
+
+/// Why a session ends: the close code to send (if any can still be sent).
+struct End(u16, &'static str);
+
+/// Per room: the last position delivered, and whether the user is (still) a member.
+#[derive(Clone, Copy)]
+struct Cursor {
+    pos: Pos,
+    member: bool,
+}
+
+pub(crate) async fn run(mut socket: WebSocket, state: AppState, gw: Gateway) {
+    let ((app, user), resume) = match authenticate(&mut socket, &state, &gw).await {
+        Ok(v) => v,
+        Err(End(code, reason)) => {
+            close_socket(&mut socket, code, reason).await;
+            return;
+        }
+    };
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::debug_span!("ws", conn = id, user = %user);
+    async move {
+        let (tx, rx) = mpsc::channel(gw.config().queue.max(1));
+        let conn = Arc::new(Conn::new(id, app, user.clone(), tx));
+        let (reply, answer) = oneshot::channel();
+        gw.hub(HubCmd::Attach {
+            conn: conn.clone(),
+            reply,
+        });
+        if !answer.await.unwrap_or(false) {
+            let e = ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "this user has too many open connections",
+            );
+            let _ = socket.send(Message::Text(protocol::error(&e, &None))).await;
+            close_socket(
+                &mut socket,
+                close::TOO_MANY_CONNECTIONS,
+                "too many connections",
+            )
+            .await;
+            return;
+        }
+        let _detach = Detach(gw.clone(), id);
+        state.seen(app, &user);
+        let mut s = Session {
+            socket,
+            state,
+            gw,
+            conn,
+            rx,
+            app,
+            user,
+            cursors: HashMap::new(),
+            typing: HashMap::new(),
+            last_heard: Instant::now(),
+        };
+        let end = match s.start(resume).await {
+            Ok(()) => match s.serve().await {
+                Ok(()) => End(0, "done"),
+                Err(end) => end,
+            },
+            Err(end) => end,
+        };
+        tracing::debug!(code = end.0, reason = end.1, "connection ends");
+        let code = end.0;
+        if code == close::SLOW_CONSUMER {
+            // The client is not reading; a close frame may never get out. Try briefly.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                close_socket(&mut s.socket, code, end.1),
+            )
+            .await;
+        } else if code != 0 {
+            close_socket(&mut s.socket, code, end.1).await;
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Unregisters the connection from the hub however the session ends.
+struct Detach(Gateway, u64);
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        self.0.hub(HubCmd::Detach { conn: self.1 });
+    }
+}
+
+async fn close_socket(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
+}
+
+/// Waits for the `auth` frame (within the configured time) and checks its token.
+async fn authenticate(
+    socket: &mut WebSocket,
+    state: &AppState,
+    gw: &Gateway,
+) -> Result<((AppId, UserId), Option<ResumeMap>), End> {
+    let first = tokio::time::timeout(gw.config().auth_timeout, next_text(socket))
+        .await
+        .map_err(|_| End(close::UNAUTHORIZED, "no auth in time"))??;
+    let refuse = |e: ApiError, reference: Option<Value>| (e, reference);
+    let outcome = match ClientFrame::parse(&first) {
+        Ok(ClientFrame::Auth { token, resume }) => state
+            .authenticate_user(&token)
+            .await
+            .map(|who| (who, resume))
+            .map_err(|e| refuse(e, None)),
+        Ok(_) => Err(refuse(
+            ApiError::unauthorized("the first frame must be auth"),
+            None,
+        )),
+        Err((e, reference)) => Err(refuse(
+            ApiError::unauthorized(format!("the first frame must be auth ({})", e.message)),
+            reference,
+        )),
+    };
+    match outcome {
+        Ok(v) => Ok(v),
+        Err((e, reference)) => {
+            let _ = socket
+                .send(Message::Text(protocol::error(&e, &reference)))
+                .await;
+            Err(End(close::UNAUTHORIZED, "unauthorized"))
+        }
+    }
+}
+
+/// The next text frame, skipping control frames.
+async fn next_text(socket: &mut WebSocket) -> Result<String, End> {
+    loop {
+        match socket.recv().await {
+            Some(Ok(Message::Text(t))) => return Ok(t.as_str().to_owned()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Binary(_))) => return Err(End(close::UNAUTHORIZED, "expected auth")),
+            Some(Ok(Message::Close(_))) | None => return Err(End(0, "closed by client")),
+            Some(Err(e)) => return Err(read_error(e)),
+        }
+    }
+}
+
+fn read_error(e: axum::Error) -> End {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+        End(close::TOO_BIG, "message too big")
+    } else {
+        End(0, "read error")
+    }
+}
+
+struct Session {
+    socket: WebSocket,
+    state: AppState,
+    gw: Gateway,
+    conn: Arc<Conn>,
+    rx: mpsc::Receiver<Out>,
+    app: AppId,
+    user: UserId,
+    cursors: HashMap<RoomNumber, Cursor>,
+    /// When this connection last announced typing, per room.
+    typing: HashMap<RoomNumber, Instant>,
+    last_heard: Instant,
+}
+
+impl Session {
+    /// Subscribes to the user's rooms, sends `ready`, and replays what the client missed.
+    async fn start(&mut self, resume: Option<ResumeMap>) -> Result<(), End> {
+        let rooms = joined_rooms(&self.state, self.app, &self.user).await?;
+        let (reply, answer) = oneshot::channel();
+        self.gw.hub(HubCmd::Subscribe {
+            conn: self.conn.id,
+            rooms: rooms.iter().map(|r| RoomNumber(r.room)).collect(),
+            reply,
+        });
+        let routed = answer
+            .await
+            .map_err(|_| End(close::GOING_AWAY, "stopping"))?;
+        self.write(protocol::ready(self.conn.id, &self.user, &rooms))
+            .await?;
+        for r in &rooms {
+            self.cursors.insert(
+                RoomNumber(r.room),
+                Cursor {
+                    pos: Pos(r.pos),
+                    member: true,
+                },
+            );
+        }
+        let resume = resume.map(|m| parse_resume(&m)).unwrap_or_default();
+        for (i, r) in rooms.iter().enumerate() {
+            let room = RoomNumber(r.room);
+            // Changes routed before the subscription took effect are read from the store.
+            let target = Pos(r
+                .pos
+                .max(routed.get(i).copied().flatten().map_or(0, |p| p.0)));
+            let from = resume.get(&room).copied().unwrap_or(Pos(r.pos));
+            self.replay(room, from, target).await?;
+        }
+        self.flush().await
+    }
+
+    /// Delivers the room's changes after `from`, knowing they exist up to at least `target`;
+    /// a backlog above the cap is replaced by a `reset`.
+    async fn replay(&mut self, room: RoomNumber, from: Pos, target: Pos) -> Result<(), End> {
+        let Some(cursor) = self.cursors.get_mut(&room) else {
+            return Ok(());
+        };
+        if !cursor.member {
+            return Ok(());
+        }
+        let from = Pos(from.0.clamp(0, target.0));
+        if target.0 <= from.0 {
+            cursor.pos = cursor.pos.max(from);
+            return Ok(());
+        }
+        if (target.0 - from.0) as u64 > self.gw.config().resume_cap {
+            cursor.pos = target;
+            return self.feed(protocol::reset(room, target)).await;
+        }
+        cursor.pos = from;
+        self.fill(room, None).await
+    }
+
+    /// Sends the room's changes from the store after the cursor, up to `upto` (else to the
+    /// end), stopping after a change that ends the user's membership.
+    async fn fill(&mut self, room: RoomNumber, upto: Option<Pos>) -> Result<(), End> {
+        loop {
+            let Some(cursor) = self.cursors.get(&room).copied() else {
+                return Ok(());
+            };
+            if !cursor.member || upto.is_some_and(|u| cursor.pos >= u) {
+                return Ok(());
+            }
+            let limit = upto.map_or(PAGE, |u| ((u.0 - cursor.pos.0) as usize).min(PAGE));
+            let page = self
+                .state
+                .store
+                .changes(self.app, room, cursor.pos, limit)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "cannot read changes");
+                    End(1011, "storage unavailable")
+                })?;
+            let empty = page.rows.is_empty();
+            for c in &page.rows {
+                if upto.is_some_and(|u| c.pos > u) {
+                    return Ok(());
+                }
+                self.feed(protocol::change(room, c)).await?;
+                let exit = ends_membership(&c.body, &self.user);
+                if let Some(cur) = self.cursors.get_mut(&room) {
+                    cur.pos = c.pos;
+                    if exit {
+                        cur.member = false;
+                    }
+                }
+                if exit {
+                    return Ok(());
+                }
+            }
+            if !page.has_more || empty {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The main loop: live frames out, client frames in, heartbeats.
+    async fn serve(&mut self) -> Result<(), End> {
+        let every = self.gw.config().ping_interval;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let conn = self.conn.clone();
+        loop {
+            tokio::select! {
+                biased;
+                code = conn.killed() => return Err(End(code, "cut off")),
+                out = self.rx.recv() => {
+                    let Some(out) = out else { return Err(End(close::GOING_AWAY, "stopping")) };
+                    self.deliver(out).await?;
+                    // Write out whatever else is queued before flushing once.
+                    while let Ok(out) = self.rx.try_recv() {
+                        self.deliver(out).await?;
+                    }
+                    self.flush().await?;
+                }
+                msg = self.socket.recv() => {
+                    self.last_heard = Instant::now();
+                    match msg {
+                        Some(Ok(Message::Text(t))) => self.request(t.as_str()).await?,
+                        Some(Ok(Message::Binary(_))) => {
+                            let e = ApiError::bad_request("invalid_frame", "frames are JSON text");
+                            self.write(protocol::error(&e, &None)).await?;
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_))) | None => return Err(End(0, "closed by client")),
+                        Some(Err(e)) => return Err(read_error(e)),
+                    }
+                }
+                _ = tick.tick() => {
+                    if self.last_heard.elapsed() > every * 2 {
+                        return Err(End(close::HEARTBEAT, "no heartbeat"));
+                    }
+                    self.send_raw(Message::Ping(Default::default())).await?;
+                }
+            }
+        }
+    }
+
+    async fn deliver(&mut self, out: Out) -> Result<(), End> {
+        let (room, pos, frame, effect) = match out {
+            Out::Frame(f) => return self.feed(f).await,
+            Out::Change {
+                room,
+                pos,
+                frame,
+                effect,
+            } => (room, pos, frame, effect),
+        };
+        let cursor = self.cursors.get(&room).copied();
+        if cursor.is_some_and(|c| pos <= c.pos) {
+            return Ok(());
+        }
+        match (effect, cursor) {
+            (Effect::Subscribe, _) | (Effect::None, None) => {
+                self.cursors.insert(room, Cursor { pos, member: true });
+            }
+            (_, Some(c)) if c.member => {
+                if pos.0 > c.pos.0 + 1 {
+                    self.fill(room, Some(Pos(pos.0 - 1))).await?;
+                    let now = self.cursors.get(&room).copied();
+                    if now.is_none_or(|c| !c.member || c.pos >= pos) {
+                        return Ok(());
+                    }
+                }
+                self.cursors.insert(
+                    room,
+                    Cursor {
+                        pos,
+                        member: effect != Effect::Unsubscribe,
+                    },
+                );
+            }
+            (Effect::None, Some(_)) => return Ok(()),
+            (_, _) => {
+                self.cursors.insert(room, Cursor { pos, member: false });
+            }
+        }
+        self.feed(frame).await
+    }
+
+    async fn request(&mut self, text: &str) -> Result<(), End> {
+        let frame = match ClientFrame::parse(text) {
+            Ok(f) => f,
+            Err((e, reference)) => return self.write(protocol::error(&e, &reference)).await,
+        };
+        let answer = match frame {
+            ClientFrame::Auth { .. } => protocol::error(
+                &ApiError::bad_request("invalid_frame", "already authenticated"),
+                &None,
+            ),
+            ClientFrame::Send {
+                room,
+                text,
+                reply_to,
+                client_id,
+                reference,
+            } => match self.send(room, text, reply_to, client_id).await {
+                Ok((seq, pos, created)) => protocol::ack_send(&reference, seq, pos, created),
+                Err(SendError::Limited(ms)) => protocol::rate_limited(&reference, ms),
+                Err(SendError::Api(e)) => protocol::error(&e, &reference),
+            },
+            ClientFrame::Typing { room, reference } => match self.typing(RoomNumber(room)) {
+                Ok(()) => return Ok(()),
+                Err(e) => protocol::error(&e, &reference),
+            },
+            ClientFrame::Read {
+                room,
+                seq,
+                reference,
+            } => {
+                let cmd = Command::MarkRead {
+                    app: self.app,
+                    actor: self.user.clone(),
+                    room: RoomNumber(room),
+                    seq: Seq(seq),
+                };
+                match self.state.store.execute(cmd).await {
+                    Ok(Outcome::ReadMarker(s)) => {
+                        protocol::ack(&reference, json!({"room": room, "read_seq": s.0}))
+                    }
+                    Ok(_) => protocol::error(&ApiError::internal(), &reference),
+                    Err(e) => protocol::error(&ApiError::from(e), &reference),
+                }
+            }
+            ClientFrame::Resume { rooms, reference } => {
+                for (room, from) in parse_resume(&rooms) {
+                    if let Some(c) = self.cursors.get(&room).copied() {
+                        self.replay(room, from, c.pos).await?;
+                    }
+                }
+                protocol::ack(&reference, json!({}))
+            }
+            ClientFrame::Ping { reference } => protocol::pong(&reference),
+        };
+        self.write(answer).await
+    }
+
+    async fn send(
+        &mut self,
+        room: i64,
+        text: String,
+        reply_to: Option<i64>,
+        client_id: Option<String>,
+    ) -> Result<(Seq, Pos, bool), SendError> {
+        validate::text(&text, &self.state.config.limits).map_err(ApiError::from)?;
+        if let Some(c) = &client_id {
+            validate::client_id(c).map_err(ApiError::from)?;
+        }
+        self.gw
+            .take_send(self.app, &self.user)
+            .map_err(SendError::Limited)?;
+        let cmd = Command::Send {
+            app: self.app,
+            actor: Some(self.user.clone()),
+            room: RoomNumber(room),
+            text,
+            reply_to: reply_to.map(Seq),
+            client_id,
+        };
+        match self
+            .state
+            .store
+            .execute(cmd)
+            .await
+            .map_err(ApiError::from)?
+        {
+            Outcome::Item { item, created } => Ok((item.seq, item.pos, created)),
+            _ => Err(SendError::Api(ApiError::internal())),
+        }
+    }
+
+    fn typing(&mut self, room: RoomNumber) -> Result<(), ApiError> {
+        if !self.cursors.get(&room).is_some_and(|c| c.member) {
+            return Err(DomainError::new(
+                ErrorCode::NotAMember,
+                "you are not a member of this room",
+            )
+            .into());
+        }
+        // At most one notice per room per half life of a notice; extra ones are dropped.
+        let now = Instant::now();
+        let quiet = self.gw.config().typing_ttl / 2;
+        if self
+            .typing
+            .get(&room)
+            .is_some_and(|t| now.duration_since(*t) < quiet)
+        {
+            return Ok(());
+        }
+        self.typing.insert(room, now);
+        self.gw.bus().publish(BusMessage::Typing {
+            app: self.app,
+            room,
+            user: self.user.clone(),
+        });
+        Ok(())
+    }
+
+    /// Queues a frame in the socket's write buffer (written out by the next flush).
+    async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), End> {
+        let conn = self.conn.clone();
+        tokio::select! {
+            biased;
+            code = conn.killed() => Err(End(code, "cut off")),
+            r = self.socket.feed(Message::Text(frame)) => r.map_err(|_| End(0, "write failed")),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        let conn = self.conn.clone();
+        tokio::select! {
+            biased;
+            code = conn.killed() => Err(End(code, "cut off")),
+            r = SinkExt::<Message>::flush(&mut self.socket) => r.map_err(|_| End(0, "write failed")),
+        }
+    }
+
+    async fn write(&mut self, frame: Utf8Bytes) -> Result<(), End> {
+        self.send_raw(Message::Text(frame)).await
+    }
+
+    async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
+        let conn = self.conn.clone();
+        tokio::select! {
+            biased;
+            code = conn.killed() => Err(End(code, "cut off")),
+            r = self.socket.send(msg) => r.map_err(|_| End(0, "write failed")),
+        }
+    }
+}
+
+enum SendError {
+    Limited(u64),
+    Api(ApiError),
+}
+
+impl From<ApiError> for SendError {
+    fn from(e: ApiError) -> Self {
+        SendError::Api(e)
+    }
+}
+
+/// The rooms the user has joined, with their current positions.
+async fn joined_rooms(state: &AppState, app: AppId, user: &UserId) -> Result<Vec<ReadyRoom>, End> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = state
+            .store
+            .rooms_of_user(app, user, MemberState::Joined, after, 200)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot list rooms");
+                End(1011, "storage unavailable")
+            })?;
+        for s in &page.rows {
+            out.push(ReadyRoom {
+                room: s.room.number.0,
+                pos: s.room.last_pos.0,
+                last_seq: s.room.last_seq.0,
+            });
+        }
+        match page.rows.last() {
+            Some(s) if page.has_more => after = Some((s.activity, s.room.number)),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Whether this change ends `user`'s membership of its room (or the room itself).
+fn ends_membership(body: &EventBody, user: &UserId) -> bool {
+    match body {
+        EventBody::Membership { user: u, state, .. } => u == user && *state != MemberState::Joined,
+        EventBody::RoomDeleted { .. } => true,
+        _ => false,
+    }
+}
+
+fn parse_resume(map: &ResumeMap) -> HashMap<RoomNumber, Pos> {
+    map.iter()
+        .filter_map(|(k, v)| Some((RoomNumber(k.parse().ok()?), Pos((*v).max(0)))))
+        .collect()
+}

@@ -1,0 +1,713 @@
+//! The WebSocket gateway with real clients (tokio-tungstenite) against the real server:
+//! delivery in order to every member, membership following, gapless resume, slow consumers,
+//! presence, typing, read markers, limits and refusals.
+
+use crate::common::Server;
+use confab_core::store::Store;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Generous: waiting for something that should come, never a timing assertion.
+const WAIT: Duration = Duration::from_secs(30);
+
+type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Client {
+    ws: Ws,
+}
+
+fn ws_url(s: &Server) -> String {
+    format!("{}/v1/ws", s.base.replacen("http", "ws", 1))
+}
+
+async fn connect(s: &Server) -> Client {
+    let (ws, _) = tokio_tungstenite::connect_async(ws_url(s))
+        .await
+        .expect("websocket connects");
+    Client { ws }
+}
+
+/// Connects, authenticates (with an optional resume map) and returns the `ready` frame.
+async fn login(s: &Server, token: &str, resume: Option<Value>) -> (Client, Value) {
+    let mut c = connect(s).await;
+    let mut auth = json!({"type": "auth", "token": token});
+    if let Some(r) = resume {
+        auth["resume"] = r;
+    }
+    c.send(auth).await;
+    let ready = c.next().await;
+    assert_eq!(ready["type"], "ready", "{ready}");
+    (c, ready)
+}
+
+/// What ended a connection, as the client saw it.
+#[derive(Debug)]
+enum Ended {
+    Closed(Option<u16>),
+    Error,
+}
+
+impl Client {
+    async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::text(v.to_string()))
+            .await
+            .expect("frame sent");
+    }
+
+    /// The next JSON frame; panics if the connection ends or nothing comes.
+    async fn next(&mut self) -> Value {
+        match self.next_or_end().await {
+            Ok(v) => v,
+            Err(e) => panic!("connection ended: {e:?}"),
+        }
+    }
+
+    async fn next_or_end(&mut self) -> Result<Value, Ended> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("a frame in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return Ok(serde_json::from_str(t.as_str()).expect("JSON frame"));
+                }
+                Some(Ok(Message::Close(f))) => {
+                    return Err(Ended::Closed(f.map(|f| u16::from(f.code))));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) => return Err(Ended::Error),
+                None => return Err(Ended::Closed(None)),
+            }
+        }
+    }
+
+    /// The next frame of type `ty`, skipping presence, typing and read notices (and, when
+    /// waiting for an answer, changes).
+    async fn next_of(&mut self, ty: &str) -> Value {
+        let mut skip = vec!["presence", "typing", "read"];
+        if ty == "ack" || ty == "error" || ty == "pong" {
+            skip.push("change");
+        }
+        loop {
+            let f = self.next().await;
+            if f["type"] == ty {
+                return f;
+            }
+            assert!(
+                skip.contains(&f["type"].as_str().unwrap_or("")),
+                "expected {ty}, got {f}"
+            );
+        }
+    }
+
+    /// The next `n` change frames, which must all be of `room`.
+    async fn changes(&mut self, room: i64, n: usize) -> Vec<Value> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let f = self.next_of("change").await;
+            assert_eq!(f["room"], room, "{f}");
+            out.push(f);
+        }
+        out
+    }
+
+    /// Waits for the connection to end (reading and dropping whatever still comes).
+    async fn ended(&mut self) -> Ended {
+        loop {
+            match self.next_or_end().await {
+                Ok(_) => {}
+                Err(e) => return e,
+            }
+        }
+    }
+}
+
+/// Every change of a room after `since`, from `/changes`.
+async fn store_changes(s: &Server, token: &str, room: i64, since: i64) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut since = since;
+    loop {
+        let (status, page) = s
+            .get(
+                &format!("/v1/rooms/{room}/changes?since={since}&limit=1000"),
+                token,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        out.extend(page["changes"].as_array().cloned().unwrap_or_default());
+        since = page["next_since"].as_i64().expect("next_since");
+        if page["has_more"] != true {
+            return out;
+        }
+    }
+}
+
+/// The received frames are exactly the store's changes: same content, in order, no gap.
+fn assert_same(received: &[Value], store: &[Value]) {
+    assert_eq!(received.len(), store.len(), "count");
+    for (r, s) in received.iter().zip(store) {
+        assert_eq!(r["pos"], s["pos"]);
+        assert_eq!(&r["change"], s, "the frame carries what /changes returns");
+    }
+}
+
+fn pos(f: &Value) -> i64 {
+    f["pos"].as_i64().expect("pos")
+}
+
+fn room_pos(ready: &Value, room: i64) -> i64 {
+    ready["rooms"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["room"] == room))
+        .and_then(|r| r["pos"].as_i64())
+        .expect("room in ready")
+}
+
+#[tokio::test]
+async fn ws_delivers_every_change_to_every_member_in_order() {
+    let s = Server::start().await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let carol = s.user(&app, "carol").await;
+    let room = s.group(&alice, "private", &["bob", "carol"]).await;
+    let (mut a, ready) = login(&s, &alice, None).await;
+    assert_eq!(ready["user"], "alice");
+    let start = room_pos(&ready, room);
+    let (mut b, _) = login(&s, &bob, None).await;
+    let (mut c, _) = login(&s, &carol, None).await;
+    for i in 0..10 {
+        s.send(&alice, room, &format!("rest {i}")).await;
+    }
+    // Bob's acks interleave with the changes he receives; the changes alone are complete.
+    let mut got = Vec::new();
+    for i in 0..5 {
+        b.send(json!({"type": "send", "room": room, "text": format!("ws {i}"), "ref": i}))
+            .await;
+        loop {
+            let f = b.next().await;
+            if f["type"] == "change" {
+                got.push(f);
+                continue;
+            }
+            if f["type"] == "presence" {
+                continue;
+            }
+            assert_eq!(f["type"], "ack", "{f}");
+            assert_eq!(f["ref"], i);
+            assert_eq!(f["created"], true);
+            break;
+        }
+    }
+    let store = store_changes(&s, &alice, room, start).await;
+    assert_eq!(store.len(), 15);
+    for client in [&mut a, &mut c] {
+        let got = client.changes(room, 15).await;
+        assert_same(&got, &store);
+    }
+    let missing = 15 - got.len();
+    got.extend(b.changes(room, missing).await);
+    assert_same(&got, &store);
+}
+
+#[tokio::test]
+async fn ws_two_connections_of_one_user_both_receive() {
+    let s = Server::start().await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let room = s.group(&alice, "private", &["bob"]).await;
+    let (mut b1, r1) = login(&s, &bob, None).await;
+    let (mut b2, r2) = login(&s, &bob, None).await;
+    assert_ne!(r1["connection_id"], r2["connection_id"]);
+    let item = s.send(&alice, room, "to both").await;
+    for b in [&mut b1, &mut b2] {
+        let f = b.next_of("change").await;
+        assert_eq!(f["change"]["item"]["text"], "to both");
+        assert_eq!(f["change"]["item"]["seq"], item["seq"]);
+    }
+}
+
+#[tokio::test]
+async fn ws_subscriptions_follow_membership_mid_stream() {
+    let s = Server::start().await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let room = s.group(&alice, "private", &[]).await;
+    let (mut b, ready) = login(&s, &bob, None).await;
+    assert_eq!(ready["rooms"], json!([]));
+    s.send(&alice, room, "before bob").await;
+    // The invitation reaches bob although he is not a member yet.
+    let (st, _) = s
+        .post(
+            &format!("/v1/rooms/{room}/invites"),
+            &alice,
+            json!({"user_id": "bob"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let f = b.next_of("change").await;
+    assert_eq!(f["change"]["type"], "membership");
+    assert_eq!(f["change"]["data"]["action"], "invited");
+    // Joining starts the room's stream with the join itself.
+    let (st, _) = s
+        .post(&format!("/v1/rooms/{room}/join"), &bob, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let f = b.next_of("change").await;
+    assert_eq!(f["change"]["data"]["action"], "joined");
+    let join_pos = pos(&f);
+    s.send(&alice, room, "after bob").await;
+    let f = b.next_of("change").await;
+    assert_eq!(f["change"]["item"]["text"], "after bob");
+    assert_eq!(pos(&f), join_pos + 1);
+    // Leaving ends it with the leave; a later message in another room arrives next.
+    let other = s.group(&alice, "private", &["bob"]).await;
+    let f = b.next_of("change").await;
+    assert_eq!(f["room"], other);
+    let (st, _) = s
+        .post(&format!("/v1/rooms/{room}/leave"), &bob, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let f = b.next_of("change").await;
+    assert_eq!(
+        (f["room"].clone(), f["change"]["data"]["action"].clone()),
+        (json!(room), json!("left"))
+    );
+    s.send(&alice, room, "bob is gone").await;
+    s.send(&alice, other, "marker").await;
+    let f = b.next_of("change").await;
+    assert_eq!(f["room"], other, "nothing more from the room left: {f}");
+    assert_eq!(f["change"]["item"]["text"], "marker");
+}
+
+#[tokio::test]
+async fn ws_kick_and_room_deletion_stop_delivery_at_once() {
+    let s = Server::start().await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let room = s.group(&alice, "private", &["bob"]).await;
+    let other = s.group(&alice, "private", &["bob"]).await;
+    let (mut b1, _) = login(&s, &bob, None).await;
+    let (mut b2, _) = login(&s, &bob, None).await;
+    // A burst in flight around the kick: bob gets what came before it, the kick, then nothing.
+    let sender = {
+        let (base, alice) = (s.base.clone(), alice.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0..30 {
+                let _ = client
+                    .post(format!("{base}/v1/rooms/{room}/messages"))
+                    .bearer_auth(&alice)
+                    .json(&json!({"text": format!("m{i}")}))
+                    .send()
+                    .await;
+            }
+        })
+    };
+    let (st, body) = s
+        .post(
+            &format!("/v1/rooms/{room}/members/bob/kick"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    sender.await.expect("sender");
+    s.send(&alice, other, "marker").await;
+    for b in [&mut b1, &mut b2] {
+        let mut last = 0;
+        loop {
+            let f = b.next_of("change").await;
+            if f["room"] == other {
+                assert_eq!(f["change"]["item"]["text"], "marker");
+                break;
+            }
+            assert_eq!(f["room"], room);
+            assert!(pos(&f) > last, "in order");
+            last = pos(&f);
+            if f["change"]["data"]["action"] == "kicked" {
+                let f = b.next_of("change").await;
+                assert_eq!(f["room"], other, "nothing after the kick: {f}");
+                break;
+            }
+        }
+    }
+    // Deleting a room ends its stream for every member.
+    let (mut b3, _) = login(&s, &bob, None).await;
+    let (st, _) = s.delete(&format!("/v1/rooms/{other}"), &alice).await;
+    assert!(st.is_success(), "{st}");
+    let f = b3.next_of("change").await;
+    assert_eq!(f["change"]["type"], "room_deleted");
+}
+
+#[tokio::test]
+async fn ws_resume_after_a_gap_of_ten() {
+    let s = Server::start().await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let room = s.group(&alice, "private", &["bob"]).await;
+    let (mut b, _) = login(&s, &bob, None).await;
+    s.send(&alice, room, "seen").await;
+    let seen = pos(&b.next_of("change").await);
+    drop(b);
+    for i in 0..10 {
+        s.send(&alice, room, &format!("missed {i}")).await;
+    }
+    let (mut b, ready) = login(&s, &bob, Some(json!({ room.to_string(): seen }))).await;
+    assert_eq!(room_pos(&ready, room), seen + 10);
+    let got = b.changes(room, 10).await;
+    assert_same(&got, &store_changes(&s, &alice, room, seen).await);
+    // Then live, without a duplicate at the boundary.
+    s.send(&alice, room, "live").await;
+    let f = b.next_of("change").await;
+    assert_eq!(pos(&f), seen + 11);
+}
+
+#[tokio::test]
+async fn ws_resume_after_a_gap_of_ten_thousand() {
+    let s = Server::start_with(|c| c.durability = "normal".into()).await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let room = s.group(&alice, "private", &["bob"]).await;
+    let (_, ready) = login(&s, &bob, None).await;
+    let seen = room_pos(&ready, room);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (base, alice) = (s.base.clone(), alice.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0..1250 {
+                let r = client
+                    .post(format!("{base}/v1/rooms/{room}/messages"))
+                    .bearer_auth(&alice)
+                    .json(&json!({"text": format!("{t}-{i}")}))
+                    .send()
+                    .await
+                    .expect("sent");
+                assert_eq!(r.status(), StatusCode::CREATED);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("sender");
+    }
+    let (mut b, _) = login(&s, &bob, Some(json!({ room.to_string(): seen }))).await;
+    let got = b.changes(room, 10_000).await;
+    assert_same(&got, &store_changes(&s, &alice, room, seen).await);
+}
+
+#[tokio::test]
+async fn ws_resume_racing_with_live_sends_has_no_gap_or_duplicate() {
+    let s = Server::start_with(|c| c.durability = "normal".into()).await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let room = s.group(&alice, "private", &["bob"]).await;
+    let (_, ready) = login(&s, &bob, None).await;
+    let seen = room_pos(&ready, room);
+    for i in 0..100 {
+        s.send(&alice, room, &format!("before {i}")).await;
+    }
+    let total = 300;
+    let sender = {
+        let (base, alice) = (s.base.clone(), alice.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0..total - 100 {
+                let _ = client
+                    .post(format!("{base}/v1/rooms/{room}/messages"))
+                    .bearer_auth(&alice)
+                    .json(&json!({"text": format!("during {i}")}))
+                    .send()
+                    .await;
+            }
+        })
+    };
+    let (mut b, _) = login(&s, &bob, Some(json!({ room.to_string(): seen }))).await;
+    let got = b.changes(room, total).await;
+    sender.await.expect("sender");
+    assert_same(&got, &store_changes(&s, &alice, room, seen).await);
+}
+
+#[tokio::test]
+async fn ws_a_backlog_over_the_cap_is_an_explicit_reset() {
+    let s = Server::start_with(|c| c.ws_resume_cap = 5).await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let room = s.group(&alice, "private", &["bob"]).await;
+    let small = s.group(&alice, "private", &["bob"]).await;
+    let (_, ready) = login(&s, &bob, None).await;
+    let (seen, seen_small) = (room_pos(&ready, room), room_pos(&ready, small));
+    for i in 0..10 {
+        s.send(&alice, room, &format!("m{i}")).await;
+    }
+    for i in 0..3 {
+        s.send(&alice, small, &format!("s{i}")).await;
+    }
+    let resume = json!({ room.to_string(): seen, small.to_string(): seen_small });
+    let (mut b, _) = login(&s, &bob, Some(resume)).await;
+    let mut reset = None;
+    let mut small_changes = Vec::new();
+    while reset.is_none() || small_changes.len() < 3 {
+        let f = b.next().await;
+        match f["type"].as_str() {
+            Some("reset") => reset = Some(f),
+            Some("change") => {
+                assert_eq!(f["room"], small, "no change of the reset room: {f}");
+                small_changes.push(f);
+            }
+            _ => {}
+        }
+    }
+    let reset = reset.expect("reset");
+    assert_eq!(reset["room"], room);
+    assert_eq!(reset["pos"], seen + 10);
+    assert_same(
+        &small_changes,
+        &store_changes(&s, &alice, small, seen_small).await,
+    );
+    s.send(&alice, room, "live").await;
+    assert_eq!(pos(&b.next_of("change").await), seen + 11);
+}
+
+#[tokio::test]
+async fn ws_a_client_that_stops_reading_is_cut_off_others_keep_receiving() {
+    let s = Server::start_with(|c| {
+        c.durability = "normal".into();
+        c.ws_queue = 64;
+    })
+    .await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let carol = s.user(&app, "carol").await;
+    let room = s.group(&alice, "private", &["bob", "carol"]).await;
+    // Bob's socket has a tiny receive buffer and he never reads.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let stream = socket
+        .connect(s.base.trim_start_matches("http://").parse().expect("addr"))
+        .await
+        .expect("connect");
+    let (mut slow, _) = tokio_tungstenite::client_async(ws_url(&s), MaybeTlsStream::Plain(stream))
+        .await
+        .expect("handshake");
+    slow.send(Message::text(
+        json!({"type": "auth", "token": bob}).to_string(),
+    ))
+    .await
+    .expect("auth");
+    let (mut c, _) = login(&s, &carol, None).await;
+    let text = "x".repeat(4000);
+    let n = 1500;
+    let reader = tokio::spawn(async move {
+        let got = c.changes(room, n).await;
+        for w in got.windows(2) {
+            assert_eq!(pos(&w[1]), pos(&w[0]) + 1);
+        }
+    });
+    for _ in 0..n {
+        s.send(&alice, room, &text).await;
+    }
+    reader.await.expect("carol received everything, in order");
+    // Bob, reading at last, finds the stream cut short.
+    let mut slow = Client { ws: slow };
+    let mut changes = 0;
+    let ended = loop {
+        match slow.next_or_end().await {
+            Ok(f) if f["type"] == "change" => changes += 1,
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        changes < n,
+        "bob was cut off ({changes} changes, {ended:?})"
+    );
+    if let Ended::Closed(Some(code)) = ended {
+        assert_eq!(code, 4008);
+    }
+    // He resumes and gets the rest.
+    let last = store_changes(&s, &alice, room, 0).await.len() as i64;
+    let (mut b, ready) = login(&s, &bob, None).await;
+    assert_eq!(room_pos(&ready, room), last);
+    drop(b.ws.close(None).await);
+}
+
+#[tokio::test]
+async fn ws_refuses_missing_or_bad_auth_bad_and_oversize_frames() {
+    let s = Server::start_with(|c| c.ws_auth_timeout_ms = 200).await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    // No auth at all: closed with 4001.
+    let mut c = connect(&s).await;
+    assert!(matches!(c.ended().await, Ended::Closed(Some(4001))));
+    // A bad token, an expired token, a first frame that is not auth.
+    let keys = s
+        .store()
+        .app_keys_by_token(&app.token)
+        .await
+        .expect("store")
+        .expect("app");
+    let user = confab_core::ids::UserId("alice".into());
+    let (expired, _) = confab_api::auth::mint(&keys, &user, -1).expect("mint");
+    for first in [
+        json!({"type": "auth", "token": "nope"}),
+        json!({"type": "auth", "token": expired}),
+        json!({"type": "ping"}),
+    ] {
+        let mut c = connect(&s).await;
+        c.send(first).await;
+        let f = c.next().await;
+        assert_eq!(f["type"], "error");
+        assert_eq!(f["code"], "unauthorized");
+        assert!(matches!(c.ended().await, Ended::Closed(Some(4001))));
+    }
+    // Bad frames after auth are answered with an error; the connection stays.
+    let (mut c, _) = login(&s, &alice, None).await;
+    c.ws.send(Message::text("not json")).await.expect("sent");
+    let f = c.next().await;
+    assert_eq!(
+        (f["type"].clone(), f["code"].clone()),
+        (json!("error"), json!("invalid_frame"))
+    );
+    c.send(json!({"type": "dance", "ref": "r1"})).await;
+    let f = c.next().await;
+    assert_eq!(
+        (f["code"].clone(), f["ref"].clone()),
+        (json!("invalid_frame"), json!("r1"))
+    );
+    c.ws.send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .expect("sent");
+    assert_eq!(c.next().await["code"], "invalid_frame");
+    c.send(json!({"type": "send", "room": 99, "text": "hi", "ref": 5}))
+        .await;
+    let f = c.next().await;
+    assert_eq!(
+        (f["code"].clone(), f["ref"].clone()),
+        (json!("room_not_found"), json!(5))
+    );
+    c.send(json!({"type": "send", "room": 99, "text": " ", "ref": 6}))
+        .await;
+    assert_eq!(c.next().await["code"], "text_empty");
+    c.send(json!({"type": "ping", "ref": 7})).await;
+    assert_eq!(c.next().await, json!({"type": "pong", "ref": 7}));
+    // An oversize frame closes the connection with 1009.
+    c.ws.send(Message::text("x".repeat(200 * 1024)))
+        .await
+        .expect("sent");
+    assert!(matches!(
+        c.ended().await,
+        Ended::Closed(Some(1009)) | Ended::Error
+    ));
+}
+
+#[tokio::test]
+async fn ws_sends_are_idempotent_and_rate_limited() {
+    let s = Server::start_with(|c| c.ws_sends_per_second = 2).await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let room = s.group(&alice, "private", &[]).await;
+    let (mut a, _) = login(&s, &alice, None).await;
+    let send = json!({"type": "send", "room": room, "text": "once", "client_id": "c-1", "ref": 1});
+    a.send(send.clone()).await;
+    let first = a.next_of("ack").await;
+    assert_eq!(first["created"], true);
+    a.send(send).await;
+    let again = a.next_of("ack").await;
+    assert_eq!(again["created"], false);
+    assert_eq!(again["seq"], first["seq"]);
+    // Over the rate: a rate_limited error with the time to wait.
+    let mut limited = None;
+    for i in 0..10 {
+        a.send(json!({"type": "send", "room": room, "text": "more", "ref": 10 + i}))
+            .await;
+        loop {
+            let f = a.next().await;
+            if f["type"] == "ack" {
+                break;
+            }
+            if f["type"] == "error" {
+                limited = Some(f);
+                break;
+            }
+        }
+        if limited.is_some() {
+            break;
+        }
+    }
+    let limited = limited.expect("rate limited");
+    assert_eq!(limited["code"], "rate_limited");
+    assert!(limited["retry_after_ms"].as_u64().expect("retry_after_ms") > 0);
+}
+
+#[tokio::test]
+async fn ws_presence_typing_and_read_markers_reach_room_members() {
+    let s = Server::start_with(|c| c.ws_presence_grace_ms = 50).await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let room = s.group(&alice, "private", &["bob"]).await;
+    let (mut a, _) = login(&s, &alice, None).await;
+    let (mut b, _) = login(&s, &bob, None).await;
+    let f = a.next().await;
+    assert_eq!(
+        (f["type"].clone(), f["user"].clone(), f["status"].clone()),
+        (json!("presence"), json!("bob"), json!("online"))
+    );
+    b.send(json!({"type": "typing", "room": room})).await;
+    let f = a.next().await;
+    assert_eq!(
+        (f["type"].clone(), f["room"].clone(), f["user"].clone()),
+        (json!("typing"), json!(room), json!("bob"))
+    );
+    assert!(f["expires_in_ms"].as_u64().is_some());
+    let item = s.send(&alice, room, "read me").await;
+    let _ = a.next_of("change").await;
+    let _ = b.next_of("change").await;
+    b.send(json!({"type": "read", "room": room, "seq": item["seq"], "ref": "r"}))
+        .await;
+    let ack = b.next_of("ack").await;
+    assert_eq!(ack["read_seq"], item["seq"]);
+    let f = a.next_of("read").await;
+    assert_eq!(
+        (f["user"].clone(), f["seq"].clone()),
+        (json!("bob"), item["seq"].clone())
+    );
+    // Typing in a room one is not in is refused.
+    b.send(json!({"type": "typing", "room": 999, "ref": 3}))
+        .await;
+    assert_eq!(b.next_of("error").await["code"], "not_a_member");
+    drop(b);
+    let f = a.next().await;
+    assert_eq!(
+        (f["type"].clone(), f["user"].clone(), f["status"].clone()),
+        (json!("presence"), json!("bob"), json!("offline"))
+    );
+    assert!(f["last_seen_at"].is_string());
+}
+
+#[tokio::test]
+async fn ws_connections_per_user_are_limited() {
+    let s = Server::start_with(|c| c.ws_connections_per_user = 1).await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let (_a, _) = login(&s, &alice, None).await;
+    let mut c = connect(&s).await;
+    c.send(json!({"type": "auth", "token": alice})).await;
+    let f = c.next().await;
+    assert_eq!(f["code"], "too_many_connections");
+    assert!(matches!(c.ended().await, Ended::Closed(Some(4029))));
+}
