@@ -129,8 +129,10 @@ pub fn search(
         let in_scope: HashMap<i64, i64> = rooms.iter().map(|(id, n)| (*n, *id)).collect();
         let mut stmt = conn
             .prepare_cached(
+                // `+app_id`: walk the log from the mark (its key range), never the app's
+                // whole log through the app index.
                 "SELECT DISTINCT room_no, seq FROM events
-                 WHERE id > ?1 AND app_id = ?2
+                 WHERE id > ?1 AND +app_id = ?2
                    AND type IN ('message_posted', 'message_edited')",
             )
             .map_err(be)?;
