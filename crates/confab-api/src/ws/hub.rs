@@ -52,9 +52,11 @@ impl Conn {
     }
 }
 
-/// What a change does to the receiving connection's subscription.
+/// What a frame does to the receiving connection's subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effect {
+    /// A notice outside any room's stream (presence, typing, read).
+    Notice,
     None,
     /// This change made the connection's user a member: it starts the room's stream.
     Subscribe,
@@ -62,16 +64,17 @@ pub(crate) enum Effect {
     Unsubscribe,
 }
 
-/// A frame queued for one connection.
-pub(crate) enum Out {
-    Change {
-        room: RoomNumber,
-        pos: Pos,
-        frame: Utf8Bytes,
-        effect: Effect,
-    },
-    /// A notice outside any room's stream (presence, typing, read).
-    Frame(Utf8Bytes),
+/// A frame as routed: built once, shared by every connection that receives it.
+pub(crate) struct Routed {
+    pub room: RoomNumber,
+    pub pos: Pos,
+    pub frame: Utf8Bytes,
+}
+
+/// A frame queued for one connection: two words, so an idle connection's queue stays small.
+pub(crate) struct Out {
+    pub routed: Arc<Routed>,
+    pub effect: Effect,
 }
 
 pub(crate) enum HubCmd {
@@ -361,9 +364,18 @@ impl Hub {
     }
 
     fn deliver_frame(&mut self, targets: &[Arc<Conn>], frame: &Utf8Bytes) {
+        let routed = Arc::new(Routed {
+            room: RoomNumber(0),
+            pos: Pos(0),
+            frame: frame.clone(),
+        });
         let mut dead = Vec::new();
         for c in targets {
-            if c.tx.try_send(Out::Frame(frame.clone())).is_err() {
+            let out = Out {
+                routed: routed.clone(),
+                effect: Effect::Notice,
+            };
+            if c.tx.try_send(out).is_err() {
                 dead.push(c.clone());
             }
         }
@@ -424,12 +436,11 @@ impl Hub {
         let Some(frame) = frame else {
             return;
         };
+        let routed = Arc::new(Routed { room, pos, frame });
         let mut dead = Vec::new();
         for (c, effect) in deliveries {
-            let out = Out::Change {
-                room,
-                pos,
-                frame: frame.clone(),
+            let out = Out {
+                routed: routed.clone(),
                 effect,
             };
             if c.tx.try_send(out).is_err() {

@@ -160,7 +160,7 @@ pub async fn ws_upgrade(
     let max = gateway.config().max_message_bytes;
     // Small buffers keep idle connections cheap; tungstenite's defaults are 128 KiB each.
     Ok(ws
-        .read_buffer_size(2 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
         .max_frame_size(max)

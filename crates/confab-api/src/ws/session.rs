@@ -39,7 +39,7 @@ struct Cursor {
 }
 
 pub(crate) async fn run(mut socket: WebSocket, state: AppState, gw: Gateway) {
-    let ((app, user), resume) = match authenticate(&mut socket, &state, &gw).await {
+    let ((app, user), resume) = match Box::pin(authenticate(&mut socket, &state, &gw)).await {
         Ok(v) => v,
         Err(End(code, reason)) => {
             close_socket(&mut socket, code, reason).await;
@@ -85,7 +85,7 @@ pub(crate) async fn run(mut socket: WebSocket, state: AppState, gw: Gateway) {
             typing: HashMap::new(),
             last_heard: Instant::now(),
         };
-        let end = match s.start(resume).await {
+        let end = match Box::pin(s.start(resume)).await {
             Ok(()) => match s.serve().await {
                 Ok(()) => End(0, "done"),
                 Err(end) => end,
@@ -322,7 +322,8 @@ impl Session {
                 msg = self.socket.recv() => {
                     self.last_heard = Instant::now();
                     match msg {
-                        Some(Ok(Message::Text(t))) => self.request(t.as_str()).await?,
+                        // Boxed: keeps every idle session's future small.
+                        Some(Ok(Message::Text(t))) => Box::pin(self.request(t.as_str())).await?,
                         Some(Ok(Message::Binary(_))) => {
                             let e = ApiError::bad_request("invalid_frame", "frames are JSON text");
                             self.write(protocol::error(&e, &None)).await?;
@@ -343,15 +344,11 @@ impl Session {
     }
 
     async fn deliver(&mut self, out: Out) -> Result<(), End> {
-        let (room, pos, frame, effect) = match out {
-            Out::Frame(f) => return self.feed(f).await,
-            Out::Change {
-                room,
-                pos,
-                frame,
-                effect,
-            } => (room, pos, frame, effect),
-        };
+        let Out { routed, effect } = out;
+        if effect == Effect::Notice {
+            return self.feed(routed.frame.clone()).await;
+        }
+        let (room, pos) = (routed.room, routed.pos);
         let cursor = self.cursors.get(&room).copied();
         if cursor.is_some_and(|c| pos <= c.pos) {
             return Ok(());
@@ -362,7 +359,8 @@ impl Session {
             }
             (_, Some(c)) if c.member => {
                 if pos.0 > c.pos.0 + 1 {
-                    self.fill(room, Some(Pos(pos.0 - 1))).await?;
+                    // Boxed: rare, and it keeps every idle session's future small.
+                    Box::pin(self.fill(room, Some(Pos(pos.0 - 1)))).await?;
                     let now = self.cursors.get(&room).copied();
                     if now.is_none_or(|c| !c.member || c.pos >= pos) {
                         return Ok(());
@@ -381,7 +379,7 @@ impl Session {
                 self.cursors.insert(room, Cursor { pos, member: false });
             }
         }
-        self.feed(frame).await
+        self.feed(routed.frame.clone()).await
     }
 
     async fn request(&mut self, text: &str) -> Result<(), End> {
