@@ -97,6 +97,20 @@ fn rss(pid: u32) -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
+/// CPU time (user + system) a process has used so far.
+fn cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ')'.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 // ---------------------------------------------------------------- the server child
 
 /// `confab-bench ws-server`: runs the server until stdin closes. Prints `addr ADMIN_KEY`.
@@ -432,6 +446,33 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         )
         .await?;
     let secret = a["secret"].as_str().context("secret")?.to_owned();
+    // Two members, one sender: the latency of one delivery.
+    let (pa, pb) = (
+        http.user(&secret, "pa".into()).await?,
+        http.user(&secret, "pb".into()).await?,
+    );
+    let pair = http
+        .call(
+            reqwest::Method::POST,
+            "/v1/rooms",
+            &pa,
+            json!({"kind": "group", "name": "pair", "members": ["pb"]}),
+        )
+        .await?["number"]
+        .as_i64()
+        .context("room number")?;
+    let lat = pair_latency(&addr, &pa, &pb, pair, opts.messages).await?;
+    t.check(
+        "2 members: send → delivery p50 / p99",
+        format!("{} / {}", ms(lat.pct(50.0)), ms(lat.pct(99.0))),
+        "p99 ≤ 2 ms",
+        lat.pct(99.0) <= Duration::from_millis(2),
+    );
+    t.info(
+        "2 members: sends (sequential, over the socket)",
+        thousands(lat.len() as u64),
+    );
+
     let total_users = members + idle_extra;
     eprintln!("[ws] creating {total_users} users");
     let tokens = all((0..total_users).collect(), |i| {
@@ -439,10 +480,6 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     })
     .await?;
     let sender = http.user(&secret, "sender".into()).await?;
-    let (pa, pb) = (
-        http.user(&secret, "pa".into()).await?,
-        http.user(&secret, "pb".into()).await?,
-    );
     let big = http
         .call(
             reqwest::Method::POST,
@@ -468,29 +505,6 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         }
     })
     .await?;
-
-    // Two members, one sender: the latency of one delivery.
-    let pair = http
-        .call(
-            reqwest::Method::POST,
-            "/v1/rooms",
-            &pa,
-            json!({"kind": "group", "name": "pair", "members": ["pb"]}),
-        )
-        .await?["number"]
-        .as_i64()
-        .context("room number")?;
-    let lat = pair_latency(&addr, &pa, &pb, pair, opts.messages).await?;
-    t.check(
-        "2 members: send → delivery p50 / p99",
-        format!("{} / {}", ms(lat.pct(50.0)), ms(lat.pct(99.0))),
-        "p99 ≤ 2 ms",
-        lat.pct(99.0) <= Duration::from_millis(2),
-    );
-    t.info(
-        "2 members: sends (sequential, over the socket)",
-        thousands(lat.len() as u64),
-    );
 
     // Idle connections: RSS with them minus RSS before them.
     let rss0 = rss(server_pid)?;
@@ -579,8 +593,17 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let n2 = (opts.seconds * per_second).round().max(1.0) as usize;
     let first = 1000;
     eprintln!("[ws] fan-out: {n2} messages at {per_second}/s to {members} members");
+    let pids: Vec<u32> = fan.iter().map(|w| w.child.id()).collect();
+    let cpu0 = (
+        cpu(server_pid),
+        pids.iter().map(|p| cpu(*p)).sum::<Duration>(),
+    );
     let (t0, _) = drive(&http, &sender, big, first, n2, per_second).await?;
     let r = settle(&mut fan, first, first + n2, members as u64).await?;
+    let cpu1 = (
+        cpu(server_pid),
+        pids.iter().map(|p| cpu(*p)).sum::<Duration>(),
+    );
     let delivered: u64 = r.count.iter().sum();
     // The window: from the first send to the last delivery of any of these messages.
     let end = r
@@ -611,6 +634,15 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     t.info(
         &format!("fan-out {per_second} msg/s: send → last delivery p50 / p99"),
         format!("{} / {}", ms(last.pct(50.0)), ms(last.pct(99.0))),
+    );
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / delivered.max(1) as f64;
+    t.info(
+        "CPU per delivery: server / clients",
+        format!(
+            "{:.2} µs / {:.2} µs",
+            per(cpu1.0.saturating_sub(cpu0.0)),
+            per(cpu1.1.saturating_sub(cpu0.1))
+        ),
     );
     for w in fan {
         w.finish();
