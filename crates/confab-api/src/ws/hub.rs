@@ -17,38 +17,39 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-/// One connection as the hub sees it.
+/// One connection as the hub sees it. Only the hub holds it, so when the hub forgets a
+/// connection its queue's sender goes, and the session sees its queue end.
 pub(crate) struct Conn {
     pub id: u64,
     pub app: AppId,
     pub user: UserId,
     pub tx: mpsc::Sender<Out>,
-    kill: Notify,
-    kill_code: AtomicU16,
+    pub kill: Arc<Kill>,
 }
 
-impl Conn {
-    pub fn new(id: u64, app: AppId, user: UserId, tx: mpsc::Sender<Out>) -> Self {
-        Conn {
-            id,
-            app,
-            user,
-            tx,
-            kill: Notify::new(),
-            kill_code: AtomicU16::new(0),
-        }
-    }
+/// How the hub tells a session to close even while it is stuck writing to a slow client.
+#[derive(Default)]
+pub(crate) struct Kill {
+    notify: Notify,
+    code: AtomicU16,
+}
 
+impl Kill {
     /// Asks the session to close with `code` as soon as it can.
     pub fn kill(&self, code: u16) {
-        self.kill_code.store(code, Ordering::Relaxed);
-        self.kill.notify_one();
+        self.code.store(code, Ordering::Relaxed);
+        self.notify.notify_one();
     }
 
-    /// Resolves once [`Conn::kill`] was called; gives the close code.
+    /// Resolves once [`Kill::kill`] was called; gives the close code.
     pub async fn killed(&self) -> u16 {
-        self.kill.notified().await;
-        self.kill_code.load(Ordering::Relaxed)
+        self.notify.notified().await;
+        self.code()
+    }
+
+    /// The close code asked for, 0 if none.
+    pub fn code(&self) -> u16 {
+        self.code.load(Ordering::Relaxed)
     }
 }
 
@@ -178,7 +179,7 @@ impl Hub {
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
             if let Some(e) = self.conns.get(&id) {
-                e.conn.kill(code);
+                e.conn.kill.kill(code);
             }
             self.detach(id);
         }
@@ -385,7 +386,7 @@ impl Hub {
     /// Cuts off connections whose queue is full (or whose session has ended).
     fn cut_off(&mut self, dead: Vec<Arc<Conn>>) {
         for c in dead {
-            c.kill(close::SLOW_CONSUMER);
+            c.kill.kill(close::SLOW_CONSUMER);
             self.detach(c.id);
         }
     }
@@ -415,10 +416,24 @@ impl Hub {
             return;
         }
         self.routed.insert(key, pos);
-        let deliveries = self.targets(app, room, &ev.body);
-        if deliveries.is_empty() {
-            return;
-        }
+        // Most changes go to the room's subscribers as they are; only membership changes and
+        // deletions change the index (and so need a list of their own).
+        let plain = !matches!(
+            ev.body,
+            EventBody::Membership { .. } | EventBody::RoomDeleted { .. }
+        );
+        let deliveries = if plain {
+            if !self.rooms.contains_key(&key) {
+                return;
+            }
+            Vec::new()
+        } else {
+            let d = self.targets(app, room, &ev.body);
+            if d.is_empty() {
+                return;
+            }
+            d
+        };
         // Read back as `/changes` shows it. On failure, nothing is sent: each connection sees
         // the gap at the room's next change and fills it from the store.
         let frame = match self.store.changes(app, room, Pos(pos.0 - 1), 1).await {
@@ -438,6 +453,17 @@ impl Hub {
         };
         let routed = Arc::new(Routed { room, pos, frame });
         let mut dead = Vec::new();
+        if plain {
+            for c in self.rooms.get(&key).map_or(&[][..], Vec::as_slice) {
+                let out = Out {
+                    routed: routed.clone(),
+                    effect: Effect::None,
+                };
+                if c.tx.try_send(out).is_err() {
+                    dead.push(c.clone());
+                }
+            }
+        }
         for (c, effect) in deliveries {
             let out = Out {
                 routed: routed.clone(),

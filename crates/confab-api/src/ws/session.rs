@@ -4,7 +4,7 @@
 //! above it plus one reveals a gap, filled from the store before the change is sent.
 
 use super::Gateway;
-use super::hub::{Conn, Effect, HubCmd, Out};
+use super::hub::{Conn, Effect, HubCmd, Kill, Out};
 use super::protocol::{self, ClientFrame, ReadyRoom, ResumeMap, close};
 use crate::AppState;
 use crate::error::ApiError;
@@ -50,12 +50,16 @@ pub(crate) async fn run(mut socket: WebSocket, state: AppState, gw: Gateway) {
     let span = tracing::debug_span!("ws", conn = id, user = %user);
     async move {
         let (tx, rx) = mpsc::channel(gw.config().queue.max(1));
-        let conn = Arc::new(Conn::new(id, app, user.clone(), tx));
-        let (reply, answer) = oneshot::channel();
-        gw.hub(HubCmd::Attach {
-            conn: conn.clone(),
-            reply,
+        let kill = Arc::new(Kill::default());
+        let conn = Arc::new(Conn {
+            id,
+            app,
+            user: user.clone(),
+            tx,
+            kill: kill.clone(),
         });
+        let (reply, answer) = oneshot::channel();
+        gw.hub(HubCmd::Attach { conn, reply });
         if !answer.await.unwrap_or(false) {
             let e = ApiError::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
@@ -77,7 +81,8 @@ pub(crate) async fn run(mut socket: WebSocket, state: AppState, gw: Gateway) {
             socket,
             state,
             gw,
-            conn,
+            id,
+            kill,
             rx,
             app,
             user,
@@ -189,7 +194,8 @@ struct Session {
     socket: WebSocket,
     state: AppState,
     gw: Gateway,
-    conn: Arc<Conn>,
+    id: u64,
+    kill: Arc<Kill>,
     rx: mpsc::Receiver<Out>,
     app: AppId,
     user: UserId,
@@ -205,14 +211,14 @@ impl Session {
         let rooms = joined_rooms(&self.state, self.app, &self.user).await?;
         let (reply, answer) = oneshot::channel();
         self.gw.hub(HubCmd::Subscribe {
-            conn: self.conn.id,
+            conn: self.id,
             rooms: rooms.iter().map(|r| RoomNumber(r.room)).collect(),
             reply,
         });
         let routed = answer
             .await
             .map_err(|_| End(close::GOING_AWAY, "stopping"))?;
-        self.write(protocol::ready(self.conn.id, &self.user, &rooms))
+        self.write(protocol::ready(self.id, &self.user, &rooms))
             .await?;
         for r in &rooms {
             self.cursors.insert(
@@ -305,13 +311,18 @@ impl Session {
     async fn serve(&mut self) -> Result<(), End> {
         let every = self.gw.config().ping_interval;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        let conn = self.conn.clone();
         loop {
             tokio::select! {
                 biased;
-                code = conn.killed() => return Err(End(code, "cut off")),
                 out = self.rx.recv() => {
-                    let Some(out) = out else { return Err(End(close::GOING_AWAY, "stopping")) };
+                    // The hub forgot this connection (cut off, resync, shutdown).
+                    let Some(out) = out else {
+                        let code = match self.kill.code() {
+                            0 => close::GOING_AWAY,
+                            code => code,
+                        };
+                        return Err(End(code, "closed by the server"));
+                    };
                     self.deliver(out).await?;
                     // Write out whatever else is queued before flushing once.
                     while let Ok(out) = self.rx.try_recv() {
@@ -502,20 +513,21 @@ impl Session {
 
     /// Queues a frame in the socket's write buffer (written out by the next flush).
     async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), End> {
-        let conn = self.conn.clone();
+        // Write first: a kill is only looked at when the write has to wait.
+        let kill = &self.kill;
         tokio::select! {
             biased;
-            code = conn.killed() => Err(End(code, "cut off")),
             r = self.socket.feed(Message::Text(frame)) => r.map_err(|_| End(0, "write failed")),
+            code = kill.killed() => Err(End(code, "cut off")),
         }
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        let conn = self.conn.clone();
+        let kill = &self.kill;
         tokio::select! {
             biased;
-            code = conn.killed() => Err(End(code, "cut off")),
             r = SinkExt::<Message>::flush(&mut self.socket) => r.map_err(|_| End(0, "write failed")),
+            code = kill.killed() => Err(End(code, "cut off")),
         }
     }
 
@@ -524,11 +536,11 @@ impl Session {
     }
 
     async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
-        let conn = self.conn.clone();
+        let kill = &self.kill;
         tokio::select! {
             biased;
-            code = conn.killed() => Err(End(code, "cut off")),
             r = self.socket.send(msg) => r.map_err(|_| End(0, "write failed")),
+            code = kill.killed() => Err(End(code, "cut off")),
         }
     }
 }
