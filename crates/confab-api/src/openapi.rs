@@ -398,6 +398,16 @@ fn routes() -> Vec<Route> {
             Some("ChangePageDto"),
             &["since", "limit"],
         ),
+        r(
+            G,
+            "/v1/ws",
+            "WebSocket upgrade (real time); the first frame authenticates, see docs/protocol.md",
+            None,
+            Option::None,
+            "101",
+            Option::None,
+            &[],
+        ),
     ]
 }
 

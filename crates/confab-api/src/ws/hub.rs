@@ -90,6 +90,11 @@ pub(crate) enum HubCmd {
         rooms: Vec<RoomNumber>,
         reply: oneshot::Sender<Vec<Option<Pos>>>,
     },
+    /// The session saw its user's membership of `room` end (the index may have been stale).
+    Unsubscribe {
+        conn: u64,
+        room: RoomNumber,
+    },
     Detach {
         conn: u64,
     },
@@ -240,6 +245,14 @@ impl Hub {
                         last_seen_at: Timestamp::now(),
                         rooms,
                     });
+                }
+            }
+            HubCmd::Unsubscribe { conn, room } => {
+                if let Some(e) = self.conns.get_mut(&conn)
+                    && e.rooms.remove(&room)
+                {
+                    let app = e.conn.app;
+                    self.unsubscribe(app, room, conn);
                 }
             }
             HubCmd::Detach { conn } => self.detach(conn),

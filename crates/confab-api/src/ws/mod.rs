@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::response::Response;
 use confab_core::bus::Bus;
 use confab_core::ids::{AppId, UserId};
@@ -152,11 +153,21 @@ impl Gateway {
 /// `GET /v1/ws`: upgrades, then the first frame must authenticate.
 pub async fn ws_upgrade(
     State(state): State<AppState>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Some(gateway) = state.ws.clone() else {
-        return Err(ApiError::not_found("not_found", "real time is not enabled"));
+        return Err(ApiError::not_found(
+            "realtime_disabled",
+            "real time is not enabled",
+        ));
     };
+    let ws = ws.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::UPGRADE_REQUIRED,
+            "websocket_required",
+            format!("GET /v1/ws is a WebSocket: {}", e.body_text()),
+        )
+    })?;
     let max = gateway.config().max_message_bytes;
     // Small buffers keep idle connections cheap; tungstenite's defaults are 128 KiB each.
     Ok(ws

@@ -298,6 +298,10 @@ impl Session {
                     }
                 }
                 if exit {
+                    self.gw.hub(HubCmd::Unsubscribe {
+                        conn: self.id,
+                        room,
+                    });
                     return Ok(());
                 }
             }
@@ -377,13 +381,14 @@ impl Session {
                         return Ok(());
                     }
                 }
-                self.cursors.insert(
-                    room,
-                    Cursor {
-                        pos,
-                        member: effect != Effect::Unsubscribe,
-                    },
-                );
+                let member = effect != Effect::Unsubscribe;
+                self.cursors.insert(room, Cursor { pos, member });
+                if !member {
+                    self.gw.hub(HubCmd::Unsubscribe {
+                        conn: self.id,
+                        room,
+                    });
+                }
             }
             (Effect::None, Some(_)) => return Ok(()),
             (_, _) => {
