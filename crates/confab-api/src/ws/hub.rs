@@ -6,6 +6,7 @@
 
 use super::WsConfig;
 use super::protocol::{self, close};
+use super::queue::Queue;
 use axum::extract::ws::Utf8Bytes;
 use confab_core::bus::{Bus, BusError, BusMessage, BusReceiver};
 use confab_core::event::{Event, EventBody};
@@ -14,43 +15,14 @@ use confab_core::model::MemberState;
 use confab_core::{Command, Store};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
-/// One connection as the hub sees it. Only the hub holds it, so when the hub forgets a
-/// connection its queue's sender goes, and the session sees its queue end.
+/// One connection as the hub sees it.
 pub(crate) struct Conn {
     pub id: u64,
     pub app: AppId,
     pub user: UserId,
-    pub tx: mpsc::Sender<Out>,
-    pub kill: Arc<Kill>,
-}
-
-/// How the hub tells a session to close even while it is stuck writing to a slow client.
-#[derive(Default)]
-pub(crate) struct Kill {
-    notify: Notify,
-    code: AtomicU16,
-}
-
-impl Kill {
-    /// Asks the session to close with `code` as soon as it can.
-    pub fn kill(&self, code: u16) {
-        self.code.store(code, Ordering::Relaxed);
-        self.notify.notify_one();
-    }
-
-    /// Resolves once [`Kill::kill`] was called; gives the close code.
-    pub async fn killed(&self) -> u16 {
-        self.notify.notified().await;
-        self.code()
-    }
-
-    /// The close code asked for, 0 if none.
-    pub fn code(&self) -> u16 {
-        self.code.load(Ordering::Relaxed)
-    }
+    pub queue: Arc<Queue>,
 }
 
 /// What a frame does to the receiving connection's subscription.
@@ -184,7 +156,7 @@ impl Hub {
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
             if let Some(e) = self.conns.get(&id) {
-                e.conn.kill.kill(code);
+                e.conn.queue.close(code);
             }
             self.detach(id);
         }
@@ -294,6 +266,7 @@ impl Hub {
         let Some(entry) = self.conns.remove(&id) else {
             return;
         };
+        entry.conn.queue.close(0);
         let app = entry.conn.app;
         for room in &entry.rooms {
             self.unsubscribe(app, *room, id);
@@ -389,7 +362,7 @@ impl Hub {
                 routed: routed.clone(),
                 effect: Effect::Notice,
             };
-            if c.tx.try_send(out).is_err() {
+            if !c.queue.push(out) {
                 dead.push(c.clone());
             }
         }
@@ -399,7 +372,7 @@ impl Hub {
     /// Cuts off connections whose queue is full (or whose session has ended).
     fn cut_off(&mut self, dead: Vec<Arc<Conn>>) {
         for c in dead {
-            c.kill.kill(close::SLOW_CONSUMER);
+            c.queue.close(close::SLOW_CONSUMER);
             self.detach(c.id);
         }
     }
@@ -472,7 +445,7 @@ impl Hub {
                     routed: routed.clone(),
                     effect: Effect::None,
                 };
-                if c.tx.try_send(out).is_err() {
+                if !c.queue.push(out) {
                     dead.push(c.clone());
                 }
             }
@@ -482,7 +455,7 @@ impl Hub {
                 routed: routed.clone(),
                 effect,
             };
-            if c.tx.try_send(out).is_err() {
+            if !c.queue.push(out) {
                 dead.push(c);
             }
         }

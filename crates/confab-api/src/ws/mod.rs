@@ -6,6 +6,7 @@
 pub mod bus;
 mod hub;
 pub mod protocol;
+mod queue;
 mod session;
 
 use crate::AppState;
@@ -169,10 +170,11 @@ pub async fn ws_upgrade(
         )
     })?;
     let max = gateway.config().max_message_bytes;
-    // Small buffers keep idle connections cheap; tungstenite's defaults are 128 KiB each.
+    // Small buffers keep idle connections cheap (tungstenite's defaults are 128 KiB each); the
+    // session flushes after each batch, so frames queued together go out in one write.
     Ok(ws
         .read_buffer_size(512)
-        .write_buffer_size(0)
+        .write_buffer_size(8 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_frame_size(max)
         .max_message_size(max)

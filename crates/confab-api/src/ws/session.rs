@@ -4,8 +4,9 @@
 //! above it plus one reveals a gap, filled from the store before the change is sent.
 
 use super::Gateway;
-use super::hub::{Conn, Effect, HubCmd, Kill, Out};
+use super::hub::{Conn, Effect, HubCmd, Out};
 use super::protocol::{self, ClientFrame, ReadyRoom, ResumeMap, close};
+use super::queue::Queue;
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -38,80 +39,27 @@ struct Cursor {
     member: bool,
 }
 
-pub(crate) async fn run(mut socket: WebSocket, state: AppState, gw: Gateway) {
-    let ((app, user), resume) = match Box::pin(authenticate(&mut socket, &state, &gw)).await {
-        Ok(v) => v,
-        Err(End(code, reason)) => {
-            close_socket(&mut socket, code, reason).await;
-            return;
-        }
-    };
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::debug_span!("ws", conn = id, user = %user);
-    async move {
-        let (tx, rx) = mpsc::channel(gw.config().queue.max(1));
-        let kill = Arc::new(Kill::default());
-        let conn = Arc::new(Conn {
-            id,
-            app,
-            user: user.clone(),
-            tx,
-            kill: kill.clone(),
-        });
-        let (reply, answer) = oneshot::channel();
-        gw.hub(HubCmd::Attach { conn, reply });
-        if !answer.await.unwrap_or(false) {
-            let e = ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
-                "this user has too many open connections",
-            );
-            let _ = socket.send(Message::Text(protocol::error(&e, &None))).await;
-            close_socket(
-                &mut socket,
-                close::TOO_MANY_CONNECTIONS,
-                "too many connections",
-            )
-            .await;
-            return;
-        }
-        let _detach = Detach(gw.clone(), id);
-        state.seen(app, &user);
-        let mut s = Session {
-            socket,
-            state,
-            gw,
-            id,
-            kill,
-            rx,
-            app,
-            user,
-            cursors: HashMap::new(),
-            typing: HashMap::new(),
-            last_heard: Instant::now(),
-        };
-        let end = match Box::pin(s.start(resume)).await {
-            Ok(()) => match s.serve().await {
-                Ok(()) => End(0, "done"),
-                Err(end) => end,
-            },
-            Err(end) => end,
-        };
-        tracing::debug!(code = end.0, reason = end.1, "connection ends");
-        let code = end.0;
-        if code == close::SLOW_CONSUMER {
-            // The client is not reading; a close frame may never get out. Try briefly.
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                close_socket(&mut s.socket, code, end.1),
-            )
-            .await;
-        } else if code != 0 {
-            close_socket(&mut s.socket, code, end.1).await;
-        }
+/// Runs one connection. The session owns the socket from the start, so the task's future
+/// holds it once (its size is most of an idle connection's memory).
+pub(crate) fn run(
+    socket: WebSocket,
+    state: AppState,
+    gw: Gateway,
+) -> impl std::future::Future<Output = ()> + Send {
+    let queue = Arc::new(Queue::new(gw.config().queue));
+    Session {
+        socket,
+        state,
+        gw,
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        queue,
+        app: AppId(0),
+        user: UserId(String::new()),
+        cursors: HashMap::new(),
+        typing: HashMap::new(),
+        last_heard: Instant::now(),
     }
-    .instrument(span)
-    .await
+    .run()
 }
 
 /// Unregisters the connection from the hub however the session ends.
@@ -195,8 +143,8 @@ struct Session {
     state: AppState,
     gw: Gateway,
     id: u64,
-    kill: Arc<Kill>,
-    rx: mpsc::Receiver<Out>,
+    queue: Arc<Queue>,
+    /// Set by authentication.
     app: AppId,
     user: UserId,
     cursors: HashMap<RoomNumber, Cursor>,
@@ -206,6 +154,68 @@ struct Session {
 }
 
 impl Session {
+    async fn run(mut self) {
+        let resume = match Box::pin(authenticate(&mut self.socket, &self.state, &self.gw)).await {
+            Ok(((app, user), resume)) => {
+                self.app = app;
+                self.user = user;
+                resume
+            }
+            Err(End(code, reason)) => {
+                Box::pin(close_socket(&mut self.socket, code, reason)).await;
+                return;
+            }
+        };
+        let span = tracing::debug_span!("ws", conn = self.id, user = %self.user);
+        let end = Box::pin(self.connected(resume)).instrument(span).await;
+        tracing::debug!(
+            conn = self.id,
+            code = end.0,
+            reason = end.1,
+            "connection ends"
+        );
+        if end.0 == close::SLOW_CONSUMER {
+            // The client is not reading; a close frame may never get out. Try briefly.
+            let close = close_socket(&mut self.socket, end.0, end.1);
+            let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), close)).await;
+        } else if end.0 != 0 {
+            Box::pin(close_socket(&mut self.socket, end.0, end.1)).await;
+        }
+    }
+
+    /// After authentication: register with the hub, then serve until the end.
+    async fn connected(&mut self, resume: Option<ResumeMap>) -> End {
+        let conn = Arc::new(Conn {
+            id: self.id,
+            app: self.app,
+            user: self.user.clone(),
+            queue: self.queue.clone(),
+        });
+        let (reply, answer) = oneshot::channel();
+        self.gw.hub(HubCmd::Attach { conn, reply });
+        if !answer.await.unwrap_or(false) {
+            let e = ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "this user has too many open connections",
+            );
+            let _ = self
+                .socket
+                .send(Message::Text(protocol::error(&e, &None)))
+                .await;
+            return End(close::TOO_MANY_CONNECTIONS, "too many connections");
+        }
+        let _detach = Detach(self.gw.clone(), self.id);
+        self.state.seen(self.app, &self.user);
+        if let Err(end) = Box::pin(self.start(resume)).await {
+            return end;
+        }
+        match self.serve().await {
+            Ok(()) => End(0, "done"),
+            Err(end) => end,
+        }
+    }
+
     /// Subscribes to the user's rooms, sends `ready`, and replays what the client missed.
     async fn start(&mut self, resume: Option<ResumeMap>) -> Result<(), End> {
         let rooms = joined_rooms(&self.state, self.app, &self.user).await?;
@@ -318,19 +328,20 @@ impl Session {
         loop {
             tokio::select! {
                 biased;
-                out = self.rx.recv() => {
+                out = self.queue.pop() => {
                     // The hub forgot this connection (cut off, resync, shutdown).
                     let Some(out) = out else {
-                        let code = match self.kill.code() {
+                        let code = match self.queue.code() {
                             0 => close::GOING_AWAY,
                             code => code,
                         };
                         return Err(End(code, "closed by the server"));
                     };
-                    self.deliver(out).await?;
                     // Write out whatever else is queued before flushing once.
-                    while let Ok(out) = self.rx.try_recv() {
+                    let mut next = Some(out);
+                    while let Some(out) = next {
                         self.deliver(out).await?;
+                        next = self.queue.try_pop();
                     }
                     self.flush().await?;
                 }
@@ -352,7 +363,8 @@ impl Session {
                     if self.last_heard.elapsed() > every * 2 {
                         return Err(End(close::HEARTBEAT, "no heartbeat"));
                     }
-                    self.send_raw(Message::Ping(Default::default())).await?;
+                    self.feed_msg(Message::Ping(Default::default())).await?;
+                    self.flush().await?;
                 }
             }
         }
@@ -518,35 +530,32 @@ impl Session {
 
     /// Queues a frame in the socket's write buffer (written out by the next flush).
     async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), End> {
+        self.feed_msg(Message::Text(frame)).await
+    }
+
+    async fn feed_msg(&mut self, msg: Message) -> Result<(), End> {
         // Write first: a kill is only looked at when the write has to wait.
-        let kill = &self.kill;
+        let queue = &self.queue;
         tokio::select! {
             biased;
-            r = self.socket.feed(Message::Text(frame)) => r.map_err(|_| End(0, "write failed")),
-            code = kill.killed() => Err(End(code, "cut off")),
+            r = self.socket.feed(msg) => r.map_err(|_| End(0, "write failed")),
+            code = queue.killed() => Err(End(code, "cut off")),
         }
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        let kill = &self.kill;
+        let queue = &self.queue;
         tokio::select! {
             biased;
             r = SinkExt::<Message>::flush(&mut self.socket) => r.map_err(|_| End(0, "write failed")),
-            code = kill.killed() => Err(End(code, "cut off")),
+            code = queue.killed() => Err(End(code, "cut off")),
         }
     }
 
+    /// Sends one frame now.
     async fn write(&mut self, frame: Utf8Bytes) -> Result<(), End> {
-        self.send_raw(Message::Text(frame)).await
-    }
-
-    async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
-        let kill = &self.kill;
-        tokio::select! {
-            biased;
-            r = self.socket.send(msg) => r.map_err(|_| End(0, "write failed")),
-            code = kill.killed() => Err(End(code, "cut off")),
-        }
+        self.feed(frame).await?;
+        self.flush().await
     }
 }
 
