@@ -39,8 +39,22 @@ struct Proc {
 
 impl Proc {
     fn spawn(args: &[String]) -> anyhow::Result<Proc> {
+        Self::spawn_with(args, false)
+    }
+
+    /// With `batch`, the child runs under `SCHED_BATCH` (through `chrt`, when present): it
+    /// does not preempt the server on every wake-up, as clients on other machines would not.
+    fn spawn_with(args: &[String], batch: bool) -> anyhow::Result<Proc> {
         let exe = std::env::current_exe().context("cannot find the bench binary")?;
-        let mut child = Command::new(exe)
+        let chrt = std::path::Path::new("/usr/bin/chrt");
+        let mut cmd = if batch && chrt.exists() {
+            let mut c = Command::new(chrt);
+            c.args(["--batch", "0"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -97,8 +111,8 @@ fn rss(pid: u32) -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
-/// CPU time (user + system) a process has used so far.
-fn cpu(pid: u32) -> Duration {
+/// CPU time a process has used so far: (user, system).
+fn cpu_split(pid: u32) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which is in parentheses and may contain spaces).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -106,9 +120,30 @@ fn cpu(pid: u32) -> Duration {
         .split_whitespace()
         .map(|v| v.parse().unwrap_or(0))
         .collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ')'.
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ')'; in ticks
+    // of 10 ms.
+    let tick = |i: usize| Duration::from_millis(f.get(i).copied().unwrap_or(0) * 10);
+    (tick(11), tick(12))
+}
+
+/// CPU time (user + system) a process has used so far.
+fn cpu(pid: u32) -> Duration {
+    let (u, s) = cpu_split(pid);
+    u + s
+}
+
+/// Waits until the server is idle (under 5 % of a core over half a second), at most 60 s:
+/// work left over from one phase (users going offline after the presence grace, their
+/// `last_seen_at` writes) must not be measured as part of the next.
+async fn quiesce(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let before = cpu(pid);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if cpu(pid).saturating_sub(before) <= Duration::from_millis(25) {
+            return;
+        }
+    }
 }
 
 // ---------------------------------------------------------------- the server child
@@ -593,12 +628,15 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let spawn_worker = |src: &str, toks: &[String], name: &str| -> anyhow::Result<Proc> {
         let file = dir.path().join(name);
         std::fs::write(&file, toks.join("\n"))?;
-        Proc::spawn(&[
-            "ws-clients".to_owned(),
-            addr.clone(),
-            src.to_owned(),
-            file.display().to_string(),
-        ])
+        Proc::spawn_with(
+            &[
+                "ws-clients".to_owned(),
+                addr.clone(),
+                src.to_owned(),
+                file.display().to_string(),
+            ],
+            true,
+        )
     };
     let half = members / 2;
     let idle_half = idle_extra / 2;
@@ -649,7 +687,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     for w in idle.drain(..) {
         w.finish();
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The presence grace (5 s) must pass before the server is really quiet.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    quiesce(server_pid).await;
 
     // Fan-out at 10 messages/s: p99 from send to the last delivery.
     let n = (opts.seconds * 10.0).round().max(1.0) as usize;
@@ -674,7 +714,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let n2 = (opts.seconds * per_second).round().max(1.0) as usize;
     let first = 1000;
     eprintln!("[ws] fan-out: {n2} messages at {per_second}/s to {members} members");
+    quiesce(server_pid).await;
     let pids: Vec<u32> = fan.iter().map(|w| w.child.id()).collect();
+    let split0 = cpu_split(server_pid);
     let cpu0 = (
         cpu(server_pid),
         pids.iter().map(|p| cpu(*p)).sum::<Duration>(),
@@ -685,6 +727,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         cpu(server_pid),
         pids.iter().map(|p| cpu(*p)).sum::<Duration>(),
     );
+    let split1 = cpu_split(server_pid);
     let delivered: u64 = r.count.iter().sum();
     // The window: from the first send to the last delivery of any of these messages.
     let end = r
@@ -718,10 +761,12 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     );
     let per = |d: Duration| d.as_secs_f64() * 1e6 / delivered.max(1) as f64;
     t.info(
-        "CPU per delivery: server / clients",
+        "CPU per delivery: server (user + system) / clients",
         format!(
-            "{:.2} µs / {:.2} µs",
+            "{:.2} µs ({:.2} + {:.2}) / {:.2} µs",
             per(cpu1.0.saturating_sub(cpu0.0)),
+            per(split1.0.saturating_sub(split0.0)),
+            per(split1.1.saturating_sub(split0.1)),
             per(cpu1.1.saturating_sub(cpu0.1))
         ),
     );
