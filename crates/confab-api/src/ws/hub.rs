@@ -30,6 +30,8 @@ pub(crate) struct Conn {
 pub(crate) enum Effect {
     /// A notice outside any room's stream (presence, typing, read).
     Notice,
+    /// Time for a heartbeat (no frame): ping, or close if the client has been silent.
+    Heartbeat,
     None,
     /// This change made the connection's user a member: it starts the room's stream.
     Subscribe,
@@ -37,16 +39,12 @@ pub(crate) enum Effect {
     Unsubscribe,
 }
 
-/// A frame as routed: built once, shared by every connection that receives it.
-pub(crate) struct Routed {
+/// A frame queued for one connection. The frame's bytes are shared by every connection that
+/// receives it (built and serialized once).
+pub(crate) struct Out {
     pub room: RoomNumber,
     pub pos: Pos,
     pub frame: Utf8Bytes,
-}
-
-/// A frame queued for one connection: two words, so an idle connection's queue stays small.
-pub(crate) struct Out {
-    pub routed: Arc<Routed>,
     pub effect: Effect,
 }
 
@@ -132,9 +130,13 @@ impl Hub {
         mut rx: Box<dyn BusReceiver>,
         mut cmds: mpsc::UnboundedReceiver<HubCmd>,
     ) {
+        // One timer for the node's heartbeats rather than one per connection.
+        let every = self.config.ping_interval;
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
                 biased;
+                _ = beat.tick() => self.heartbeat(),
                 cmd = cmds.recv() => match cmd {
                     Some(HubCmd::Shutdown) | None => break,
                     Some(cmd) => self.command(cmd),
@@ -351,19 +353,33 @@ impl Hub {
     }
 
     fn deliver_frame(&mut self, targets: &[Arc<Conn>], frame: &Utf8Bytes) {
-        let routed = Arc::new(Routed {
-            room: RoomNumber(0),
-            pos: Pos(0),
-            frame: frame.clone(),
-        });
         let mut dead = Vec::new();
         for c in targets {
             let out = Out {
-                routed: routed.clone(),
+                room: RoomNumber(0),
+                pos: Pos(0),
+                frame: frame.clone(),
                 effect: Effect::Notice,
             };
             if !c.queue.push(out) {
                 dead.push(c.clone());
+            }
+        }
+        self.cut_off(dead);
+    }
+
+    /// Asks every connection for a heartbeat; one that cannot even queue it is cut off.
+    fn heartbeat(&mut self) {
+        let mut dead = Vec::new();
+        for e in self.conns.values() {
+            let out = Out {
+                room: RoomNumber(0),
+                pos: Pos(0),
+                frame: Utf8Bytes::default(),
+                effect: Effect::Heartbeat,
+            };
+            if !e.conn.queue.push(out) {
+                dead.push(e.conn.clone());
             }
         }
         self.cut_off(dead);
@@ -437,12 +453,13 @@ impl Hub {
         let Some(frame) = frame else {
             return;
         };
-        let routed = Arc::new(Routed { room, pos, frame });
         let mut dead = Vec::new();
         if plain {
             for c in self.rooms.get(&key).map_or(&[][..], Vec::as_slice) {
                 let out = Out {
-                    routed: routed.clone(),
+                    room,
+                    pos,
+                    frame: frame.clone(),
                     effect: Effect::None,
                 };
                 if !c.queue.push(out) {
@@ -452,7 +469,9 @@ impl Hub {
         }
         for (c, effect) in deliveries {
             let out = Out {
-                routed: routed.clone(),
+                room,
+                pos,
+                frame: frame.clone(),
                 effect,
             };
             if !c.queue.push(out) {

@@ -323,8 +323,6 @@ impl Session {
 
     /// The main loop: live frames out, client frames in, heartbeats.
     async fn serve(&mut self) -> Result<(), End> {
-        let every = self.gw.config().ping_interval;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tokio::select! {
                 biased;
@@ -359,23 +357,27 @@ impl Session {
                         Some(Err(e)) => return Err(read_error(e)),
                     }
                 }
-                _ = tick.tick() => {
-                    if self.last_heard.elapsed() > every * 2 {
-                        return Err(End(close::HEARTBEAT, "no heartbeat"));
-                    }
-                    self.feed_msg(Message::Ping(Default::default())).await?;
-                    self.flush().await?;
-                }
             }
         }
     }
 
     async fn deliver(&mut self, out: Out) -> Result<(), End> {
-        let Out { routed, effect } = out;
-        if effect == Effect::Notice {
-            return self.feed(routed.frame.clone()).await;
+        let Out {
+            room,
+            pos,
+            frame,
+            effect,
+        } = out;
+        match effect {
+            Effect::Notice => return self.feed(frame).await,
+            Effect::Heartbeat => {
+                if self.last_heard.elapsed() > self.gw.config().ping_interval * 2 {
+                    return Err(End(close::HEARTBEAT, "no heartbeat"));
+                }
+                return self.feed_msg(Message::Ping(Default::default())).await;
+            }
+            _ => {}
         }
-        let (room, pos) = (routed.room, routed.pos);
         let cursor = self.cursors.get(&room).copied();
         if cursor.is_some_and(|c| pos <= c.pos) {
             return Ok(());
@@ -407,7 +409,7 @@ impl Session {
                 self.cursors.insert(room, Cursor { pos, member: false });
             }
         }
-        self.feed(routed.frame.clone()).await
+        self.feed(frame).await
     }
 
     async fn request(&mut self, text: &str) -> Result<(), End> {
