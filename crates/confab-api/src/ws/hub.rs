@@ -76,6 +76,9 @@ pub(crate) enum HubCmd {
     Shutdown,
 }
 
+/// Heartbeats of one interval are spread over this many ticks.
+const BEAT_SLICES: u32 = 20;
+
 struct UserEntry {
     conns: Vec<u64>,
     /// Whether "online" was announced (and "offline" not yet).
@@ -130,13 +133,18 @@ impl Hub {
         mut rx: Box<dyn BusReceiver>,
         mut cmds: mpsc::UnboundedReceiver<HubCmd>,
     ) {
-        // One timer for the node's heartbeats rather than one per connection.
-        let every = self.config.ping_interval;
+        // One timer for the node's heartbeats rather than one per connection; each tick serves
+        // one slice of the connections, so heartbeats flow evenly instead of in a burst.
+        let every = self.config.ping_interval / BEAT_SLICES;
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut slice = 0u64;
         loop {
             tokio::select! {
                 biased;
-                _ = beat.tick() => self.heartbeat(),
+                _ = beat.tick() => {
+                    slice = (slice + 1) % u64::from(BEAT_SLICES);
+                    self.heartbeat(slice);
+                }
                 cmd = cmds.recv() => match cmd {
                     Some(HubCmd::Shutdown) | None => break,
                     Some(cmd) => self.command(cmd),
@@ -368,10 +376,12 @@ impl Hub {
         self.cut_off(dead);
     }
 
-    /// Asks every connection for a heartbeat; one that cannot even queue it is cut off.
-    fn heartbeat(&mut self) {
+    /// Asks the connections of one slice for a heartbeat; one that cannot even queue it is
+    /// cut off.
+    fn heartbeat(&mut self, slice: u64) {
         let mut dead = Vec::new();
-        for e in self.conns.values() {
+        let slices = u64::from(BEAT_SLICES);
+        for e in self.conns.values().filter(|e| e.conn.id % slices == slice) {
             let out = Out {
                 room: RoomNumber(0),
                 pos: Pos(0),
