@@ -47,23 +47,31 @@ impl Queue {
         true
     }
 
-    pub fn try_pop(&self) -> Option<Out> {
-        let mut q = self.items.lock().ok()?;
-        let out = q.pop_front();
-        if out.is_none() && q.capacity() > KEEP {
+    /// Moves everything queued into `into` (which must be empty) with one lock; `false` when
+    /// nothing was queued.
+    pub fn take_all(&self, into: &mut VecDeque<Out>) -> bool {
+        let Ok(mut q) = self.items.lock() else {
+            return false;
+        };
+        if q.is_empty() {
+            return false;
+        }
+        std::mem::swap(&mut *q, into);
+        if q.capacity() > KEEP {
             q.shrink_to(KEEP);
         }
-        out
+        true
     }
 
-    /// The next item; `None` once the queue is closed and drained.
-    pub async fn pop(&self) -> Option<Out> {
+    /// Waits for items and moves them all into `into`; `false` once the queue is closed and
+    /// drained.
+    pub async fn wait_all(&self, into: &mut VecDeque<Out>) -> bool {
         loop {
-            if let Some(out) = self.try_pop() {
-                return Some(out);
+            if self.take_all(into) {
+                return true;
             }
             if self.closed.load(Ordering::Acquire) {
-                return None;
+                return false;
             }
             // A push between the check and here leaves a permit: no wake-up is lost.
             self.ready.notified().await;

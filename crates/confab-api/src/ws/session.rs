@@ -323,23 +323,25 @@ impl Session {
 
     /// The main loop: live frames out, client frames in, heartbeats.
     async fn serve(&mut self) -> Result<(), End> {
+        let mut batch = std::collections::VecDeque::new();
         loop {
             tokio::select! {
                 biased;
-                out = self.queue.pop() => {
+                more = self.queue.wait_all(&mut batch) => {
                     // The hub forgot this connection (cut off, resync, shutdown).
-                    let Some(out) = out else {
+                    if !more {
                         let code = match self.queue.code() {
                             0 => close::GOING_AWAY,
                             code => code,
                         };
                         return Err(End(code, "closed by the server"));
-                    };
-                    // Write out whatever else is queued before flushing once.
-                    let mut next = Some(out);
-                    while let Some(out) = next {
+                    }
+                    // Everything queued goes out with one flush.
+                    while let Some(out) = batch.pop_front() {
                         self.deliver(out).await?;
-                        next = self.queue.try_pop();
+                    }
+                    if batch.capacity() > 16 {
+                        batch.shrink_to(16);
                     }
                     self.flush().await?;
                 }
