@@ -498,6 +498,16 @@ fn routes() -> Vec<Route> {
             Some("CompatMessageDto"),
             &[],
         ),
+        r(
+            G,
+            "/v1/ws",
+            "WebSocket upgrade (real time); the first frame authenticates, see docs/protocol.md",
+            None,
+            Option::None,
+            "101",
+            Option::None,
+            &[],
+        ),
     ]
 }
 

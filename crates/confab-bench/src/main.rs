@@ -9,6 +9,7 @@ mod raw;
 mod search;
 mod sends;
 mod stats;
+mod ws;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -36,6 +37,9 @@ enum Scenario {
     History,
     /// Newest-first search over many messages in many rooms, and the index's cost on sends.
     Search,
+    /// WebSocket fan-out to 10,000 members, two-member latency, idle connection memory (the
+    /// server and the clients run in child processes; not part of `all`).
+    Ws,
     /// Every scenario, one after the other.
     All,
 }
@@ -73,6 +77,15 @@ pub struct Opts {
     /// Sequential requests per search case (search).
     #[arg(long, global = true, default_value_t = 300)]
     pub queries: usize,
+    /// Members of the fan-out room, each with one connection (ws).
+    #[arg(long, global = true, default_value_t = 10_000)]
+    pub ws_members: usize,
+    /// Further idle connections, of users in no room, for the memory figure (ws).
+    #[arg(long, global = true, default_value_t = 9_000)]
+    pub ws_idle_extra: usize,
+    /// Messages per second of the fan-out throughput run (ws).
+    #[arg(long, global = true, default_value_t = 25.0)]
+    pub ws_rate: f64,
 }
 
 /// Runs blocking work off the async workers.
@@ -85,6 +98,13 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 fn main() -> anyhow::Result<()> {
+    // The child processes of the ws scenario.
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("ws-server") => return ws::server_main(),
+        Some("ws-clients") => return ws::clients_main(&args[2..]),
+        _ => {}
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -117,6 +137,9 @@ async fn run(scenario: Scenario, opts: &Opts) -> anyhow::Result<()> {
         for t in search::run(opts).await? {
             tables.push(report(t));
         }
+    }
+    if scenario == Scenario::Ws {
+        tables.push(report(ws::run(opts).await?));
     }
     let misses: usize = tables.iter().map(Table::misses).sum();
     println!();

@@ -306,4 +306,25 @@ mod tests {
             .expect_err("refused");
         assert!(e.to_string().contains("durability"), "{e}");
     }
+
+    #[test]
+    fn ws_settings_are_checked_and_reach_the_gateway() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "CONFAB_WS_QUEUE").then(|| "64".to_string()))
+            .expect("accepted");
+        c.apply_toml(
+            "ws_resume_cap = 10\nws_presence_grace_ms = 0\n",
+            "confab.toml",
+        )
+        .expect("accepted");
+        let ws = c.ws();
+        assert_eq!((ws.queue, ws.resume_cap), (64, 10));
+        assert!(ws.presence_grace.is_zero());
+        let e = c.set("ws_queue", "0", "--ws-queue").expect_err("refused");
+        assert!(e.to_string().contains("ws_queue"), "{e}");
+        c.set("ws_max_message_bytes", "1024", "test")
+            .expect("in range");
+        let e = c.validate().expect_err("too small for a full message");
+        assert!(e.to_string().contains("ws_max_message_bytes"), "{e}");
+    }
 }

@@ -39,3 +39,34 @@ impl BusReceiver for LocalReceiver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_core::ids::{AppId, RoomNumber, UserId};
+
+    fn typing(n: i64) -> BusMessage {
+        BusMessage::Typing {
+            app: AppId(1),
+            room: RoomNumber(n),
+            user: UserId("u".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receiver_gets_everything_in_order_or_is_told_it_lagged() {
+        let bus = LocalBus::new(16);
+        let mut rx = bus.subscribe();
+        for n in 0..3 {
+            bus.publish(typing(n));
+        }
+        for n in 0..3 {
+            assert_eq!(rx.recv().await, Ok(typing(n)));
+        }
+        for n in 0..40 {
+            bus.publish(typing(n));
+        }
+        assert!(matches!(rx.recv().await, Err(BusError::Lagged(_))));
+        drop(bus);
+    }
+}

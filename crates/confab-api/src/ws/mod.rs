@@ -6,12 +6,14 @@
 pub mod bus;
 mod hub;
 pub mod protocol;
+mod queue;
 mod session;
 
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::response::Response;
 use confab_core::bus::Bus;
 use confab_core::ids::{AppId, UserId};
@@ -152,16 +154,27 @@ impl Gateway {
 /// `GET /v1/ws`: upgrades, then the first frame must authenticate.
 pub async fn ws_upgrade(
     State(state): State<AppState>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let Some(gateway) = state.ws.clone() else {
-        return Err(ApiError::not_found("not_found", "real time is not enabled"));
+        return Err(ApiError::not_found(
+            "realtime_disabled",
+            "real time is not enabled",
+        ));
     };
+    let ws = ws.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::UPGRADE_REQUIRED,
+            "websocket_required",
+            format!("GET /v1/ws is a WebSocket: {}", e.body_text()),
+        )
+    })?;
     let max = gateway.config().max_message_bytes;
-    // Small buffers keep idle connections cheap; tungstenite's defaults are 128 KiB each.
+    // Small buffers keep idle connections cheap (tungstenite's defaults are 128 KiB each); the
+    // session flushes after each batch, so frames queued together go out in one write.
     Ok(ws
-        .read_buffer_size(2 * 1024)
-        .write_buffer_size(0)
+        .read_buffer_size(512)
+        .write_buffer_size(8 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_frame_size(max)
         .max_message_size(max)

@@ -711,3 +711,37 @@ async fn ws_connections_per_user_are_limited() {
     assert_eq!(f["code"], "too_many_connections");
     assert!(matches!(c.ended().await, Ended::Closed(Some(4029))));
 }
+
+#[tokio::test]
+async fn ws_a_silent_client_is_closed_by_the_heartbeat() {
+    let s = Server::start_with(|c| c.ws_ping_seconds = 1).await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let (c, _) = login(&s, &alice, None).await;
+    // From here on the client reads raw bytes: it never answers a ping.
+    let MaybeTlsStream::Plain(mut tcp) = c.ws.into_inner() else {
+        panic!("plain TCP");
+    };
+    let mut bytes = Vec::new();
+    let read = tokio::time::timeout(
+        WAIT,
+        tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut bytes),
+    )
+    .await
+    .expect("the server closes the connection");
+    let _ = read;
+    // A close frame (0x88) with code 4002 is among the last bytes.
+    let code = 4002u16.to_be_bytes();
+    assert!(
+        bytes.windows(4).any(|w| w[0] == 0x88 && w[2..] == code),
+        "close 4002 expected in {bytes:?}"
+    );
+}
+
+#[tokio::test]
+async fn ws_a_plain_request_is_told_to_upgrade() {
+    let s = Server::start().await;
+    let (status, body) = s.call(reqwest::Method::GET, "/v1/ws", None, None).await;
+    assert_eq!(status, StatusCode::UPGRADE_REQUIRED, "{body}");
+    assert_eq!(body["error"]["code"], "websocket_required");
+}

@@ -6,22 +6,23 @@
 use super::Gateway;
 use super::hub::{Conn, Effect, HubCmd, Out};
 use super::protocol::{self, ClientFrame, ReadyRoom, ResumeMap, close};
+use super::queue::Queue;
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use confab_core::bus::BusMessage;
 use confab_core::event::EventBody;
-use confab_core::ids::{AppId, Pos, RoomNumber, Seq, UserId};
+use confab_core::ids::{AppId, Pos, RoomNumber, UserId};
 use confab_core::model::MemberState;
-use confab_core::{Command, DomainError, ErrorCode, Outcome, validate};
 use futures_util::SinkExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::Instrument;
+
+mod requests;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -38,75 +39,27 @@ struct Cursor {
     member: bool,
 }
 
-pub(crate) async fn run(mut socket: WebSocket, state: AppState, gw: Gateway) {
-    let ((app, user), resume) = match authenticate(&mut socket, &state, &gw).await {
-        Ok(v) => v,
-        Err(End(code, reason)) => {
-            close_socket(&mut socket, code, reason).await;
-            return;
-        }
-    };
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::debug_span!("ws", conn = id, user = %user);
-    async move {
-        let (tx, rx) = mpsc::channel(gw.config().queue.max(1));
-        let conn = Arc::new(Conn::new(id, app, user.clone(), tx));
-        let (reply, answer) = oneshot::channel();
-        gw.hub(HubCmd::Attach {
-            conn: conn.clone(),
-            reply,
-        });
-        if !answer.await.unwrap_or(false) {
-            let e = ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
-                "this user has too many open connections",
-            );
-            let _ = socket.send(Message::Text(protocol::error(&e, &None))).await;
-            close_socket(
-                &mut socket,
-                close::TOO_MANY_CONNECTIONS,
-                "too many connections",
-            )
-            .await;
-            return;
-        }
-        let _detach = Detach(gw.clone(), id);
-        state.seen(app, &user);
-        let mut s = Session {
-            socket,
-            state,
-            gw,
-            conn,
-            rx,
-            app,
-            user,
-            cursors: HashMap::new(),
-            typing: HashMap::new(),
-            last_heard: Instant::now(),
-        };
-        let end = match s.start(resume).await {
-            Ok(()) => match s.serve().await {
-                Ok(()) => End(0, "done"),
-                Err(end) => end,
-            },
-            Err(end) => end,
-        };
-        tracing::debug!(code = end.0, reason = end.1, "connection ends");
-        let code = end.0;
-        if code == close::SLOW_CONSUMER {
-            // The client is not reading; a close frame may never get out. Try briefly.
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                close_socket(&mut s.socket, code, end.1),
-            )
-            .await;
-        } else if code != 0 {
-            close_socket(&mut s.socket, code, end.1).await;
-        }
+/// Runs one connection. The session owns the socket from the start, so the task's future
+/// holds it once (its size is most of an idle connection's memory).
+pub(crate) fn run(
+    socket: WebSocket,
+    state: AppState,
+    gw: Gateway,
+) -> impl std::future::Future<Output = ()> + Send {
+    let queue = Arc::new(Queue::new(gw.config().queue));
+    Session {
+        socket,
+        state,
+        gw,
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        queue,
+        app: AppId(0),
+        user: UserId(String::new()),
+        cursors: HashMap::new(),
+        typing: HashMap::new(),
+        last_heard: Instant::now(),
     }
-    .instrument(span)
-    .await
+    .run()
 }
 
 /// Unregisters the connection from the hub however the session ends.
@@ -189,8 +142,9 @@ struct Session {
     socket: WebSocket,
     state: AppState,
     gw: Gateway,
-    conn: Arc<Conn>,
-    rx: mpsc::Receiver<Out>,
+    id: u64,
+    queue: Arc<Queue>,
+    /// Set by authentication.
     app: AppId,
     user: UserId,
     cursors: HashMap<RoomNumber, Cursor>,
@@ -200,19 +154,81 @@ struct Session {
 }
 
 impl Session {
+    async fn run(mut self) {
+        let resume = match Box::pin(authenticate(&mut self.socket, &self.state, &self.gw)).await {
+            Ok(((app, user), resume)) => {
+                self.app = app;
+                self.user = user;
+                resume
+            }
+            Err(End(code, reason)) => {
+                Box::pin(close_socket(&mut self.socket, code, reason)).await;
+                return;
+            }
+        };
+        let span = tracing::debug_span!("ws", conn = self.id, user = %self.user);
+        let end = Box::pin(self.connected(resume)).instrument(span).await;
+        tracing::debug!(
+            conn = self.id,
+            code = end.0,
+            reason = end.1,
+            "connection ends"
+        );
+        if end.0 == close::SLOW_CONSUMER {
+            // The client is not reading; a close frame may never get out. Try briefly.
+            let close = close_socket(&mut self.socket, end.0, end.1);
+            let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), close)).await;
+        } else if end.0 != 0 {
+            Box::pin(close_socket(&mut self.socket, end.0, end.1)).await;
+        }
+    }
+
+    /// After authentication: register with the hub, then serve until the end.
+    async fn connected(&mut self, resume: Option<ResumeMap>) -> End {
+        let conn = Arc::new(Conn {
+            id: self.id,
+            app: self.app,
+            user: self.user.clone(),
+            queue: self.queue.clone(),
+        });
+        let (reply, answer) = oneshot::channel();
+        self.gw.hub(HubCmd::Attach { conn, reply });
+        if !answer.await.unwrap_or(false) {
+            let e = ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "this user has too many open connections",
+            );
+            let _ = self
+                .socket
+                .send(Message::Text(protocol::error(&e, &None)))
+                .await;
+            return End(close::TOO_MANY_CONNECTIONS, "too many connections");
+        }
+        let _detach = Detach(self.gw.clone(), self.id);
+        self.state.seen(self.app, &self.user);
+        if let Err(end) = Box::pin(self.start(resume)).await {
+            return end;
+        }
+        match self.serve().await {
+            Ok(()) => End(0, "done"),
+            Err(end) => end,
+        }
+    }
+
     /// Subscribes to the user's rooms, sends `ready`, and replays what the client missed.
     async fn start(&mut self, resume: Option<ResumeMap>) -> Result<(), End> {
         let rooms = joined_rooms(&self.state, self.app, &self.user).await?;
         let (reply, answer) = oneshot::channel();
         self.gw.hub(HubCmd::Subscribe {
-            conn: self.conn.id,
+            conn: self.id,
             rooms: rooms.iter().map(|r| RoomNumber(r.room)).collect(),
             reply,
         });
         let routed = answer
             .await
             .map_err(|_| End(close::GOING_AWAY, "stopping"))?;
-        self.write(protocol::ready(self.conn.id, &self.user, &rooms))
+        self.write(protocol::ready(self.id, &self.user, &rooms))
             .await?;
         for r in &rooms {
             self.cursors.insert(
@@ -292,6 +308,10 @@ impl Session {
                     }
                 }
                 if exit {
+                    self.gw.hub(HubCmd::Unsubscribe {
+                        conn: self.id,
+                        room,
+                    });
                     return Ok(());
                 }
             }
@@ -303,26 +323,33 @@ impl Session {
 
     /// The main loop: live frames out, client frames in, heartbeats.
     async fn serve(&mut self) -> Result<(), End> {
-        let every = self.gw.config().ping_interval;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        let conn = self.conn.clone();
+        let mut batch = std::collections::VecDeque::new();
         loop {
             tokio::select! {
                 biased;
-                code = conn.killed() => return Err(End(code, "cut off")),
-                out = self.rx.recv() => {
-                    let Some(out) = out else { return Err(End(close::GOING_AWAY, "stopping")) };
-                    self.deliver(out).await?;
-                    // Write out whatever else is queued before flushing once.
-                    while let Ok(out) = self.rx.try_recv() {
+                more = self.queue.wait_all(&mut batch) => {
+                    // The hub forgot this connection (cut off, resync, shutdown).
+                    if !more {
+                        let code = match self.queue.code() {
+                            0 => close::GOING_AWAY,
+                            code => code,
+                        };
+                        return Err(End(code, "closed by the server"));
+                    }
+                    // Everything queued goes out with one flush.
+                    while let Some(out) = batch.pop_front() {
                         self.deliver(out).await?;
+                    }
+                    if batch.capacity() > 16 {
+                        batch.shrink_to(16);
                     }
                     self.flush().await?;
                 }
                 msg = self.socket.recv() => {
                     self.last_heard = Instant::now();
                     match msg {
-                        Some(Ok(Message::Text(t))) => self.request(t.as_str()).await?,
+                        // Boxed: keeps every idle session's future small.
+                        Some(Ok(Message::Text(t))) => Box::pin(self.request(t.as_str())).await?,
                         Some(Ok(Message::Binary(_))) => {
                             let e = ApiError::bad_request("invalid_frame", "frames are JSON text");
                             self.write(protocol::error(&e, &None)).await?;
@@ -332,26 +359,27 @@ impl Session {
                         Some(Err(e)) => return Err(read_error(e)),
                     }
                 }
-                _ = tick.tick() => {
-                    if self.last_heard.elapsed() > every * 2 {
-                        return Err(End(close::HEARTBEAT, "no heartbeat"));
-                    }
-                    self.send_raw(Message::Ping(Default::default())).await?;
-                }
             }
         }
     }
 
     async fn deliver(&mut self, out: Out) -> Result<(), End> {
-        let (room, pos, frame, effect) = match out {
-            Out::Frame(f) => return self.feed(f).await,
-            Out::Change {
-                room,
-                pos,
-                frame,
-                effect,
-            } => (room, pos, frame, effect),
-        };
+        let Out {
+            room,
+            pos,
+            frame,
+            effect,
+        } = out;
+        match effect {
+            Effect::Notice => return self.feed(frame).await,
+            Effect::Heartbeat => {
+                if self.last_heard.elapsed() > self.gw.config().ping_interval * 2 {
+                    return Err(End(close::HEARTBEAT, "no heartbeat"));
+                }
+                return self.feed_msg(Message::Ping(Default::default())).await;
+            }
+            _ => {}
+        }
         let cursor = self.cursors.get(&room).copied();
         if cursor.is_some_and(|c| pos <= c.pos) {
             return Ok(());
@@ -362,19 +390,21 @@ impl Session {
             }
             (_, Some(c)) if c.member => {
                 if pos.0 > c.pos.0 + 1 {
-                    self.fill(room, Some(Pos(pos.0 - 1))).await?;
+                    // Boxed: rare, and it keeps every idle session's future small.
+                    Box::pin(self.fill(room, Some(Pos(pos.0 - 1)))).await?;
                     let now = self.cursors.get(&room).copied();
                     if now.is_none_or(|c| !c.member || c.pos >= pos) {
                         return Ok(());
                     }
                 }
-                self.cursors.insert(
-                    room,
-                    Cursor {
-                        pos,
-                        member: effect != Effect::Unsubscribe,
-                    },
-                );
+                let member = effect != Effect::Unsubscribe;
+                self.cursors.insert(room, Cursor { pos, member });
+                if !member {
+                    self.gw.hub(HubCmd::Unsubscribe {
+                        conn: self.id,
+                        room,
+                    });
+                }
             }
             (Effect::None, Some(_)) => return Ok(()),
             (_, _) => {
@@ -384,165 +414,34 @@ impl Session {
         self.feed(frame).await
     }
 
-    async fn request(&mut self, text: &str) -> Result<(), End> {
-        let frame = match ClientFrame::parse(text) {
-            Ok(f) => f,
-            Err((e, reference)) => return self.write(protocol::error(&e, &reference)).await,
-        };
-        let answer = match frame {
-            ClientFrame::Auth { .. } => protocol::error(
-                &ApiError::bad_request("invalid_frame", "already authenticated"),
-                &None,
-            ),
-            ClientFrame::Send {
-                room,
-                text,
-                reply_to,
-                client_id,
-                reference,
-            } => match self.send(room, text, reply_to, client_id).await {
-                Ok((seq, pos, created)) => protocol::ack_send(&reference, seq, pos, created),
-                Err(SendError::Limited(ms)) => protocol::rate_limited(&reference, ms),
-                Err(SendError::Api(e)) => protocol::error(&e, &reference),
-            },
-            ClientFrame::Typing { room, reference } => match self.typing(RoomNumber(room)) {
-                Ok(()) => return Ok(()),
-                Err(e) => protocol::error(&e, &reference),
-            },
-            ClientFrame::Read {
-                room,
-                seq,
-                reference,
-            } => {
-                let cmd = Command::MarkRead {
-                    app: self.app,
-                    actor: self.user.clone(),
-                    room: RoomNumber(room),
-                    seq: Seq(seq),
-                };
-                match self.state.store.execute(cmd).await {
-                    Ok(Outcome::ReadMarker(s)) => {
-                        protocol::ack(&reference, json!({"room": room, "read_seq": s.0}))
-                    }
-                    Ok(_) => protocol::error(&ApiError::internal(), &reference),
-                    Err(e) => protocol::error(&ApiError::from(e), &reference),
-                }
-            }
-            ClientFrame::Resume { rooms, reference } => {
-                for (room, from) in parse_resume(&rooms) {
-                    if let Some(c) = self.cursors.get(&room).copied() {
-                        self.replay(room, from, c.pos).await?;
-                    }
-                }
-                protocol::ack(&reference, json!({}))
-            }
-            ClientFrame::Ping { reference } => protocol::pong(&reference),
-        };
-        self.write(answer).await
-    }
-
-    async fn send(
-        &mut self,
-        room: i64,
-        text: String,
-        reply_to: Option<i64>,
-        client_id: Option<String>,
-    ) -> Result<(Seq, Pos, bool), SendError> {
-        validate::text(&text, &self.state.config.limits).map_err(ApiError::from)?;
-        if let Some(c) = &client_id {
-            validate::client_id(c).map_err(ApiError::from)?;
-        }
-        self.gw
-            .take_send(self.app, &self.user)
-            .map_err(SendError::Limited)?;
-        let cmd = Command::Send {
-            app: self.app,
-            actor: Some(self.user.clone()),
-            room: RoomNumber(room),
-            text,
-            reply_to: reply_to.map(Seq),
-            client_id,
-        };
-        match self
-            .state
-            .store
-            .execute(cmd)
-            .await
-            .map_err(ApiError::from)?
-        {
-            Outcome::Item { item, created } => Ok((item.seq, item.pos, created)),
-            _ => Err(SendError::Api(ApiError::internal())),
-        }
-    }
-
-    fn typing(&mut self, room: RoomNumber) -> Result<(), ApiError> {
-        if !self.cursors.get(&room).is_some_and(|c| c.member) {
-            return Err(DomainError::new(
-                ErrorCode::NotAMember,
-                "you are not a member of this room",
-            )
-            .into());
-        }
-        // At most one notice per room per half life of a notice; extra ones are dropped.
-        let now = Instant::now();
-        let quiet = self.gw.config().typing_ttl / 2;
-        if self
-            .typing
-            .get(&room)
-            .is_some_and(|t| now.duration_since(*t) < quiet)
-        {
-            return Ok(());
-        }
-        self.typing.insert(room, now);
-        self.gw.bus().publish(BusMessage::Typing {
-            app: self.app,
-            room,
-            user: self.user.clone(),
-        });
-        Ok(())
-    }
-
     /// Queues a frame in the socket's write buffer (written out by the next flush).
     async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), End> {
-        let conn = self.conn.clone();
+        self.feed_msg(Message::Text(frame)).await
+    }
+
+    async fn feed_msg(&mut self, msg: Message) -> Result<(), End> {
+        // Write first: a kill is only looked at when the write has to wait.
+        let queue = &self.queue;
         tokio::select! {
             biased;
-            code = conn.killed() => Err(End(code, "cut off")),
-            r = self.socket.feed(Message::Text(frame)) => r.map_err(|_| End(0, "write failed")),
+            r = self.socket.feed(msg) => r.map_err(|_| End(0, "write failed")),
+            code = queue.killed() => Err(End(code, "cut off")),
         }
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        let conn = self.conn.clone();
+        let queue = &self.queue;
         tokio::select! {
             biased;
-            code = conn.killed() => Err(End(code, "cut off")),
             r = SinkExt::<Message>::flush(&mut self.socket) => r.map_err(|_| End(0, "write failed")),
+            code = queue.killed() => Err(End(code, "cut off")),
         }
     }
 
+    /// Sends one frame now.
     async fn write(&mut self, frame: Utf8Bytes) -> Result<(), End> {
-        self.send_raw(Message::Text(frame)).await
-    }
-
-    async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
-        let conn = self.conn.clone();
-        tokio::select! {
-            biased;
-            code = conn.killed() => Err(End(code, "cut off")),
-            r = self.socket.send(msg) => r.map_err(|_| End(0, "write failed")),
-        }
-    }
-}
-
-enum SendError {
-    Limited(u64),
-    Api(ApiError),
-}
-
-impl From<ApiError> for SendError {
-    fn from(e: ApiError) -> Self {
-        SendError::Api(e)
+        self.feed(frame).await?;
+        self.flush().await
     }
 }
 

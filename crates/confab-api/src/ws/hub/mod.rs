@@ -6,55 +6,32 @@
 
 use super::WsConfig;
 use super::protocol::{self, close};
+use super::queue::Queue;
 use axum::extract::ws::Utf8Bytes;
 use confab_core::bus::{Bus, BusError, BusMessage, BusReceiver};
-use confab_core::event::{Event, EventBody};
 use confab_core::ids::{AppId, Pos, RoomNumber, Timestamp, UserId};
-use confab_core::model::MemberState;
 use confab_core::{Command, Store};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
+
+mod route;
 
 /// One connection as the hub sees it.
 pub(crate) struct Conn {
     pub id: u64,
     pub app: AppId,
     pub user: UserId,
-    pub tx: mpsc::Sender<Out>,
-    kill: Notify,
-    kill_code: AtomicU16,
+    pub queue: Arc<Queue>,
 }
 
-impl Conn {
-    pub fn new(id: u64, app: AppId, user: UserId, tx: mpsc::Sender<Out>) -> Self {
-        Conn {
-            id,
-            app,
-            user,
-            tx,
-            kill: Notify::new(),
-            kill_code: AtomicU16::new(0),
-        }
-    }
-
-    /// Asks the session to close with `code` as soon as it can.
-    pub fn kill(&self, code: u16) {
-        self.kill_code.store(code, Ordering::Relaxed);
-        self.kill.notify_one();
-    }
-
-    /// Resolves once [`Conn::kill`] was called; gives the close code.
-    pub async fn killed(&self) -> u16 {
-        self.kill.notified().await;
-        self.kill_code.load(Ordering::Relaxed)
-    }
-}
-
-/// What a change does to the receiving connection's subscription.
+/// What a frame does to the receiving connection's subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effect {
+    /// A notice outside any room's stream (presence, typing, read).
+    Notice,
+    /// Time for a heartbeat (no frame): ping, or close if the client has been silent.
+    Heartbeat,
     None,
     /// This change made the connection's user a member: it starts the room's stream.
     Subscribe,
@@ -62,16 +39,13 @@ pub(crate) enum Effect {
     Unsubscribe,
 }
 
-/// A frame queued for one connection.
-pub(crate) enum Out {
-    Change {
-        room: RoomNumber,
-        pos: Pos,
-        frame: Utf8Bytes,
-        effect: Effect,
-    },
-    /// A notice outside any room's stream (presence, typing, read).
-    Frame(Utf8Bytes),
+/// A frame queued for one connection. The frame's bytes are shared by every connection that
+/// receives it (built and serialized once).
+pub(crate) struct Out {
+    pub room: RoomNumber,
+    pub pos: Pos,
+    pub frame: Utf8Bytes,
+    pub effect: Effect,
 }
 
 pub(crate) enum HubCmd {
@@ -86,6 +60,11 @@ pub(crate) enum HubCmd {
         rooms: Vec<RoomNumber>,
         reply: oneshot::Sender<Vec<Option<Pos>>>,
     },
+    /// The session saw its user's membership of `room` end (the index may have been stale).
+    Unsubscribe {
+        conn: u64,
+        room: RoomNumber,
+    },
     Detach {
         conn: u64,
     },
@@ -96,6 +75,9 @@ pub(crate) enum HubCmd {
     ResyncAll,
     Shutdown,
 }
+
+/// Heartbeats of one interval are spread over this many ticks.
+const BEAT_SLICES: u32 = 20;
 
 struct UserEntry {
     conns: Vec<u64>,
@@ -151,9 +133,18 @@ impl Hub {
         mut rx: Box<dyn BusReceiver>,
         mut cmds: mpsc::UnboundedReceiver<HubCmd>,
     ) {
+        // One timer for the node's heartbeats rather than one per connection; each tick serves
+        // one slice of the connections, so heartbeats flow evenly instead of in a burst.
+        let every = self.config.ping_interval / BEAT_SLICES;
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut slice = 0u64;
         loop {
             tokio::select! {
                 biased;
+                _ = beat.tick() => {
+                    slice = (slice + 1) % u64::from(BEAT_SLICES);
+                    self.heartbeat(slice);
+                }
                 cmd = cmds.recv() => match cmd {
                     Some(HubCmd::Shutdown) | None => break,
                     Some(cmd) => self.command(cmd),
@@ -175,7 +166,7 @@ impl Hub {
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
             if let Some(e) = self.conns.get(&id) {
-                e.conn.kill(code);
+                e.conn.queue.close(code);
             }
             self.detach(id);
         }
@@ -238,6 +229,14 @@ impl Hub {
                     });
                 }
             }
+            HubCmd::Unsubscribe { conn, room } => {
+                if let Some(e) = self.conns.get_mut(&conn)
+                    && e.rooms.remove(&room)
+                {
+                    let app = e.conn.app;
+                    self.unsubscribe(app, room, conn);
+                }
+            }
             HubCmd::Detach { conn } => self.detach(conn),
             HubCmd::GraceOver { key, generation } => {
                 let Some(u) = self.users.get(&key) else {
@@ -277,6 +276,7 @@ impl Hub {
         let Some(entry) = self.conns.remove(&id) else {
             return;
         };
+        entry.conn.queue.close(0);
         let app = entry.conn.app;
         for room in &entry.rooms {
             self.unsubscribe(app, *room, id);
@@ -363,8 +363,33 @@ impl Hub {
     fn deliver_frame(&mut self, targets: &[Arc<Conn>], frame: &Utf8Bytes) {
         let mut dead = Vec::new();
         for c in targets {
-            if c.tx.try_send(Out::Frame(frame.clone())).is_err() {
+            let out = Out {
+                room: RoomNumber(0),
+                pos: Pos(0),
+                frame: frame.clone(),
+                effect: Effect::Notice,
+            };
+            if !c.queue.push(out) {
                 dead.push(c.clone());
+            }
+        }
+        self.cut_off(dead);
+    }
+
+    /// Asks the connections of one slice for a heartbeat; one that cannot even queue it is
+    /// cut off.
+    fn heartbeat(&mut self, slice: u64) {
+        let mut dead = Vec::new();
+        let slices = u64::from(BEAT_SLICES);
+        for e in self.conns.values().filter(|e| e.conn.id % slices == slice) {
+            let out = Out {
+                room: RoomNumber(0),
+                pos: Pos(0),
+                frame: Utf8Bytes::default(),
+                effect: Effect::Heartbeat,
+            };
+            if !e.conn.queue.push(out) {
+                dead.push(e.conn.clone());
             }
         }
         self.cut_off(dead);
@@ -373,139 +398,8 @@ impl Hub {
     /// Cuts off connections whose queue is full (or whose session has ended).
     fn cut_off(&mut self, dead: Vec<Arc<Conn>>) {
         for c in dead {
-            c.kill(close::SLOW_CONSUMER);
+            c.queue.close(close::SLOW_CONSUMER);
             self.detach(c.id);
-        }
-    }
-
-    async fn route(&mut self, ev: Arc<Event>) {
-        let app = ev.app;
-        if let EventBody::ReadMarkerSet { room, user, seq } = &ev.body {
-            let mut targets: Vec<Arc<Conn>> = Vec::new();
-            if let Some(subs) = self.rooms.get(&(app, *room)) {
-                if subs.len() <= self.config.presence_room_limit {
-                    targets.extend(subs.iter().cloned());
-                } else {
-                    targets.extend(subs.iter().filter(|c| c.user == *user).cloned());
-                }
-            }
-            if !targets.is_empty() {
-                let frame = protocol::read(*room, user, *seq);
-                self.deliver_frame(&targets, &frame);
-            }
-            return;
-        }
-        let Some((room, pos)) = ev.body.room_pos() else {
-            return;
-        };
-        let key = (app, room);
-        if self.routed.get(&key).is_some_and(|p| pos <= *p) {
-            return;
-        }
-        self.routed.insert(key, pos);
-        let deliveries = self.targets(app, room, &ev.body);
-        if deliveries.is_empty() {
-            return;
-        }
-        // Read back as `/changes` shows it. On failure, nothing is sent: each connection sees
-        // the gap at the room's next change and fills it from the store.
-        let frame = match self.store.changes(app, room, Pos(pos.0 - 1), 1).await {
-            Ok(page) => page
-                .rows
-                .into_iter()
-                .next()
-                .filter(|c| c.pos == pos)
-                .map(|c| protocol::change(room, &c)),
-            Err(e) => {
-                tracing::warn!(error = %e, room = room.0, pos = pos.0, "cannot read a change");
-                None
-            }
-        };
-        let Some(frame) = frame else {
-            return;
-        };
-        let mut dead = Vec::new();
-        for (c, effect) in deliveries {
-            let out = Out::Change {
-                room,
-                pos,
-                frame: frame.clone(),
-                effect,
-            };
-            if c.tx.try_send(out).is_err() {
-                dead.push(c);
-            }
-        }
-        self.cut_off(dead);
-    }
-
-    /// Who receives a room change, updating the subscription index as the change demands.
-    fn targets(
-        &mut self,
-        app: AppId,
-        room: RoomNumber,
-        body: &EventBody,
-    ) -> Vec<(Arc<Conn>, Effect)> {
-        let key = (app, room);
-        let subs: Vec<Arc<Conn>> = self.rooms.get(&key).cloned().unwrap_or_default();
-        match body {
-            EventBody::Membership { user, state, .. } => {
-                let mine: Vec<Arc<Conn>> = self
-                    .users
-                    .get(&(app, user.clone()))
-                    .map(|u| {
-                        u.conns
-                            .iter()
-                            .filter_map(|id| self.conns.get(id).map(|e| e.conn.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let mut out: Vec<(Arc<Conn>, Effect)> = Vec::with_capacity(subs.len() + 1);
-                if *state == MemberState::Joined {
-                    out.extend(subs.into_iter().map(|c| (c, Effect::None)));
-                    for c in mine {
-                        if let Some(e) = self.conns.get_mut(&c.id)
-                            && e.rooms.insert(room)
-                        {
-                            self.rooms.entry(key).or_default().push(c.clone());
-                            out.push((c, Effect::Subscribe));
-                        }
-                    }
-                } else {
-                    for c in subs {
-                        let effect = if c.user == *user {
-                            Effect::Unsubscribe
-                        } else {
-                            Effect::None
-                        };
-                        out.push((c, effect));
-                    }
-                    for c in mine {
-                        let was = self
-                            .conns
-                            .get_mut(&c.id)
-                            .is_some_and(|e| e.rooms.remove(&room));
-                        if was {
-                            self.unsubscribe(app, room, c.id);
-                        } else {
-                            // Not subscribed (an invitation, a refused application): still
-                            // told, as a notice about themself.
-                            out.push((c, Effect::Unsubscribe));
-                        }
-                    }
-                }
-                out
-            }
-            EventBody::RoomDeleted { .. } => {
-                self.rooms.remove(&key);
-                for c in &subs {
-                    if let Some(e) = self.conns.get_mut(&c.id) {
-                        e.rooms.remove(&room);
-                    }
-                }
-                subs.into_iter().map(|c| (c, Effect::Unsubscribe)).collect()
-            }
-            _ => subs.into_iter().map(|c| (c, Effect::None)).collect(),
         }
     }
 }

@@ -1,0 +1,242 @@
+//! The client worker processes: many WebSocket connections from one source address, each
+//! recording when bench messages arrive.
+
+use anyhow::bail;
+use futures_util::StreamExt;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Message ids a worker keeps figures for.
+pub const MAX_IDS: usize = 100_000;
+/// Connections opened at once by a worker.
+const CONNECT_CONCURRENCY: usize = 128;
+
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[derive(Default)]
+struct Seen {
+    count: Vec<AtomicU32>,
+    max_ns: Vec<AtomicU64>,
+    closed: AtomicU64,
+}
+
+/// `confab-bench ws-clients ADDR SRC TOKENS_FILE`: one connection per token, from `SRC`.
+/// Prints `ready N` once all are authenticated; answers `report FROM TO` with a JSON line.
+pub fn clients_main(args: &[String]) -> anyhow::Result<()> {
+    let [addr, src, file] = args else {
+        bail!("usage: ws-clients ADDR SRC TOKENS_FILE");
+    };
+    let tokens: Vec<String> = std::fs::read_to_string(file)?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let seen = Arc::new(Seen {
+            count: (0..MAX_IDS).map(|_| AtomicU32::new(0)).collect(),
+            max_ns: (0..MAX_IDS).map(|_| AtomicU64::new(0)).collect(),
+            closed: AtomicU64::new(0),
+        });
+        let addr: std::net::SocketAddr = addr.parse()?;
+        let src: std::net::IpAddr = src.parse()?;
+        let opened = futures_util::stream::iter(tokens.into_iter().map(|t| {
+            let seen = seen.clone();
+            async move { client(addr, src, t, seen).await }
+        }))
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect::<Vec<anyhow::Result<()>>>()
+        .await;
+        let failed = opened.iter().filter(|r| r.is_err()).count();
+        if let Some(Err(e)) = opened.iter().find(|r| r.is_err()) {
+            eprintln!("[ws-clients {src}] {failed} connections failed, first: {e:#}");
+        }
+        println!("ready {}", opened.len() - failed);
+        // Answer commands as they come (read on a thread, handed over one by one).
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        while let Some(cmd) = rx.recv().await {
+            let parts: Vec<&str> = cmd.split_whitespace().collect();
+            if let ["report", from, to] = parts.as_slice() {
+                let (from, to): (usize, usize) = (from.parse()?, to.parse()?);
+                let to = to.min(MAX_IDS);
+                let count: Vec<u32> = (from..to)
+                    .map(|i| seen.count[i].load(Ordering::Relaxed))
+                    .collect();
+                let max: Vec<u64> = (from..to)
+                    .map(|i| seen.max_ns[i].load(Ordering::Relaxed))
+                    .collect();
+                let closed = seen.closed.load(Ordering::Relaxed);
+                println!(
+                    "{}",
+                    json!({"count": count, "max_ns": max, "closed": closed})
+                );
+            }
+        }
+        Ok(())
+    })
+}
+
+async fn client(
+    addr: std::net::SocketAddr,
+    src: std::net::IpAddr,
+    token: String,
+    seen: Arc<Seen>,
+) -> anyhow::Result<()> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(src, 0))?;
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{addr}/v1/ws"),
+        stream,
+        Some(config),
+    )
+    .await?;
+    // After the handshake (the server says nothing before `auth`), the client speaks the
+    // frames itself: a load generator that parses as little as possible leaves more of the
+    // machine's two cores to the server.
+    let mut raw = RawClient {
+        tcp: ws.into_inner(),
+        buf: Vec::with_capacity(4096),
+    };
+    raw.write(
+        0x1,
+        json!({"type": "auth", "token": token})
+            .to_string()
+            .as_bytes(),
+    )
+    .await?;
+    loop {
+        match raw.next().await? {
+            Some((0x1, text)) if text.contains("\"type\":\"ready\"") => break,
+            Some((0x1, text)) if text.contains("\"type\":\"error\"") => {
+                bail!("refused: {text}")
+            }
+            Some(_) => {}
+            None => bail!("closed before ready"),
+        }
+    }
+    tokio::spawn(async move {
+        while let Ok(Some((op, text))) = raw.next().await {
+            if op == 0x1 {
+                record(&text, &seen);
+            }
+        }
+        seen.closed.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok(())
+}
+
+/// The client side of WebSocket framing, just enough for the bench: reads unmasked frames
+/// (answering pings), writes masked ones (with a zero key, which the protocol allows).
+struct RawClient {
+    tcp: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawClient {
+    async fn write(&mut self, opcode: u8, payload: &[u8]) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut frame = Vec::with_capacity(payload.len() + 14);
+        frame.push(0x80 | opcode);
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n < 65536 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(payload);
+        self.tcp.write_all(&frame).await?;
+        Ok(())
+    }
+
+    /// The next text (opcode 1) or other data frame; pings are answered on the way.
+    async fn next(&mut self) -> anyhow::Result<Option<(u8, String)>> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if let Some((op, start, end)) = self.frame() {
+                let payload = self.buf[start..end].to_vec();
+                self.buf.drain(..end);
+                match op {
+                    0x8 => return Ok(None),
+                    0x9 => self.write(0xA, &payload).await?,
+                    0xA => {}
+                    _ => return Ok(Some((op, String::from_utf8_lossy(&payload).into_owned()))),
+                }
+                continue;
+            }
+            if self.buf.capacity() - self.buf.len() < 1024 {
+                self.buf.reserve(4096);
+            }
+            if self.tcp.read_buf(&mut self.buf).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// A complete frame at the start of the buffer: opcode and payload range.
+    fn frame(&self) -> Option<(u8, usize, usize)> {
+        let b = &self.buf;
+        if b.len() < 2 {
+            return None;
+        }
+        let op = b[0] & 0x0F;
+        let (len, head) = match b[1] & 0x7F {
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 if b.len() >= 10 => {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&b[2..10]);
+                (u64::from_be_bytes(n) as usize, 10)
+            }
+            126 | 127 => return None,
+            n => (n as usize, 2),
+        };
+        (b.len() >= head + len).then_some((op, head, head + len))
+    }
+}
+
+/// Notes the delivery of a bench message (`"text":"b:ID:SENT_NS"`), without parsing JSON.
+fn record(frame: &str, seen: &Seen) {
+    let Some(at) = frame.find("\"text\":\"b:") else {
+        return;
+    };
+    let now = now_ns();
+    let rest = &frame[at + 10..];
+    let mut parts = rest.splitn(3, ':');
+    let id: Option<usize> = parts.next().and_then(|v| v.parse().ok());
+    let sent: Option<u64> = parts
+        .next()
+        .and_then(|v| v.split('"').next())
+        .and_then(|v| v.parse().ok());
+    if let (Some(id), Some(sent)) = (id, sent)
+        && id < MAX_IDS
+    {
+        seen.count[id].fetch_add(1, Ordering::Relaxed);
+        seen.max_ns[id].fetch_max(now.saturating_sub(sent), Ordering::Relaxed);
+    }
+}

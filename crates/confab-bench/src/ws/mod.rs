@@ -1,0 +1,466 @@
+//! The WebSocket scenarios. One process may hold at most 20,000 open files here, so the server
+//! runs in a child process (`confab-bench ws-server`) and the 10,000+ client connections in
+//! worker processes (`confab-bench ws-clients`), each bound to its own 127.0.0.x source
+//! address. This process orchestrates: it sets up users and rooms over HTTP, drives the sends,
+//! and collects what the workers saw. Delivery latency is measured with the wall clock, which
+//! all processes of the machine share: each message carries its send time in its text.
+
+use crate::Opts;
+use crate::stats::{Samples, Table, ms, rate, thousands};
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+mod clients;
+mod proc;
+
+pub use clients::clients_main;
+use clients::now_ns;
+pub use proc::server_main;
+use proc::{Proc, cpu, cpu_split, quiesce, rss};
+
+struct Http {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Http {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let resp = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(bearer)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("{method} {path}: {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn user(&self, secret: &str, id: String) -> anyhow::Result<String> {
+        use reqwest::Method;
+        self.call(
+            Method::PUT,
+            &format!("/v1/users/{id}"),
+            secret,
+            json!({"name": id}),
+        )
+        .await?;
+        let t = self
+            .call(
+                Method::POST,
+                &format!("/v1/users/{id}/tokens"),
+                secret,
+                json!({}),
+            )
+            .await?;
+        t["token"].as_str().map(str::to_owned).context("no token")
+    }
+}
+
+/// Many requests at once, in order of the inputs.
+async fn all<T, F, Fut>(inputs: Vec<T>, f: F) -> anyhow::Result<Vec<String>>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    futures_util::stream::iter(inputs.into_iter().map(f))
+        .buffered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+struct Report {
+    count: Vec<u64>,
+    max_ns: Vec<u64>,
+    closed: u64,
+}
+
+async fn report(workers: &mut [Proc], from: usize, to: usize) -> anyhow::Result<Report> {
+    let mut r = Report {
+        count: vec![0; to - from],
+        max_ns: vec![0; to - from],
+        closed: 0,
+    };
+    for w in workers.iter_mut() {
+        w.say(&format!("report {from} {to}"))?;
+        let line = w.line(Duration::from_secs(30)).await?;
+        let v: Value = serde_json::from_str(&line)?;
+        for (i, c) in v["count"].as_array().into_iter().flatten().enumerate() {
+            r.count[i] += c.as_u64().unwrap_or(0);
+        }
+        for (i, m) in v["max_ns"].as_array().into_iter().flatten().enumerate() {
+            r.max_ns[i] = r.max_ns[i].max(m.as_u64().unwrap_or(0));
+        }
+        r.closed += v["closed"].as_u64().unwrap_or(0);
+    }
+    Ok(r)
+}
+
+/// Sends `n` messages with ids from `first` at `per_second` into `room`; returns the send
+/// times (ns) of the first and the last.
+async fn drive(
+    http: &Http,
+    token: &str,
+    room: i64,
+    first: usize,
+    n: usize,
+    per_second: f64,
+) -> anyhow::Result<(u64, u64)> {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let (mut t0, mut t1) = (0, 0);
+    for id in first..first + n {
+        tick.tick().await;
+        let sent = now_ns();
+        if id == first {
+            t0 = sent;
+        }
+        t1 = sent;
+        http.call(
+            reqwest::Method::POST,
+            &format!("/v1/rooms/{room}/messages"),
+            token,
+            json!({"text": format!("b:{id}:{sent}")}),
+        )
+        .await?;
+    }
+    Ok((t0, t1))
+}
+
+/// Waits until every message `from..to` reached `expected` connections (or 60 s pass).
+async fn settle(
+    workers: &mut [Proc],
+    from: usize,
+    to: usize,
+    expected: u64,
+) -> anyhow::Result<Report> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = report(workers, from, to).await?;
+        let done = r.count.iter().all(|c| *c >= expected);
+        if done || Instant::now() > deadline {
+            return Ok(r);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
+    let members = opts.ws_members;
+    let idle_extra = opts.ws_idle_extra;
+    let mut t = Table::new(format!(
+        "ws (server in a child process; {members} members in one room; clients in worker processes)"
+    ));
+    eprintln!("[ws] starting the server child process");
+    let mut server = Proc::spawn(&["ws-server".to_owned()])?;
+    let first = server.line(Duration::from_secs(60)).await?;
+    let (addr, admin) = first.split_once(' ').context("server banner")?;
+    let (addr, admin) = (addr.to_owned(), admin.to_owned());
+    let server_pid = server.child.id();
+    let http = Http {
+        base: format!("http://{addr}"),
+        client: crate::harness::client()?,
+    };
+    let a = http
+        .call(
+            reqwest::Method::POST,
+            "/v1/apps",
+            &admin,
+            json!({"name": "ws-bench"}),
+        )
+        .await?;
+    let secret = a["secret"].as_str().context("secret")?.to_owned();
+    // Two members, one sender: the latency of one delivery.
+    let (pa, pb) = (
+        http.user(&secret, "pa".into()).await?,
+        http.user(&secret, "pb".into()).await?,
+    );
+    let pair = http
+        .call(
+            reqwest::Method::POST,
+            "/v1/rooms",
+            &pa,
+            json!({"kind": "group", "name": "pair", "members": ["pb"]}),
+        )
+        .await?["number"]
+        .as_i64()
+        .context("room number")?;
+    let lat = pair_latency(&addr, &pa, &pb, pair, opts.messages).await?;
+    t.check(
+        "2 members: send → delivery p50 / p99",
+        format!("{} / {}", ms(lat.pct(50.0)), ms(lat.pct(99.0))),
+        "p99 ≤ 2 ms",
+        lat.pct(99.0) <= Duration::from_millis(2),
+    );
+    t.info(
+        "2 members: sends (sequential, over the socket)",
+        thousands(lat.len() as u64),
+    );
+
+    let total_users = members + idle_extra;
+    eprintln!("[ws] creating {total_users} users");
+    let tokens = all((0..total_users).collect(), |i| {
+        http.user(&secret, format!("u{i}"))
+    })
+    .await?;
+    let sender = http.user(&secret, "sender".into()).await?;
+    let big = http
+        .call(
+            reqwest::Method::POST,
+            "/v1/rooms",
+            &sender,
+            json!({"kind": "group", "name": "big", "visibility": "public"}),
+        )
+        .await?["number"]
+        .as_i64()
+        .context("room number")?;
+    eprintln!("[ws] {members} members join room {big}");
+    all(tokens[..members].to_vec(), |tok| {
+        let http = &http;
+        async move {
+            http.call(
+                reqwest::Method::POST,
+                &format!("/v1/rooms/{big}/join"),
+                &tok,
+                json!({}),
+            )
+            .await
+            .map(|_| String::new())
+        }
+    })
+    .await?;
+
+    // Idle connections: RSS with them minus RSS before them.
+    let rss0 = rss(server_pid)?;
+    let dir = tempfile::tempdir()?;
+    let spawn_worker = |src: &str, toks: &[String], name: &str| -> anyhow::Result<Proc> {
+        let file = dir.path().join(name);
+        std::fs::write(&file, toks.join("\n"))?;
+        Proc::spawn_with(
+            &[
+                "ws-clients".to_owned(),
+                addr.clone(),
+                src.to_owned(),
+                file.display().to_string(),
+            ],
+            true,
+        )
+    };
+    let half = members / 2;
+    let idle_half = idle_extra / 2;
+    eprintln!(
+        "[ws] opening {} connections from 4 worker processes",
+        members + idle_extra
+    );
+    let mut fan = vec![
+        spawn_worker("127.0.0.2", &tokens[..half], "w1")?,
+        spawn_worker("127.0.0.3", &tokens[half..members], "w2")?,
+    ];
+    let mut idle = vec![
+        spawn_worker("127.0.0.4", &tokens[members..members + idle_half], "w3")?,
+        spawn_worker("127.0.0.5", &tokens[members + idle_half..], "w4")?,
+    ];
+    let mut connected = 0u64;
+    for w in fan.iter_mut().chain(idle.iter_mut()) {
+        let line = w.line(Duration::from_secs(600)).await?;
+        connected += line
+            .strip_prefix("ready ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss1 = rss(server_pid)?;
+    let per = (rss1.saturating_sub(rss0)) as f64 / connected.max(1) as f64;
+    t.check(
+        &format!(
+            "{} idle authenticated connections: RSS per connection",
+            thousands(connected)
+        ),
+        format!(
+            "{:.2} KiB ({} MiB → {} MiB)",
+            per / 1024.0,
+            rss0 >> 20,
+            rss1 >> 20
+        ),
+        "≤ 8 KiB",
+        per <= 8192.0,
+    );
+    t.note(format!(
+        "50,000 idle connections cannot be opened here: one process may hold at most 20,000 \
+         files (hard limit), so the server was measured with {} ({} in the big room, {} in no room)",
+        thousands(connected),
+        thousands(members as u64),
+        thousands(idle_extra as u64)
+    ));
+    for w in idle.drain(..) {
+        w.finish();
+    }
+    // The presence grace (5 s) must pass before the server is really quiet.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    quiesce(server_pid).await;
+
+    // Fan-out at 10 messages/s: p99 from send to the last delivery.
+    let n = (opts.seconds * 10.0).round().max(1.0) as usize;
+    eprintln!("[ws] fan-out: {n} messages at 10/s to {members} members");
+    drive(&http, &sender, big, 0, n, 10.0).await?;
+    let r = settle(&mut fan, 0, n, members as u64).await?;
+    let last = Samples::new(r.max_ns.iter().map(|v| Duration::from_nanos(*v)).collect());
+    let complete = r.count.iter().all(|c| *c == members as u64);
+    t.check(
+        "fan-out 10 msg/s: send → last delivery p50 / p99",
+        format!("{} / {}", ms(last.pct(50.0)), ms(last.pct(99.0))),
+        "p99 ≤ 100 ms",
+        last.pct(99.0) <= Duration::from_millis(100) && complete,
+    );
+    t.info(
+        "fan-out 10 msg/s: every member got every message",
+        complete.to_string(),
+    );
+
+    // Higher rate: deliveries per second sustained.
+    let per_second = opts.ws_rate;
+    let n2 = (opts.seconds * per_second).round().max(1.0) as usize;
+    let first = 1000;
+    eprintln!("[ws] fan-out: {n2} messages at {per_second}/s to {members} members");
+    quiesce(server_pid).await;
+    let pids: Vec<u32> = fan.iter().map(|w| w.child.id()).collect();
+    let split0 = cpu_split(server_pid);
+    let cpu0 = (
+        cpu(server_pid),
+        pids.iter().map(|p| cpu(*p)).sum::<Duration>(),
+    );
+    let (t0, _) = drive(&http, &sender, big, first, n2, per_second).await?;
+    let r = settle(&mut fan, first, first + n2, members as u64).await?;
+    let cpu1 = (
+        cpu(server_pid),
+        pids.iter().map(|p| cpu(*p)).sum::<Duration>(),
+    );
+    let split1 = cpu_split(server_pid);
+    let delivered: u64 = r.count.iter().sum();
+    // The window: from the first send to the last delivery of any of these messages.
+    let end = r
+        .max_ns
+        .iter()
+        .enumerate()
+        .map(|(i, m)| t0 + (i as f64 * 1e9 / per_second) as u64 + m)
+        .max()
+        .unwrap_or(t0);
+    let secs = (end.saturating_sub(t0)) as f64 / 1e9;
+    let dps = delivered as f64 / secs.max(1e-9);
+    let last = Samples::new(r.max_ns.iter().map(|v| Duration::from_nanos(*v)).collect());
+    t.check(
+        &format!("fan-out {per_second} msg/s: deliveries/s sustained"),
+        rate(dps, "/s"),
+        "≥ 150,000/s",
+        dps >= 150_000.0,
+    );
+    t.info(
+        &format!("fan-out {per_second} msg/s: delivered / expected, cut off"),
+        format!(
+            "{} / {}, {}",
+            thousands(delivered),
+            thousands((n2 * members) as u64),
+            r.closed
+        ),
+    );
+    t.info(
+        &format!("fan-out {per_second} msg/s: send → last delivery p50 / p99"),
+        format!("{} / {}", ms(last.pct(50.0)), ms(last.pct(99.0))),
+    );
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / delivered.max(1) as f64;
+    t.info(
+        "CPU per delivery: server (user + system) / clients",
+        format!(
+            "{:.2} µs ({:.2} + {:.2}) / {:.2} µs",
+            per(cpu1.0.saturating_sub(cpu0.0)),
+            per(split1.0.saturating_sub(split0.0)),
+            per(split1.1.saturating_sub(split0.1)),
+            per(cpu1.1.saturating_sub(cpu0.1))
+        ),
+    );
+    for w in fan {
+        w.finish();
+    }
+    server.finish();
+    Ok(t)
+}
+
+/// Sequential sends over the socket by `a`; each timed until `b` receives it.
+async fn pair_latency(
+    addr: &str,
+    a: &str,
+    b: &str,
+    room: i64,
+    n: usize,
+) -> anyhow::Result<Samples> {
+    let url = format!("ws://{addr}/v1/ws");
+    let (mut wa, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    let (mut wb, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    for (ws, tok) in [(&mut wa, a), (&mut wb, b)] {
+        ws.send(Message::text(
+            json!({"type": "auth", "token": tok}).to_string(),
+        ))
+        .await?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.as_str().contains("\"ready\"") => break,
+                Some(Ok(_)) => {}
+                _ => bail!("no ready"),
+            }
+        }
+    }
+    let warm = (n / 20).max(20);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..warm + n {
+        let text = format!("p:{i}");
+        let frame = json!({"type": "send", "room": room, "text": text, "ref": i}).to_string();
+        let t = Instant::now();
+        wa.send(Message::text(frame)).await?;
+        let needle = format!("\"text\":\"{text}\"");
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), wb.next()).await {
+                Ok(Some(Ok(Message::Text(f)))) if f.as_str().contains(&needle) => break,
+                Ok(Some(Ok(_))) => {}
+                Ok(_) => bail!("b's connection ended"),
+                Err(_) => bail!("b received nothing in 30 s"),
+            }
+        }
+        let d = t.elapsed();
+        if i >= warm {
+            out.push(d);
+        }
+        // The sender's own ack and change, read so its queue never fills.
+        let (mut acked, mut echoed) = (false, false);
+        while !(acked && echoed) {
+            match wa.next().await {
+                Some(Ok(Message::Text(f))) => {
+                    let f = f.as_str();
+                    acked |= f.contains("\"type\":\"ack\"");
+                    echoed |= f.contains(&needle);
+                    if f.contains("\"type\":\"error\"") {
+                        bail!("send refused: {f}");
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => bail!("a's connection ended"),
+            }
+        }
+    }
+    Ok(Samples::new(out))
+}
