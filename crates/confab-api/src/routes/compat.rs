@@ -54,6 +54,9 @@ async fn app_id(state: &AppState, token: &str) -> ApiResult<AppId> {
 }
 
 async fn app_dto(state: &AppState, token: &str) -> ApiResult<CompatAppDto> {
+    if token.is_empty() || token.len() > MAX_TOKEN_CHARS {
+        return Err(app_not_found());
+    }
     let app = state
         .store
         .app_by_token(token)
@@ -109,7 +112,6 @@ pub async fn get_app(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> ApiResult<axum::Json<CompatAppDto>> {
-    app_id(&state, &token).await?;
     Ok(axum::Json(app_dto(&state, &token).await?))
 }
 
