@@ -26,7 +26,7 @@ pub struct Server {
     pub admin_key: String,
     pub client: reqwest::Client,
     pub running: confab::Running,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 /// An app as its backend sees it.
@@ -37,10 +37,18 @@ pub struct BenchApp {
 
 impl Server {
     pub async fn start() -> anyhow::Result<Server> {
-        let dir = tempfile::tempdir().context("cannot make a temp data dir")?;
+        // `CONFAB_BENCH_KEEP=DIR` keeps the data (in DIR) for a look afterwards.
+        let (dir, path) = match std::env::var_os("CONFAB_BENCH_KEEP") {
+            Some(keep) => (None, std::path::PathBuf::from(keep)),
+            None => {
+                let dir = tempfile::tempdir().context("cannot make a temp data dir")?;
+                let path = dir.path().to_path_buf();
+                (Some(dir), path)
+            }
+        };
         let mut config = confab::config::Config::default();
         config.set("listen", "127.0.0.1:0", "bench")?;
-        config.data_dir = dir.path().to_path_buf();
+        config.data_dir = path;
         config.set("durability", "full", "bench")?;
         let running = confab::start(&config).await?;
         Ok(Server {

@@ -49,6 +49,11 @@ macro_rules! conformance_tests {
             $crate::conformance::search_pages_newest_first(store).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_search_among_many() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::search_among_many(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn conformance_rebuild_equals_live() {
             for seed in [1u64, 7, 42, 2026] {
                 let (store, _guard) = $make.await;
@@ -799,6 +804,63 @@ pub async fn search_pages_newest_first(store: Arc<dyn Store>) {
         texts(&search_all(&store, app, Scope::Joined(user("u1")), "ne").await),
         shared
     );
+}
+
+/// Among many messages, frequent, occasional and rare terms are each found exactly, newest
+/// first, in one room and across rooms (stores may serve them in different ways).
+pub async fn search_among_many(store: Arc<dyn Store>) {
+    let app = app_with_users(&store, "m", 2).await;
+    let rooms = [
+        group(&store, app, "u0", &["u1"], Visibility::Private).await,
+        group(&store, app, "u0", &["u1"], Visibility::Private).await,
+        group(&store, app, "u0", &[], Visibility::Private).await,
+    ];
+    let mut sent = Vec::new();
+    for i in 0..450 {
+        let room = rooms[i % 3];
+        let mut text = format!("note {i}");
+        if i % 7 == 0 {
+            text.push_str(" sometimes");
+        }
+        if i % 97 == 13 {
+            text.push_str(" Quokka");
+        }
+        match store
+            .execute(send(app, "u0", room, &text))
+            .await
+            .expect("command")
+        {
+            Outcome::Item { item, .. } => sent.push((item.created_at, room.0, item.seq.0, text)),
+            other => panic!("expected an item, got {other:?}"),
+        }
+    }
+    sent.sort_by(|a, b| b.cmp(a));
+    let sent: Vec<(i64, i64, String)> = sent.into_iter().map(|(_, r, s, t)| (r, s, t)).collect();
+    for (q, word) in [("note", "note"), ("METIM", "sometimes"), ("okk", "Quokka")] {
+        let expect = |keep: &dyn Fn(i64) -> bool| -> Vec<(i64, i64, String)> {
+            sent.iter()
+                .filter(|(r, _, t)| keep(*r) && t.contains(word))
+                .cloned()
+                .collect()
+        };
+        let all = expect(&|_| true);
+        assert!(!all.is_empty());
+        assert_eq!(
+            texts(&search_all(&store, app, Scope::Joined(user("u0")), q).await),
+            all,
+            "{q:?} across u0's rooms"
+        );
+        assert_eq!(
+            texts(&search_all(&store, app, Scope::Joined(user("u1")), q).await),
+            expect(&|r| r != rooms[2].0),
+            "{q:?} across u1's rooms"
+        );
+        assert_eq!(
+            texts(&search_all(&store, app, Scope::Room(rooms[2]), q).await),
+            expect(&|r| r == rooms[2].0),
+            "{q:?} in one room"
+        );
+    }
 }
 
 /// After a long random sequence of commands (accepted and refused), replaying the log gives

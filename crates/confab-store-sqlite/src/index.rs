@@ -94,6 +94,12 @@ pub fn start(db: &Path, enabled: bool) -> Result<Arc<Shared>, Box<dyn std::error
 }
 
 fn indexer_loop(conn: &mut Connection, rx: &Receiver<()>, shared: &std::sync::Weak<Shared>) {
+    lower_priority();
+    // Whether a merge of the index's segments is under way.
+    let mut merging = false;
+    let mut checked = std::time::Instant::now();
+    // Whether anything was indexed since the segments were last looked at.
+    let mut grown = false;
     loop {
         let Some(s) = shared.upgrade() else { return };
         loop {
@@ -102,15 +108,45 @@ fn indexer_loop(conn: &mut Connection, rx: &Receiver<()>, shared: &std::sync::We
                 index_batch(conn)
             };
             match step {
-                Ok(n) if n < BATCH as usize => break,
-                Ok(_) => continue,
+                Ok(n) if n < BATCH as usize => {
+                    grown |= n > 0;
+                    break;
+                }
+                Ok(_) => {
+                    grown = true;
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "search indexing failed; retrying");
                     break;
                 }
             }
         }
+        // Caught up: one step of merging, if worth it, then back to new messages first.
+        let merged = {
+            let Ok(_guard) = s.lock.lock() else { return };
+            let check = !merging && grown && checked.elapsed() >= MERGE_CHECK;
+            if check {
+                checked = std::time::Instant::now();
+                grown = false;
+            }
+            if merging || (check && wants_merge(conn).unwrap_or(false)) {
+                merge_step(conn, !merging)
+            } else {
+                Ok(false)
+            }
+        };
         drop(s);
+        merging = match merged {
+            Ok(more) => more,
+            Err(e) => {
+                tracing::error!(error = %e, "search index merge failed");
+                false
+            }
+        };
+        if merging {
+            continue;
+        }
         match rx.recv_timeout(POLL) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -118,12 +154,107 @@ fn indexer_loop(conn: &mut Connection, rx: &Receiver<()>, shared: &std::sync::We
     }
 }
 
+/// The indexer runs at a low CPU priority: it uses idle time and gives way to the writer and
+/// the request handlers when the machine is busy (searches stay exact meanwhile: they read
+/// what it has not indexed yet directly).
+fn lower_priority() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    // 22 of 0..=99 maps to a nice value of 10.
+    let Ok(value) = ThreadPriorityValue::try_from(22u8) else {
+        return;
+    };
+    let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+    if let Err(e) = set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Crossplatform(value),
+        policy,
+    ) {
+        tracing::debug!(error = ?e, "cannot lower the search indexer's priority");
+    }
+}
+
+/// Index pages written per merge step; between steps, new messages are indexed first.
+const MERGE_PAGES: i64 = 1000;
+/// How often, at most, the indexer looks at the index's segments.
+const MERGE_CHECK: Duration = Duration::from_secs(2);
+
+/// Whether the index should be merged into one segment. A search walks a term's list of
+/// messages in every segment, so segments of similar size cost it several walks of about the
+/// same length; small ones cost little. Merging everything rewrites the largest segment, so
+/// it waits until the others add up to an eighth of it: each message is rewritten a bounded
+/// number of times, and the walks beyond the largest segment's stay short.
+fn wants_merge(conn: &Connection) -> rusqlite::Result<bool> {
+    // One row of `_idx` per leaf page: a segment's row count is its size in pages.
+    let mut stmt = conn.prepare_cached("SELECT count(*) FROM items_fts_idx GROUP BY segid")?;
+    let sizes: Vec<i64> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let rest: i64 = sizes.iter().sum::<i64>() - largest;
+    Ok(sizes.len() > 1 && rest * 8 >= largest)
+}
+
+/// One step of merging all segments into one; returns whether there is more to do.
+fn merge_step(conn: &Connection, start: bool) -> rusqlite::Result<bool> {
+    let before = conn.total_changes();
+    // A negative amount starts a merge of every segment; a positive one continues it.
+    let pages = if start { -MERGE_PAGES } else { MERGE_PAGES };
+    conn.execute(
+        "INSERT INTO items_fts (items_fts, rank) VALUES ('merge', ?1)",
+        params![pages],
+    )?;
+    // Fewer than two rows changed: nothing was left to merge.
+    Ok(conn.total_changes() - before >= 2)
+}
+
 /// An event as the indexer reads it: id, type, app, room number, seq.
 type LogRow = (i64, String, i64, Option<i64>, Option<i64>);
 
+/// What one message needs in the index: its rowid, whether an older version may be there,
+/// and its current text (`None`: not searchable any more).
+struct Change {
+    id: i64,
+    replaces: bool,
+    text: Option<String>,
+}
+
 /// Indexes the next events after the mark; returns how many events it read.
+///
+/// Reading and writing are two transactions: the read one, on the main database, is short, so
+/// the indexer never holds a snapshot of the main database while it does the slow part (a long
+/// reader would keep the main write-ahead log from being reset, and it would grow).
 pub fn index_batch(conn: &mut Connection) -> rusqlite::Result<usize> {
-    // A deferred transaction: it reads the main database and writes only the index file.
+    let (mark, read, changes) = read_batch(conn)?;
+    let Some(last) = read else {
+        return Ok(0);
+    };
+    let tx = conn.transaction()?;
+    for c in &changes {
+        if c.replaces {
+            tx.prepare_cached("DELETE FROM main.items_fts WHERE rowid = ?1")?
+                .execute(params![c.id])?;
+        }
+        if let Some(text) = &c.text {
+            tx.prepare_cached("INSERT INTO main.items_fts (rowid, text) VALUES (?1, ?2)")?
+                .execute(params![c.id, text])?;
+        }
+    }
+    // Only this thread moves the mark (a reset holds the lock this thread indexes under).
+    tx.execute(
+        "UPDATE main.index_state SET last_event = ?1 WHERE last_event = ?2",
+        params![last.0, mark],
+    )?;
+    tx.commit()?;
+    Ok(last.1)
+}
+
+/// The mark, then (last event id, events read) and the changes of the next batch.
+type Batch = (i64, Option<(i64, usize)>, Vec<Change>);
+
+fn read_batch(conn: &mut Connection) -> rusqlite::Result<Batch> {
     let tx = conn.transaction()?;
     let mark: i64 = tx.query_row("SELECT last_event FROM main.index_state", [], |r| r.get(0))?;
     let events: Vec<LogRow> = {
@@ -136,9 +267,10 @@ pub fn index_batch(conn: &mut Connection) -> rusqlite::Result<usize> {
         rows.collect::<Result<_, _>>()?
     };
     let Some(last) = events.last().map(|e| e.0) else {
-        return Ok(0);
+        return Ok((mark, None, Vec::new()));
     };
-    let mut done = std::collections::HashSet::new();
+    let mut changes: Vec<Change> = Vec::new();
+    let mut at = std::collections::HashSet::new();
     for (_, kind, app, room, seq) in &events {
         let posted = kind == "message_posted";
         if !posted && kind != "message_edited" && kind != "message_deleted" {
@@ -154,12 +286,8 @@ pub fn index_batch(conn: &mut Connection) -> rusqlite::Result<usize> {
         let Some(room_id) = room_id else { continue };
         let id = item_key(room_id, *seq);
         // The current text goes in once per batch, whatever happened to it in between.
-        if !done.insert(id) {
+        if !at.insert(id) {
             continue;
-        }
-        if !posted {
-            tx.prepare_cached("DELETE FROM main.items_fts WHERE rowid = ?1")?
-                .execute(params![id])?;
         }
         let text: Option<String> = tx
             .prepare_cached(
@@ -168,14 +296,14 @@ pub fn index_batch(conn: &mut Connection) -> rusqlite::Result<usize> {
             .query_row(params![id], |r| r.get(0))
             .optional()?
             .flatten();
-        if let Some(text) = text {
-            tx.prepare_cached("INSERT INTO main.items_fts (rowid, text) VALUES (?1, ?2)")?
-                .execute(params![id, text])?;
-        }
+        changes.push(Change {
+            id,
+            replaces: !posted,
+            text,
+        });
     }
-    tx.execute("UPDATE main.index_state SET last_event = ?1", params![last])?;
     tx.commit()?;
-    Ok(events.len())
+    Ok((mark, Some((last, events.len())), changes))
 }
 
 /// Empties the index (before a replay renumbers the items); the indexer then starts over.

@@ -38,7 +38,10 @@ pub struct Options {
     /// Whether the background search indexer runs. Without it search still answers exactly,
     /// by reading every message (benchmarks switch it off to measure its cost).
     pub search_index: bool,
+    pub search: SearchTuning,
 }
+
+pub use search::SearchTuning;
 
 impl Default for Options {
     fn default() -> Self {
@@ -46,6 +49,7 @@ impl Default for Options {
             durability: Durability::Full,
             readers: 4,
             search_index: true,
+            search: SearchTuning::default(),
         }
     }
 }
@@ -62,6 +66,7 @@ pub struct SqliteStore {
     committed: broadcast::Sender<Arc<Event>>,
     path: PathBuf,
     index: Arc<index::Shared>,
+    tuning: SearchTuning,
 }
 
 fn be(e: impl std::fmt::Display) -> StoreError {
@@ -108,6 +113,7 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(readers)),
             committed,
             path: path.to_owned(),
+            tuning: options.search,
             index,
         })
     }
@@ -522,7 +528,8 @@ impl Store for SqliteStore {
         before: Option<confab_core::search::Cursor>,
         limit: usize,
     ) -> StoreResult<Page<confab_core::search::Hit>> {
-        self.read(move |c| search::search(c, app, scope, query, before, limit))
+        let tuning = self.tuning;
+        self.read(move |c| search::search(c, tuning, app, scope, query, before, limit))
             .await
     }
 

@@ -30,7 +30,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
         Options {
             durability,
             readers: config.readers,
-            search_index: true,
+            ..Options::default()
         },
     )
     .with_context(|| format!("cannot open database {}", path.display()))?;
