@@ -2,6 +2,7 @@
 //! `durability = full`), drives it over real HTTP, and prints one table per scenario with the
 //! targets of the Performance section of issue 2 beside the measurements.
 
+mod cpu;
 mod harness;
 mod history;
 mod latency;
