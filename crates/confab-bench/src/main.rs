@@ -16,6 +16,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use stats::Table;
 
+/// The same allocator as the `confab` binary, so the server measured here is the one shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "confab-bench",
