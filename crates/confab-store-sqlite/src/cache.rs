@@ -204,3 +204,36 @@ pub fn messages_delta(body: &EventBody) -> i64 {
         _ => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WriterCache;
+    use confab_core::event::{Event, EventBody};
+    use confab_core::ids::{AppId, Offset, Timestamp, UserId};
+
+    fn seen(app: i64, offset: i64) -> Event {
+        Event {
+            app: AppId(app),
+            offset: Offset(offset),
+            at: Timestamp(0),
+            body: EventBody::UserSeen {
+                user: UserId("u".into()),
+            },
+        }
+    }
+
+    #[test]
+    fn a_rolled_back_command_gives_its_offsets_back() {
+        let mut c = WriterCache::default();
+        c.after_event(&seen(1, 7));
+        c.command_done();
+        c.after_event(&seen(1, 8));
+        c.after_event(&seen(2, 1));
+        c.command_undone();
+        // The next command must reuse offset 8 of app 1, and read app 2's from its row.
+        assert_eq!(c.next_offset(AppId(1)), Some(8));
+        assert_eq!(c.next_offset(AppId(2)), None);
+        c.forget();
+        assert_eq!(c.next_offset(AppId(1)), None);
+    }
+}
