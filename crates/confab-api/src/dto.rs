@@ -210,6 +210,26 @@ pub struct ItemDto {
     pub client_id: Option<String>,
 }
 
+impl From<Item> for ItemDto {
+    /// Moves the strings over (a page of 50 items would otherwise copy each one).
+    fn from(i: Item) -> Self {
+        ItemDto {
+            seq: i.seq.0,
+            pos: i.pos.0,
+            kind: i.kind,
+            sender: i.sender.map(|s| s.0),
+            text: i.text,
+            reply_to: i.reply_to.map(|s| s.0),
+            reply_count: i.reply_count,
+            created_at: i.created_at.to_rfc3339(),
+            edited_at: i.edited_at.map(|t| t.to_rfc3339()),
+            deleted: i.deleted,
+            announcement: i.announcement,
+            client_id: i.client_id,
+        }
+    }
+}
+
 impl ItemDto {
     pub fn new(i: &Item) -> Self {
         ItemDto {

@@ -1,6 +1,7 @@
 //! History reads: the latest page of a room holding many items, from many concurrent readers.
 
 use crate::Opts;
+use crate::cpu;
 use crate::harness::{Server, message_text, store_send};
 use crate::sends::{closed_loop, gather};
 use crate::stats::{Table, ms, rate, thousands};
@@ -107,6 +108,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let measure_from = Instant::now() + warmup;
     let end = measure_from + seconds;
     let url = server.url(&path);
+    let cpu_from = cpu::snapshot_at(measure_from);
     let mut set = JoinSet::new();
     for token in &tokens {
         let client = server.client.clone();
@@ -135,6 +137,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         });
     }
     let http = gather(set, measure_from).await?;
+    let http_cpu = cpu::per_unit(
+        &cpu_from.await?,
+        &cpu::snapshot(),
+        http.samples.len() as u64,
+    );
 
     // Diagnostic: what the handler asks of the store (access, then the page), without HTTP.
     let raw_for = Duration::from_secs_f64(opts.raw_seconds);
@@ -145,6 +152,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let app_id = server.app_id(&app.token).await?;
     let measure_from = Instant::now() + warmup.min(Duration::from_millis(500));
     let end = measure_from + raw_for;
+    let cpu_from = cpu::snapshot_at(measure_from);
     let mut set = JoinSet::new();
     for r in 0..readers {
         let store = server.running.store.clone();
@@ -174,6 +182,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         });
     }
     let direct = gather(set, measure_from).await?;
+    let direct_cpu = cpu::per_unit(
+        &cpu_from.await?,
+        &cpu::snapshot(),
+        direct.samples.len() as u64,
+    );
     server.stop().await?;
 
     let p99 = http.samples.pct(99.0);
@@ -205,6 +218,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         ),
     );
     t.check("errors", thousands(http.errors), "0", http.errors == 0);
+    t.info("CPU per request over HTTP (server and client)", http_cpu);
     t.info(
         "diagnostic: store access+history direct, no HTTP (rate, p50/p99)",
         format!(
@@ -214,6 +228,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
             ms(direct.samples.pct(99.0))
         ),
     );
+    t.info("diagnostic: CPU per request, no HTTP", direct_cpu);
     t.info(
         "fill through the store (not a target)",
         format!(

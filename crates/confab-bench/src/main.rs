@@ -2,6 +2,7 @@
 //! `durability = full`), drives it over real HTTP, and prints one table per scenario with the
 //! targets of the Performance section of issue 2 beside the measurements.
 
+mod cpu;
 mod harness;
 mod history;
 mod latency;
@@ -14,6 +15,10 @@ mod ws;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use stats::Table;
+
+/// The same allocator as the `confab` binary, so the server measured here is the one shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(

@@ -1,6 +1,7 @@
 //! Durable sends over HTTP from many concurrent senders into one room, and the raw SQLite
 //! group-commit loop measured in the same run.
 
+use crate::cpu;
 use crate::harness::{Server, message_text, store_send};
 use crate::raw;
 use crate::stats::{Samples, Table, ms, rate, thousands};
@@ -133,6 +134,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let measure_from = Instant::now() + warmup;
     let end = measure_from + seconds;
     let url = server.url(&format!("/v1/rooms/{room}/messages"));
+    let cpu_from = cpu::snapshot_at(measure_from);
     let mut set = JoinSet::new();
     for (s, token) in tokens.iter().enumerate() {
         let client = server.client.clone();
@@ -148,6 +150,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         });
     }
     let http = gather(set, measure_from).await?;
+    let http_cpu = cpu::per_unit(
+        &cpu_from.await?,
+        &cpu::snapshot(),
+        http.samples.len() as u64,
+    );
     let after = server.room(&tokens[0], room).await?;
     let stored = after["messages_count"].as_i64().unwrap_or(-1)
         - before["messages_count"].as_i64().unwrap_or(0);
@@ -161,6 +168,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let app_id = server.app_id(&app.token).await?;
     let measure_from = Instant::now() + warmup.min(Duration::from_millis(500));
     let end = measure_from + raw_for;
+    let cpu_from = cpu::snapshot_at(measure_from);
     let mut set = JoinSet::new();
     for s in 0..senders {
         let store = server.running.store.clone();
@@ -178,6 +186,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         });
     }
     let direct = gather(set, measure_from).await?;
+    let direct_cpu = cpu::per_unit(
+        &cpu_from.await?,
+        &cpu::snapshot(),
+        direct.samples.len() as u64,
+    );
     server.stop().await?;
 
     eprintln!(
@@ -224,6 +237,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         thousands(stored.max(0) as u64),
     );
     t.check("errors", thousands(http.errors), "0", http.errors == 0);
+    t.info("CPU per message over HTTP (server and client)", http_cpu);
     t.info(
         "diagnostic: store.execute direct, no HTTP (rate, p50/p99)",
         format!(
@@ -233,6 +247,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
             ms(direct.samples.pct(99.0))
         ),
     );
+    t.info("diagnostic: CPU per message, no HTTP", direct_cpu);
     t.info(
         &format!("raw SQLite group commit ({senders} producers -> 1 writer)"),
         format!(

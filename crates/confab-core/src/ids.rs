@@ -69,11 +69,78 @@ impl Timestamp {
     }
 
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-21T10:00:00.123Z`.
+    ///
+    /// Every item of a history page carries one or two of these, so the common case (years
+    /// 0000 to 9999) is computed directly (days to civil date as in Howard Hinnant's
+    /// `civil_from_days`) instead of going through `time` and `format!`.
     pub fn to_rfc3339(self) -> String {
+        let (secs, ms) = (self.0.div_euclid(1000), self.0.rem_euclid(1000));
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        if !(0..=9999).contains(&y) {
+            return self.to_rfc3339_slow();
+        }
+        let mut out = String::with_capacity(24);
+        let mut put = |n: i64, width: u32, sep: Option<char>| {
+            for i in (0..width).rev() {
+                let digit = (n / 10_i64.pow(i)) % 10;
+                out.push(char::from(b'0' + digit as u8));
+            }
+            if let Some(c) = sep {
+                out.push(c);
+            }
+        };
+        put(y, 4, Some('-'));
+        put(m, 2, Some('-'));
+        put(d, 2, Some('T'));
+        put(sod / 3600, 2, Some(':'));
+        put(sod / 60 % 60, 2, Some(':'));
+        put(sod % 60, 2, Some('.'));
+        put(ms, 3, Some('Z'));
+        out
+    }
+
+    fn to_rfc3339_slow(self) -> String {
         let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let (y, mo, d) = (dt.year(), u8::from(dt.month()), dt.day());
         let (h, mi, s, ms) = (dt.hour(), dt.minute(), dt.second(), dt.millisecond());
         format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timestamp;
+
+    #[test]
+    fn rfc3339_matches_the_calendar() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (-1, "1969-12-31T23:59:59.999Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (1_795_255_200_123, "2026-11-21T10:00:00.123Z"),
+            (4_107_542_399_999, "2100-02-28T23:59:59.999Z"),
+            (-62_167_219_200_000, "0000-01-01T00:00:00.000Z"),
+            (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+        ];
+        for (ms, text) in cases {
+            assert_eq!(Timestamp(ms).to_rfc3339(), text, "{ms}");
+        }
+        // Every day of four centuries (and odd times of day) agrees with the `time` crate.
+        let mut ms = -62_167_219_200_000_i64;
+        while ms < 253_402_300_799_999 {
+            let t = Timestamp(ms);
+            assert_eq!(t.to_rfc3339(), t.to_rfc3339_slow(), "{ms}");
+            ms += 86_400_000 * 29 + 3_723_456;
+        }
     }
 }

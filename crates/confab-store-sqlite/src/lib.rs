@@ -2,6 +2,7 @@
 //! many commands per transaction (group commit), each in a savepoint so a refused command leaves
 //! no trace; readers use a separate pool. WAL mode; `synchronous=FULL` unless told otherwise.
 
+mod cache;
 mod index;
 mod projection;
 mod read;
@@ -171,6 +172,7 @@ fn writer_loop(
     index: Arc<index::Shared>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut cache = cache::WriterCache::default();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -192,13 +194,14 @@ fn writer_loop(
                             .and_then(|()| rebuild(&conn, &progress)),
                         Err(e) => Err(be(e)),
                     };
+                    cache.forget();
                     let _ = reply.send(result);
                     index.wake();
                 }
             }
         }
         if !commands.is_empty() {
-            commit_batch(&conn, commands, &publish);
+            commit_batch(&conn, &mut cache, commands, &publish);
             index.wake();
         }
     }
@@ -207,6 +210,7 @@ fn writer_loop(
 /// Runs each command in its own savepoint inside one transaction, commits once, then answers.
 fn commit_batch(
     conn: &Connection,
+    cache: &mut cache::WriterCache,
     commands: Vec<(Command, oneshot::Sender<StoreResult<Outcome>>)>,
     publish: &broadcast::Sender<Arc<Event>>,
 ) {
@@ -219,7 +223,7 @@ fn commit_batch(
     let mut results = Vec::with_capacity(commands.len());
     let mut events = Vec::new();
     for (cmd, reply) in commands {
-        let r = run_one(conn, cmd);
+        let r = run_one(conn, cache, cmd);
         match r {
             Ok((outcome, appended)) => {
                 events.extend(appended);
@@ -228,8 +232,13 @@ fn commit_batch(
             Err(e) => results.push((reply, Err(e))),
         }
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
+    // The app rows' offsets and counts owed by the batch, then the one durable commit.
+    let committed = cache
+        .flush(conn)
+        .and_then(|()| conn.execute_batch("COMMIT"));
+    if let Err(e) = committed {
         tracing::error!(error = %e, "commit failed");
+        cache.forget();
         let _ = conn.execute_batch("ROLLBACK");
         for (reply, _) in results {
             let _ = reply.send(Err(be(&e)));
@@ -251,19 +260,35 @@ fn exec_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
         .map_err(be)
 }
 
-fn run_one(conn: &Connection, cmd: Command) -> StoreResult<(Outcome, Vec<Event>)> {
+fn run_one(
+    conn: &Connection,
+    cache: &mut cache::WriterCache,
+    cmd: Command,
+) -> StoreResult<(Outcome, Vec<Event>)> {
     exec_cached(conn, "SAVEPOINT cmd")?;
     let mut tx = tx::SqliteTx {
         conn,
         now: Timestamp::now(),
         appended: Vec::new(),
-        room_ids: Vec::new(),
+        cache,
     };
-    match confab_core::rules::handle(&mut tx, cmd) {
-        Ok(outcome) => {
-            let appended = std::mem::take(&mut tx.appended);
+    let result = confab_core::rules::handle(&mut tx, cmd);
+    let appended = std::mem::take(&mut tx.appended);
+    let released = result.is_ok() && exec_cached(conn, "RELEASE cmd").is_ok();
+    if released || appended.is_empty() {
+        // Nothing this command read or wrote is rolled back (a refusal that wrote nothing).
+        cache.command_done();
+    } else {
+        cache.command_undone();
+    }
+    match result {
+        Ok(outcome) if released => Ok((outcome, appended)),
+        Ok(_) => {
+            exec_cached(conn, "ROLLBACK TO cmd")?;
             exec_cached(conn, "RELEASE cmd")?;
-            Ok((outcome, appended))
+            Err(StoreError::Backend(
+                "could not release the savepoint".into(),
+            ))
         }
         Err(e) => {
             if let StoreError::Backend(msg) = &e {

@@ -1,6 +1,7 @@
 //! The projections: `apply` turns one event into read-model updates. The live write path and
 //! `rebuild` both call it, so a replayed store equals the live one.
 
+use crate::cache::messages_delta;
 use crate::rows::{self, direct_key, item_key, kind_str, role_str, visibility_str};
 use confab_core::event::{Event, EventBody};
 use confab_core::ids::{AppId, RoomNumber, Seq, UserId};
@@ -20,7 +21,23 @@ fn room_id(conn: &Connection, app: AppId, room: RoomNumber) -> rusqlite::Result<
 
 /// Applies `ev` to every projection.
 pub fn apply(conn: &Connection, ev: &Event) -> R {
+    apply_rows(conn, ev, None)?;
+    conn.prepare_cached(
+        "UPDATE apps SET last_offset = ?2, messages_count = messages_count + ?3 WHERE id = ?1",
+    )?
+    .execute(params![ev.app.0, ev.offset.0, messages_delta(&ev.body)])?;
+    Ok(())
+}
+
+/// Applies `ev` to every projection except the app row's `last_offset` and `messages_count`,
+/// which the caller owes (the writer updates them once per batch). `rid` is the id of the
+/// event's room when the caller knows it.
+pub fn apply_rows(conn: &Connection, ev: &Event, rid: Option<i64>) -> R {
     let (app, at) = (ev.app.0, ev.at.0);
+    let rid_of = |conn: &Connection, app: AppId, room: RoomNumber| match rid {
+        Some(id) => Ok(id),
+        None => room_id(conn, app, room),
+    };
     match &ev.body {
         EventBody::AppCreated {
             name,
@@ -108,7 +125,13 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
             )?
             .execute(params![app, room.0])?;
             if let Some(seq) = seq {
-                announce(conn, ev, *room, *seq, creator.as_ref())?;
+                announce(
+                    conn,
+                    ev,
+                    rid_of(conn, ev.app, *room)?,
+                    *seq,
+                    creator.as_ref(),
+                )?;
             }
         }
         EventBody::RoomUpdated {
@@ -135,11 +158,11 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
                 pos.0
             ])?;
             if let Some(seq) = seq {
-                announce(conn, ev, *room, *seq, Some(by))?;
+                announce(conn, ev, rid_of(conn, ev.app, *room)?, *seq, Some(by))?;
             }
         }
         EventBody::RoomDeleted { room, pos, .. } => {
-            let rid = room_id(conn, ev.app, *room)?;
+            let rid = rid_of(conn, ev.app, *room)?;
             conn.prepare_cached(
                 "UPDATE apps SET rooms_count = rooms_count - 1,
                     messages_count = messages_count - (SELECT messages_count FROM rooms WHERE id = ?2)
@@ -162,7 +185,7 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
             seq,
             ..
         } => {
-            let rid = room_id(conn, ev.app, *room)?;
+            let rid = rid_of(conn, ev.app, *room)?;
             let before = rows::member_of(conn, rid, user)?;
             let was_joined = before
                 .as_ref()
@@ -198,7 +221,7 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
                 .execute(params![rid, owner.as_str(), at])?;
             }
             if let Some(seq) = seq {
-                announce(conn, ev, *room, *seq, Some(by))?;
+                announce(conn, ev, rid_of(conn, ev.app, *room)?, *seq, Some(by))?;
             }
         }
         EventBody::MessagePosted {
@@ -210,7 +233,7 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
             reply_to,
             client_id,
         } => {
-            let rid = room_id(conn, ev.app, *room)?;
+            let rid = rid_of(conn, ev.app, *room)?;
             conn.prepare_cached(
                 "INSERT INTO items (id, room_id, seq, pos, kind, sender, text, reply_to, created_at, client_id)
                  VALUES (?1, ?2, ?3, ?4, 'message', ?5, ?6, ?7, ?8, ?9)",
@@ -237,7 +260,7 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
             pos,
             text,
         } => {
-            let rid = room_id(conn, ev.app, *room)?;
+            let rid = rid_of(conn, ev.app, *room)?;
             conn.prepare_cached(
                 "UPDATE items SET text = ?2, edited_at = ?3, pos = ?4 WHERE id = ?1",
             )?
@@ -246,7 +269,7 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
                 .execute(params![rid, pos.0])?;
         }
         EventBody::MessageDeleted { room, seq, pos, .. } => {
-            let rid = room_id(conn, ev.app, *room)?;
+            let rid = rid_of(conn, ev.app, *room)?;
             let key = item_key(rid, seq.0);
             let parent: Option<i64> = conn
                 .prepare_cached("SELECT reply_to FROM items WHERE id = ?1")?
@@ -267,23 +290,13 @@ pub fn apply(conn: &Connection, ev: &Event) -> R {
             }
         }
         EventBody::ReadMarkerSet { room, user, seq } => {
-            let rid = room_id(conn, ev.app, *room)?;
+            let rid = rid_of(conn, ev.app, *room)?;
             conn.prepare_cached(
                 "UPDATE members SET read_seq = MAX(read_seq, ?3) WHERE room_id = ?1 AND user_id = ?2",
             )?
             .execute(params![rid, user.as_str(), seq.0])?;
         }
     }
-    // One update of the app row per event: its log offset, and its message count.
-    let messages_delta = match &ev.body {
-        EventBody::MessagePosted { .. } => 1,
-        EventBody::MessageDeleted { .. } => -1,
-        _ => 0,
-    };
-    conn.prepare_cached(
-        "UPDATE apps SET last_offset = ?2, messages_count = messages_count + ?3 WHERE id = ?1",
-    )?
-    .execute(params![app, ev.offset.0, messages_delta])?;
     Ok(())
 }
 
@@ -300,11 +313,10 @@ fn since_of(conn: &Connection, rid: i64, user: &UserId) -> Option<i64> {
 }
 
 /// Writes the announcement item an event carries at `seq`.
-fn announce(conn: &Connection, ev: &Event, room: RoomNumber, seq: Seq, by: Option<&UserId>) -> R {
+fn announce(conn: &Connection, ev: &Event, rid: i64, seq: Seq, by: Option<&UserId>) -> R {
     let Some((text, data)) = announcement(&ev.body) else {
         return Err(missing("announcement text"));
     };
-    let rid = room_id(conn, ev.app, room)?;
     let pos = ev.body.room_pos().map_or(0, |(_, p)| p.0);
     conn.prepare_cached(
         "INSERT INTO items (id, room_id, seq, pos, kind, sender, text, created_at, announcement)

@@ -1,5 +1,6 @@
 //! The write transaction the rules run in: reads see earlier writes of the same transaction.
 
+use crate::cache::WriterCache;
 use crate::projection;
 use crate::rows::{self, APP_COLS, ITEM_COLS, direct_key};
 use confab_core::error::StoreError;
@@ -14,9 +15,8 @@ pub struct SqliteTx<'c> {
     pub now: Timestamp,
     /// Events appended so far, in order, for publication after commit.
     pub appended: Vec<Event>,
-    /// Room ids looked up during this command. It lives for one command only, so a rolled
-    /// back room creation can never leave a stale entry behind.
-    pub room_ids: Vec<((AppId, RoomNumber), i64)>,
+    /// What the writer knows from earlier commands (see `cache`).
+    pub cache: &'c mut WriterCache,
 }
 
 fn be(e: rusqlite::Error) -> StoreError {
@@ -25,12 +25,12 @@ fn be(e: rusqlite::Error) -> StoreError {
 
 impl SqliteTx<'_> {
     fn rid(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Option<i64>> {
-        if let Some((_, id)) = self.room_ids.iter().find(|(k, _)| *k == (app, room)) {
-            return Ok(Some(*id));
+        if let Some(r) = self.cache.room(app, room) {
+            return Ok(Some(r.id));
         }
         let id = rows::room_id(self.conn, app, room).map_err(be)?;
         if let Some(id) = id {
-            self.room_ids.push(((app, room), id));
+            self.cache.put_room(app, room, id, None);
         }
         Ok(id)
     }
@@ -78,12 +78,18 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn room(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Option<RoomState>> {
-        Ok(rows::room_by_number(self.conn, app, room)
-            .map_err(be)?
-            .map(|r| RoomState {
-                room: r.room,
-                direct: r.direct,
-            }))
+        if let Some(state) = self.cache.room(app, room).and_then(|r| r.state.clone()) {
+            return Ok(Some(state));
+        }
+        let Some(row) = rows::room_by_number(self.conn, app, room).map_err(be)? else {
+            return Ok(None);
+        };
+        let state = RoomState {
+            room: row.room,
+            direct: row.direct,
+        };
+        self.cache.put_room(app, room, row.id, Some(state.clone()));
+        Ok(Some(state))
     }
 
     fn room_by_alias(&mut self, app: AppId, alias: &str) -> StoreResult<Option<RoomNumber>> {
@@ -119,7 +125,14 @@ impl Tx for SqliteTx<'_> {
         let Some(rid) = self.rid(app, room)? else {
             return Ok(None);
         };
-        rows::member_of(self.conn, rid, user).map_err(be)
+        if let Some(m) = self.cache.room(app, room).and_then(|r| r.members.get(user)) {
+            return Ok(m.clone());
+        }
+        let member = rows::member_of(self.conn, rid, user).map_err(be)?;
+        if let Some(r) = self.cache.room(app, room) {
+            r.members.insert(user.clone(), member.clone());
+        }
+        Ok(member)
     }
 
     fn successor(
@@ -169,19 +182,31 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn append(&mut self, app: AppId, body: EventBody) -> StoreResult<Event> {
-        let last: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT last_offset FROM apps WHERE id = ?1")
-            .and_then(|mut s| s.query_row(params![app.0], |r| r.get(0)).optional())
-            .map_err(be)?;
+        let offset = match self.cache.next_offset(app) {
+            Some(o) => o,
+            None => {
+                let last: Option<i64> = self
+                    .conn
+                    .prepare_cached("SELECT last_offset FROM apps WHERE id = ?1")
+                    .and_then(|mut s| s.query_row(params![app.0], |r| r.get(0)).optional())
+                    .map_err(be)?;
+                last.unwrap_or(0) + 1
+            }
+        };
         let event = Event {
             app,
-            offset: Offset(last.unwrap_or(0) + 1),
+            offset: Offset(offset),
             at: self.now,
             body,
         };
         insert_event(self.conn, &event).map_err(be)?;
-        projection::apply(self.conn, &event).map_err(be)?;
+        let rid = event
+            .body
+            .room()
+            .and_then(|r| self.cache.room(app, r))
+            .map(|r| r.id);
+        projection::apply_rows(self.conn, &event, rid).map_err(be)?;
+        self.cache.after_event(&event);
         self.appended.push(event.clone());
         Ok(event)
     }

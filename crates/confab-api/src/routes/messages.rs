@@ -1,6 +1,6 @@
 //! The timeline: send, page, read one, edit, delete, threads, read markers, the change feed.
 
-use super::readable;
+use super::{SizedJson, readable};
 use crate::AppState;
 use crate::cursor;
 use crate::dto::{
@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 fn item_outcome(o: Outcome) -> ApiResult<(bool, ItemDto)> {
     match o {
-        Outcome::Item { item, created } => Ok((created, ItemDto::new(&item))),
+        Outcome::Item { item, created } => Ok((created, ItemDto::from(item))),
         _ => Err(ApiError::internal()),
     }
 }
@@ -130,7 +130,13 @@ impl HistoryParams {
     }
 }
 
-fn item_page(items: Vec<Item>, more_before: bool, more_after: bool) -> ItemPageDto {
+fn item_page(items: Vec<Item>, more_before: bool, more_after: bool) -> SizedJson<ItemPageDto> {
+    // Under 256 bytes of JSON per item besides its text.
+    let size = 128
+        + items
+            .iter()
+            .map(|i| 256 + i.text.as_ref().map_or(0, String::len))
+            .sum::<usize>();
     let prev_cursor = items
         .first()
         .filter(|_| more_before)
@@ -139,11 +145,12 @@ fn item_page(items: Vec<Item>, more_before: bool, more_after: bool) -> ItemPageD
         .last()
         .filter(|_| more_after)
         .map(|i| cursor::encode("items", &["1", &i.seq.0.to_string()]));
-    ItemPageDto {
-        items: items.iter().map(ItemDto::new).collect(),
+    let page = ItemPageDto {
+        items: items.into_iter().map(ItemDto::from).collect(),
         prev_cursor,
         next_cursor,
-    }
+    };
+    SizedJson(page, size)
 }
 
 pub async fn list_messages(
@@ -151,7 +158,7 @@ pub async fn list_messages(
     me: UserCaller,
     Path(number): Path<i64>,
     Query(p): Query<HistoryParams>,
-) -> ApiResult<axum::Json<ItemPageDto>> {
+) -> ApiResult<SizedJson<ItemPageDto>> {
     let limit = cursor::limit(p.limit, 50, 200)?;
     let query = p.query()?;
     let (access, items, before, after) = state
@@ -160,7 +167,7 @@ pub async fn list_messages(
         .await?
         .ok_or_else(DomainError::room_not_found)?;
     confab_core::rules::can_read_timeline(&access)?;
-    Ok(axum::Json(item_page(items, before, after)))
+    Ok(item_page(items, before, after))
 }
 
 async fn one_item(state: &AppState, me: &UserCaller, number: i64, seq: i64) -> ApiResult<Item> {
@@ -218,7 +225,7 @@ pub async fn list_replies(
     me: UserCaller,
     Path((number, seq)): Path<(i64, i64)>,
     Query(p): Query<HistoryParams>,
-) -> ApiResult<axum::Json<ItemPageDto>> {
+) -> ApiResult<SizedJson<ItemPageDto>> {
     let limit = cursor::limit(p.limit, 50, 200)?;
     let query = p.query()?;
     let parent = one_item(&state, &me, number, seq).await?;
@@ -231,7 +238,7 @@ pub async fn list_replies(
         .store
         .replies(me.app, RoomNumber(number), Seq(seq), query, limit)
         .await?;
-    Ok(axum::Json(item_page(items, before, after)))
+    Ok(item_page(items, before, after))
 }
 
 pub async fn mark_read(
