@@ -407,48 +407,88 @@ async fn send_rate(
 }
 
 /// Sends per second into stores with and without the index, alternating rounds so both see
-/// the same machine; reports the medians and their ratio.
+/// the same machine; reports the medians and their ratio. The indexer runs at a low priority
+/// and may fall behind during a round, so each round with the index also waits until the index
+/// has caught up (and finished merging) and counts that time: the sustained rate is what the
+/// machine can keep up with, sends and indexing together.
 async fn index_cost(opts: &Opts, corpus: &Arc<Corpus>) -> anyhow::Result<Table> {
     let dir = tempfile::tempdir()?;
     let (with, app_with) = bench_store(dir.path(), true).await?;
     let (without, app_without) = bench_store(dir.path(), false).await?;
     let round = Duration::from_secs_f64(opts.raw_seconds);
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let (mut during, mut sustained, mut base) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut catchups, mut cpu) = (Vec::new(), Vec::new());
     for i in 0..3 {
         eprintln!(
             "[search] index cost, round {}: sends with and without the index",
             i + 1
         );
-        b.push(send_rate(&without, app_without, corpus, round).await?);
-        a.push(send_rate(&with, app_with, corpus, round).await?);
+        base.push(send_rate(&without, app_without, corpus, round).await?);
+        let sent_before = with.app_stats(app_with).await?.messages_count;
+        let cpu_before = crate::cpu::snapshot();
+        let started = Instant::now();
+        let rate = send_rate(&with, app_with, corpus, round).await?;
+        let sending = started.elapsed();
+        with.settle().await?;
+        let catchup = started.elapsed() - sending;
+        let sent = with.app_stats(app_with).await?.messages_count - sent_before;
+        cpu.push(crate::cpu::per_unit(
+            &cpu_before,
+            &crate::cpu::snapshot(),
+            sent.max(0) as u64,
+        ));
+        during.push(rate);
+        // The same messages, had the round lasted until the index caught up.
+        sustained.push(rate * round.as_secs_f64() / (round + catchup).as_secs_f64());
+        catchups.push(catchup);
     }
-    a.sort_by(f64::total_cmp);
-    b.sort_by(f64::total_cmp);
-    let (ma, mb) = (a[1], b[1]);
-    let ratio = ma / mb;
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mb, md, ms) = (median(&base), median(&during), median(&sustained));
+    let ratio = ms / mb;
     let mut t = Table::new(format!(
         "search index cost on durable sends: {SENDERS} senders, {ROOMS} rooms, store only (no \
          HTTP), 3 alternating rounds of {:.0} s each, medians",
         opts.raw_seconds
     ));
     t.info("sends/s without the index", rate(mb, "msg/s"));
-    t.info("sends/s with the index", rate(ma, "msg/s"));
+    t.info(
+        "sends/s with the index, during the round",
+        rate(md, "msg/s"),
+    );
+    t.info(
+        "sends/s with the index, sustained (round + index catch-up)",
+        rate(ms, "msg/s"),
+    );
     t.check(
-        "with / without",
-        format!("{:.2}", ratio),
+        "sustained with / without",
+        format!("{ratio:.2} (during the round: {:.2})", md / mb),
         ">= 0.80",
         ratio >= 0.8,
     );
-    t.note(format!(
-        "rounds without: {}; with: {}",
-        b.iter()
-            .map(|v| format!("{v:.0}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        a.iter()
-            .map(|v| format!("{v:.0}"))
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
             .collect::<Vec<_>>()
             .join(", ")
+    };
+    t.note(format!(
+        "rounds without: {}; with, during: {}; with, sustained: {}; catch-up after each round: {}",
+        list(&base),
+        list(&during),
+        list(&sustained),
+        catchups
+            .iter()
+            .map(|d| format!("{:.2} s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    t.note(format!(
+        "CPU per message with the index: {}",
+        cpu.join("; ")
     ));
     Ok(t)
 }

@@ -11,10 +11,10 @@
 //! Row ids are item ids (`room_id << 32 | seq`). The index only proposes candidates; every one
 //! is checked against the current text, so stale entries can never produce a wrong hit.
 
-use crate::rows::item_key;
 use crate::schema;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +23,9 @@ use std::time::Duration;
 const BATCH: i64 = 4096;
 /// How often the indexer looks at the log when nobody woke it.
 const POLL: Duration = Duration::from_millis(500);
+/// Least time between two batches unless someone is waiting (see `Shared::hurry`): messages
+/// gather into larger batches, which cost the index less per message.
+const PACE: Duration = Duration::from_millis(200);
 
 pub fn path_for(db: &Path) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
@@ -60,13 +63,22 @@ pub struct Shared {
     pub lock: Mutex<()>,
     /// Whether the indexer thread runs.
     pub enabled: bool,
+    /// Whether the indexer is merging segments (see `settle`).
+    pub merging: AtomicBool,
     wake: SyncSender<()>,
+    hurry: SyncSender<()>,
 }
 
 impl Shared {
     /// Tells the indexer there is something new (never blocks).
     pub fn wake(&self) {
         let _ = self.wake.try_send(());
+    }
+
+    /// Tells the indexer someone waits for it: index at once, without pacing.
+    pub fn hurry(&self) {
+        let _ = self.hurry.try_send(());
+        self.wake();
     }
 }
 
@@ -75,11 +87,14 @@ pub fn start(db: &Path, enabled: bool) -> Result<Arc<Shared>, Box<dyn std::error
     let path = path_for(db);
     let mut conn = open(&path)?;
     let (wake, rx) = std::sync::mpsc::sync_channel(1);
+    let (hurry, hurried) = std::sync::mpsc::sync_channel(1);
     let shared = Arc::new(Shared {
         path,
         lock: Mutex::new(()),
         enabled,
+        merging: AtomicBool::new(false),
         wake,
+        hurry,
     });
     if enabled {
         conn.execute("ATTACH DATABASE ?1 AS m", params![db.to_string_lossy()])?;
@@ -87,14 +102,20 @@ pub fn start(db: &Path, enabled: bool) -> Result<Arc<Shared>, Box<dyn std::error
         std::thread::Builder::new()
             .name("confab-search-indexer".into())
             .spawn(move || {
-                indexer_loop(&mut conn, &rx, &weak);
+                indexer_loop(&mut conn, &rx, &hurried, &weak);
             })?;
     }
     Ok(shared)
 }
 
-fn indexer_loop(conn: &mut Connection, rx: &Receiver<()>, shared: &std::sync::Weak<Shared>) {
+fn indexer_loop(
+    conn: &mut Connection,
+    rx: &Receiver<()>,
+    hurried: &Receiver<()>,
+    shared: &std::sync::Weak<Shared>,
+) {
     lower_priority();
+    let mut last_batch;
     // Whether a merge of the index's segments is under way.
     let mut merging = false;
     let mut checked = std::time::Instant::now();
@@ -102,14 +123,18 @@ fn indexer_loop(conn: &mut Connection, rx: &Receiver<()>, shared: &std::sync::We
     let mut grown = false;
     loop {
         let Some(s) = shared.upgrade() else { return };
+        // Whether the log had nothing new this time: the moment for merging.
+        let mut quiet = false;
         loop {
             let step = {
                 let Ok(_guard) = s.lock.lock() else { return };
+                last_batch = std::time::Instant::now();
                 index_batch(conn)
             };
             match step {
                 Ok(n) if n < BATCH as usize => {
                     grown |= n > 0;
+                    quiet = n == 0;
                     break;
                 }
                 Ok(_) => {
@@ -125,7 +150,7 @@ fn indexer_loop(conn: &mut Connection, rx: &Receiver<()>, shared: &std::sync::We
         // Caught up: one step of merging, if worth it, then back to new messages first.
         let merged = {
             let Ok(_guard) = s.lock.lock() else { return };
-            let check = !merging && grown && checked.elapsed() >= MERGE_CHECK;
+            let check = !merging && quiet && grown && checked.elapsed() >= MERGE_CHECK;
             if check {
                 checked = std::time::Instant::now();
                 grown = false;
@@ -136,7 +161,6 @@ fn indexer_loop(conn: &mut Connection, rx: &Receiver<()>, shared: &std::sync::We
                 Ok(false)
             }
         };
-        drop(s);
         merging = match merged {
             Ok(more) => more,
             Err(e) => {
@@ -144,12 +168,20 @@ fn indexer_loop(conn: &mut Connection, rx: &Receiver<()>, shared: &std::sync::We
                 false
             }
         };
+        s.merging.store(merging, Ordering::Release);
+        drop(s);
         if merging {
             continue;
         }
         match rx.recv_timeout(POLL) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if let Some(rest) = PACE.checked_sub(last_batch.elapsed()) {
+            match hurried.recv_timeout(rest) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
         }
     }
 }
@@ -210,9 +242,6 @@ fn merge_step(conn: &Connection, start: bool) -> rusqlite::Result<bool> {
     Ok(conn.total_changes() - before >= 2)
 }
 
-/// An event as the indexer reads it: id, type, app, room number, seq.
-type LogRow = (i64, String, i64, Option<i64>, Option<i64>);
-
 /// What one message needs in the index: its rowid, whether an older version may be there,
 /// and its current text (`None`: not searchable any more).
 struct Change {
@@ -231,6 +260,10 @@ pub fn index_batch(conn: &mut Connection) -> rusqlite::Result<usize> {
     let Some(last) = read else {
         return Ok(0);
     };
+    // In rowid order: FTS5 writes out what it holds in memory whenever a rowid is not above
+    // the previous one, so out of order every message would make a segment of its own.
+    let mut changes = changes;
+    changes.sort_unstable_by_key(|c| c.id);
     let tx = conn.transaction()?;
     for c in &changes {
         if c.replaces {
@@ -257,53 +290,45 @@ type Batch = (i64, Option<(i64, usize)>, Vec<Change>);
 fn read_batch(conn: &mut Connection) -> rusqlite::Result<Batch> {
     let tx = conn.transaction()?;
     let mark: i64 = tx.query_row("SELECT last_event FROM main.index_state", [], |r| r.get(0))?;
-    let events: Vec<LogRow> = {
-        let mut stmt = tx.prepare_cached(
-            "SELECT id, type, app_id, room_no, seq FROM m.events WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![mark, BATCH], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let Some(last) = events.last().map(|e| e.0) else {
-        return Ok((mark, None, Vec::new()));
-    };
+    // Every event of the batch (to move the mark past it); for message events also the item's
+    // key and its current text, if it is a live message.
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT e.id, e.type = 'message_posted', i.id, i.text
+         FROM m.events e
+         LEFT JOIN m.rooms r
+           ON e.type IN ('message_posted', 'message_edited', 'message_deleted')
+          AND r.app_id = e.app_id AND r.number = e.room_no
+         LEFT JOIN m.items i ON i.id = ((r.id << 32) | e.seq)
+         WHERE e.id > ?1 ORDER BY e.id LIMIT {BATCH}"
+    ))?;
+    let mut rows = stmt.query(params![mark])?;
+    let (mut last, mut read) = (mark, 0usize);
     let mut changes: Vec<Change> = Vec::new();
-    let mut at = std::collections::HashSet::new();
-    for (_, kind, app, room, seq) in &events {
-        let posted = kind == "message_posted";
-        if !posted && kind != "message_edited" && kind != "message_deleted" {
-            continue;
-        }
-        let (Some(room), Some(seq)) = (room, seq) else {
+    let mut done = std::collections::HashSet::new();
+    while let Some(row) = rows.next()? {
+        last = row.get(0)?;
+        read += 1;
+        let Some(id) = row.get::<_, Option<i64>>(2)? else {
             continue;
         };
-        let room_id: Option<i64> = tx
-            .prepare_cached("SELECT id FROM m.rooms WHERE app_id = ?1 AND number = ?2")?
-            .query_row(params![app, room], |r| r.get(0))
-            .optional()?;
-        let Some(room_id) = room_id else { continue };
-        let id = item_key(room_id, *seq);
         // The current text goes in once per batch, whatever happened to it in between.
-        if !at.insert(id) {
+        if !done.insert(id) {
             continue;
         }
-        let text: Option<String> = tx
-            .prepare_cached(
-                "SELECT text FROM m.items WHERE id = ?1 AND kind = 'message' AND deleted = 0",
-            )?
-            .query_row(params![id], |r| r.get(0))
-            .optional()?
-            .flatten();
+        let posted: bool = row.get(1)?;
         changes.push(Change {
             id,
             replaces: !posted,
-            text,
+            text: row.get(3)?,
         });
     }
+    drop(rows);
+    drop(stmt);
     tx.commit()?;
-    Ok((mark, Some((last, events.len())), changes))
+    if read == 0 {
+        return Ok((mark, None, changes));
+    }
+    Ok((mark, Some((last, read)), changes))
 }
 
 /// Empties the index (before a replay renumbers the items); the indexer then starts over.

@@ -574,10 +574,15 @@ impl Store for SqliteStore {
                     .map_err(be)
                 })
                 .await?;
-            if mark >= last {
+            if mark >= last
+                && !self
+                    .index
+                    .merging
+                    .load(std::sync::atomic::Ordering::Acquire)
+            {
                 return Ok(());
             }
-            self.index.wake();
+            self.index.hurry();
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
