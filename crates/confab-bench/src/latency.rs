@@ -40,6 +40,18 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
             }
         }
     }
+    // Diagnostic: the floor of any request here, a round trip to `GET /healthz` (no
+    // authentication, no store), with the same client.
+    let health = server.url("/healthz");
+    let mut round_trips = Vec::with_capacity(n);
+    for i in 0..(warm + n as u64) {
+        let t = Instant::now();
+        let status = server.client.get(&health).send().await?.status();
+        if i >= warm {
+            round_trips.push(t.elapsed());
+        }
+        anyhow::ensure!(status.is_success(), "/healthz answered {status}");
+    }
     // Diagnostic: the same sequential sends straight into the store, without HTTP.
     let app_id = server.app_id(&app.token).await?;
     let mut direct = Vec::with_capacity(n);
@@ -54,6 +66,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     server.stop().await?;
     let http = Samples::new(lat);
     let direct = Samples::new(direct);
+    let round_trip = Samples::new(round_trips);
 
     eprintln!("[latency] fsync probes ({PROBES} each), raw SQLite single commits ({n})");
     let dir = tempfile::tempdir()?;
@@ -89,6 +102,23 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     t.info(
         "raw SQLite 1-row insert+commit, WAL FULL (p50 / p99)",
         format!("{} / {}", ms(single.pct(50.0)), ms(single.pct(99.0))),
+    );
+    t.info(
+        "diagnostic: HTTP round trip alone, GET /healthz (p50 / p99)",
+        format!(
+            "{} / {}",
+            ms(round_trip.pct(50.0)),
+            ms(round_trip.pct(99.0))
+        ),
+    );
+    let floor = round_trip.pct(50.0) + single.pct(50.0);
+    t.info(
+        "floor: HTTP round trip + raw SQLite commit (p50s), / fsync",
+        format!(
+            "{} = {:.2} x fsync",
+            ms(floor),
+            floor.as_secs_f64() / fsync_med.as_secs_f64().max(1e-9)
+        ),
     );
     t.check(
         "ratio p50 / fsync",
