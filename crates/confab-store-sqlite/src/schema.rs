@@ -25,6 +25,9 @@ pub fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.pragma_update(None, "cache_size", -32_000)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // A write-ahead log that grew (a long reader kept it from being reset) is cut back to this
+    // size when it is next reset, rather than keeping its largest size for good.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
