@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod clients;
 mod proc;
+mod reader;
 
 pub use clients::clients_main;
 use clients::now_ns;
