@@ -18,9 +18,12 @@ const NEW: Token = Token(usize::MAX);
 /// A connection's buffer; it grows only for a frame larger than this.
 const READ: usize = 4096;
 
+/// Connections waiting to be picked up, each with the bytes read past its `ready`.
+type Incoming = Mutex<Vec<(std::net::TcpStream, Vec<u8>)>>;
+
 /// A handle to the reader thread: connections are added as they become ready.
 pub(super) struct Reader {
-    incoming: Arc<Mutex<Vec<(std::net::TcpStream, Vec<u8>)>>>,
+    incoming: Arc<Incoming>,
     waker: Waker,
 }
 
@@ -55,7 +58,7 @@ impl Reader {
     }
 }
 
-fn run(mut poll: Poll, incoming: &Mutex<Vec<(std::net::TcpStream, Vec<u8>)>>, seen: &Seen) {
+fn run(mut poll: Poll, incoming: &Incoming, seen: &Seen) {
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut events = Events::with_capacity(1024);
     loop {
