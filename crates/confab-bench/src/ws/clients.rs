@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::reader::Reader;
+
 /// Message ids a worker keeps figures for.
 pub const MAX_IDS: usize = 100_000;
 /// Connections opened at once by a worker.
@@ -22,10 +24,10 @@ pub fn now_ns() -> u64 {
 }
 
 #[derive(Default)]
-struct Seen {
+pub(super) struct Seen {
     count: Vec<AtomicU32>,
     max_ns: Vec<AtomicU64>,
-    closed: AtomicU64,
+    pub closed: AtomicU64,
 }
 
 /// `confab-bench ws-clients ADDR SRC TOKENS_FILE`: one connection per token, from `SRC`.
@@ -49,10 +51,12 @@ pub fn clients_main(args: &[String]) -> anyhow::Result<()> {
         });
         let addr: std::net::SocketAddr = addr.parse()?;
         let src: std::net::IpAddr = src.parse()?;
-        let opened = futures_util::stream::iter(tokens.into_iter().map(|t| {
-            let seen = seen.clone();
-            async move { client(addr, src, t, seen).await }
-        }))
+        let reader = &Reader::start(seen.clone())?;
+        let opened = futures_util::stream::iter(
+            tokens
+                .into_iter()
+                .map(|t| async move { client(addr, src, t, reader).await }),
+        )
         .buffer_unordered(CONNECT_CONCURRENCY)
         .collect::<Vec<anyhow::Result<()>>>()
         .await;
@@ -96,7 +100,7 @@ async fn client(
     addr: std::net::SocketAddr,
     src: std::net::IpAddr,
     token: String,
-    seen: Arc<Seen>,
+    reader: &Reader,
 ) -> anyhow::Result<()> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(std::net::SocketAddr::new(src, 0))?;
@@ -135,15 +139,8 @@ async fn client(
             None => bail!("closed before ready"),
         }
     }
-    tokio::spawn(async move {
-        while let Ok(Some((op, text))) = raw.next().await {
-            if op == 0x1 {
-                record(&text, &seen);
-            }
-        }
-        seen.closed.fetch_add(1, Ordering::Relaxed);
-    });
-    Ok(())
+    let RawClient { tcp, buf } = raw;
+    reader.add(tcp.into_std()?, buf)
 }
 
 /// The client side of WebSocket framing, just enough for the bench: reads unmasked frames
@@ -201,27 +198,31 @@ impl RawClient {
 
     /// A complete frame at the start of the buffer: opcode and payload range.
     fn frame(&self) -> Option<(u8, usize, usize)> {
-        let b = &self.buf;
-        if b.len() < 2 {
-            return None;
-        }
-        let op = b[0] & 0x0F;
-        let (len, head) = match b[1] & 0x7F {
-            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
-            127 if b.len() >= 10 => {
-                let mut n = [0u8; 8];
-                n.copy_from_slice(&b[2..10]);
-                (u64::from_be_bytes(n) as usize, 10)
-            }
-            126 | 127 => return None,
-            n => (n as usize, 2),
-        };
-        (b.len() >= head + len).then_some((op, head, head + len))
+        frame(&self.buf)
     }
 }
 
+/// A complete frame at the start of `b`: opcode and payload range.
+pub(super) fn frame(b: &[u8]) -> Option<(u8, usize, usize)> {
+    if b.len() < 2 {
+        return None;
+    }
+    let op = b[0] & 0x0F;
+    let (len, head) = match b[1] & 0x7F {
+        126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+        127 if b.len() >= 10 => {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(&b[2..10]);
+            (u64::from_be_bytes(n) as usize, 10)
+        }
+        126 | 127 => return None,
+        n => (n as usize, 2),
+    };
+    (b.len() >= head + len).then_some((op, head, head + len))
+}
+
 /// Notes the delivery of a bench message (`"text":"b:ID:SENT_NS"`), without parsing JSON.
-fn record(frame: &str, seen: &Seen) {
+pub(super) fn record(frame: &str, seen: &Seen) {
     let Some(at) = frame.find("\"text\":\"b:") else {
         return;
     };

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod clients;
 mod proc;
+mod reader;
 
 pub use clients::clients_main;
 use clients::now_ns;
@@ -318,8 +319,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     // Fan-out at 10 messages/s: p99 from send to the last delivery.
     let n = (opts.seconds * 10.0).round().max(1.0) as usize;
     eprintln!("[ws] fan-out: {n} messages at 10/s to {members} members");
+    let pids: Vec<u32> = fan.iter().map(|w| w.child.id()).collect();
+    let slow0 = CpuMark::take(server_pid, &pids);
     drive(&http, &sender, big, 0, n, 10.0).await?;
     let r = settle(&mut fan, 0, n, members as u64).await?;
+    let slow1 = CpuMark::take(server_pid, &pids);
     let last = Samples::new(r.max_ns.iter().map(|v| Duration::from_nanos(*v)).collect());
     let complete = r.count.iter().all(|c| *c == members as u64);
     t.check(
@@ -332,6 +336,10 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         "fan-out 10 msg/s: every member got every message",
         complete.to_string(),
     );
+    t.info(
+        "CPU per delivery at 10 msg/s: server (user + system) / clients",
+        slow1.per_delivery(&slow0, r.count.iter().sum()),
+    );
 
     // Higher rate: deliveries per second sustained.
     let per_second = opts.ws_rate;
@@ -339,19 +347,10 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let first = 1000;
     eprintln!("[ws] fan-out: {n2} messages at {per_second}/s to {members} members");
     quiesce(server_pid).await;
-    let pids: Vec<u32> = fan.iter().map(|w| w.child.id()).collect();
-    let split0 = cpu_split(server_pid);
-    let cpu0 = (
-        cpu(server_pid),
-        pids.iter().map(|p| cpu(*p)).sum::<Duration>(),
-    );
+    let fast0 = CpuMark::take(server_pid, &pids);
     let (t0, _) = drive(&http, &sender, big, first, n2, per_second).await?;
     let r = settle(&mut fan, first, first + n2, members as u64).await?;
-    let cpu1 = (
-        cpu(server_pid),
-        pids.iter().map(|p| cpu(*p)).sum::<Duration>(),
-    );
-    let split1 = cpu_split(server_pid);
+    let fast1 = CpuMark::take(server_pid, &pids);
     let delivered: u64 = r.count.iter().sum();
     // The window: from the first send to the last delivery of any of these messages.
     let end = r
@@ -383,22 +382,44 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         &format!("fan-out {per_second} msg/s: send → last delivery p50 / p99"),
         format!("{} / {}", ms(last.pct(50.0)), ms(last.pct(99.0))),
     );
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / delivered.max(1) as f64;
     t.info(
-        "CPU per delivery: server (user + system) / clients",
-        format!(
-            "{:.2} µs ({:.2} + {:.2}) / {:.2} µs",
-            per(cpu1.0.saturating_sub(cpu0.0)),
-            per(split1.0.saturating_sub(split0.0)),
-            per(split1.1.saturating_sub(split0.1)),
-            per(cpu1.1.saturating_sub(cpu0.1))
-        ),
+        &format!("CPU per delivery at {per_second} msg/s: server (user + system) / clients"),
+        fast1.per_delivery(&fast0, delivered),
     );
     for w in fan {
         w.finish();
     }
     server.finish();
     Ok(t)
+}
+
+/// CPU time used so far by the server (user, system) and by the client workers together.
+struct CpuMark {
+    server: (Duration, Duration),
+    clients: Duration,
+}
+
+impl CpuMark {
+    fn take(server: u32, clients: &[u32]) -> CpuMark {
+        CpuMark {
+            server: cpu_split(server),
+            clients: clients.iter().map(|p| cpu(*p)).sum(),
+        }
+    }
+
+    /// "server µs (user + system) / clients µs" per delivery since `before`.
+    fn per_delivery(&self, before: &CpuMark, delivered: u64) -> String {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / delivered.max(1) as f64;
+        let user = self.server.0.saturating_sub(before.server.0);
+        let system = self.server.1.saturating_sub(before.server.1);
+        format!(
+            "{:.2} µs ({:.2} + {:.2}) / {:.2} µs",
+            per(user + system),
+            per(user),
+            per(system),
+            per(self.clients.saturating_sub(before.clients))
+        )
+    }
 }
 
 /// Sequential sends over the socket by `a`; each timed until `b` receives it.

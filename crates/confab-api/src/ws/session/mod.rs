@@ -13,11 +13,13 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use confab_core::event::EventBody;
 use confab_core::ids::{AppId, Pos, RoomNumber, UserId};
 use confab_core::model::MemberState;
-use futures_util::SinkExt;
+use futures_util::task::AtomicWaker;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tracing::Instrument;
@@ -56,6 +58,7 @@ pub(crate) fn run(
         app: AppId(0),
         user: UserId(String::new()),
         cursors: HashMap::new(),
+        readable: Arc::new(Readable::new()),
         typing: HashMap::new(),
         last_heard: Instant::now(),
     }
@@ -148,6 +151,7 @@ struct Session {
     app: AppId,
     user: UserId,
     cursors: HashMap<RoomNumber, Cursor>,
+    readable: Arc<Readable>,
     /// When this connection last announced typing, per room.
     typing: HashMap<RoomNumber, Instant>,
     last_heard: Instant,
@@ -345,7 +349,7 @@ impl Session {
                     }
                     self.flush().await?;
                 }
-                msg = self.socket.recv() => {
+                msg = self.readable.recv(&mut self.socket) => {
                     self.last_heard = Instant::now();
                     match msg {
                         // Boxed: keeps every idle session's future small.
@@ -442,6 +446,59 @@ impl Session {
     async fn write(&mut self, frame: Utf8Bytes) -> Result<(), End> {
         self.feed(frame).await?;
         self.flush().await
+    }
+}
+
+/// Reads the socket only when it may have something: the read side is polled with a waker that
+/// notes its wake-up before waking the session, so a session woken for outbound frames (10,000
+/// of them per message in a big room) does not also poll the socket, the WebSocket layers and
+/// the I/O driver's readiness for nothing.
+struct Readable {
+    /// The socket woke the session (or may hold more) since it was last read.
+    woken: AtomicBool,
+    session: AtomicWaker,
+}
+
+impl Readable {
+    fn new() -> Self {
+        // Starts "woken": the first poll registers with the socket.
+        Readable {
+            woken: AtomicBool::new(true),
+            session: AtomicWaker::new(),
+        }
+    }
+
+    /// The socket's next message, like `WebSocket::recv`.
+    fn recv<'a>(
+        self: &'a Arc<Self>,
+        socket: &'a mut WebSocket,
+    ) -> impl std::future::Future<Output = Option<Result<Message, axum::Error>>> + 'a {
+        std::future::poll_fn(move |cx| {
+            // Cleared before the poll: a wake-up during it is not lost.
+            if self.woken.swap(false, Ordering::AcqRel) {
+                self.session.register(cx.waker());
+                let waker = Waker::from(self.clone());
+                let polled = socket.poll_next_unpin(&mut Context::from_waker(&waker));
+                if polled.is_ready() {
+                    // More may be buffered already, with no wake-up to come for it.
+                    self.woken.store(true, Ordering::Release);
+                }
+                polled
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
+impl Wake for Readable {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.session.wake();
     }
 }
 
