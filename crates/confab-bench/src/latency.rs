@@ -52,6 +52,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         }
         anyhow::ensure!(status.is_success(), "/healthz answered {status}");
     }
+    // The same with the leanest client possible: one kept-alive TCP connection, the request
+    // written as bytes, the answer read until its body is complete.
+    let bare = bare_round_trips(&server.running.addr.to_string(), warm as usize, n).await?;
     // Diagnostic: the same sequential sends straight into the store, without HTTP.
     let app_id = server.app_id(&app.token).await?;
     let mut direct = Vec::with_capacity(n);
@@ -111,7 +114,20 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
             ms(round_trip.pct(99.0))
         ),
     );
+    t.info(
+        "diagnostic: the same with a bare TCP client (p50 / p99)",
+        format!("{} / {}", ms(bare.pct(50.0)), ms(bare.pct(99.0))),
+    );
     let floor = round_trip.pct(50.0) + single.pct(50.0);
+    let bare_floor = bare.pct(50.0) + single.pct(50.0);
+    t.info(
+        "floor with the bare client: its round trip + raw SQLite commit, / fsync",
+        format!(
+            "{} = {:.2} x fsync",
+            ms(bare_floor),
+            bare_floor.as_secs_f64() / fsync_med.as_secs_f64().max(1e-9)
+        ),
+    );
     t.info(
         "floor: HTTP round trip + raw SQLite commit (p50s), / fsync",
         format!(
@@ -145,4 +161,50 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         t.note(format!("first error: {e}"));
     }
     Ok(t)
+}
+
+/// Round trips of `GET /healthz` over one kept-alive connection, written and read as bytes.
+async fn bare_round_trips(addr: &str, warm: usize, n: usize) -> anyhow::Result<Samples> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await?;
+    conn.set_nodelay(true)?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut buf = vec![0u8; 4096];
+    let mut out = Vec::with_capacity(n);
+    for i in 0..(warm + n) {
+        let t = Instant::now();
+        conn.write_all(request.as_bytes()).await?;
+        let mut got = 0;
+        loop {
+            let k = conn.read(&mut buf[got..]).await?;
+            anyhow::ensure!(k > 0, "the server closed the connection");
+            got += k;
+            if response_complete(&buf[..got]) {
+                break;
+            }
+            anyhow::ensure!(got < buf.len(), "answer too long");
+        }
+        if i >= warm {
+            out.push(t.elapsed());
+        }
+        anyhow::ensure!(
+            buf.starts_with(b"HTTP/1.1 200"),
+            "/healthz did not answer 200"
+        );
+    }
+    Ok(Samples::new(out))
+}
+
+/// Whether `b` holds a whole HTTP/1.1 answer with a `content-length` body.
+fn response_complete(b: &[u8]) -> bool {
+    let Some(end) = b.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&b[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    b.len() >= end + 4 + length
 }
