@@ -336,6 +336,18 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         "fan-out 10 msg/s: every member got every message",
         complete.to_string(),
     );
+    // Which messages make the tail: message i was sent i × 100 ms into the run.
+    let mut slowest: Vec<(usize, u64)> = r.max_ns.iter().copied().enumerate().collect();
+    slowest.sort_by_key(|(_, v)| std::cmp::Reverse(*v));
+    t.note(format!(
+        "10 msg/s: the slowest messages (number: ms to the last delivery): {}",
+        slowest
+            .iter()
+            .take(5)
+            .map(|(i, v)| format!("{i}: {:.1}", *v as f64 / 1e6))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     t.info(
         "CPU per delivery at 10 msg/s: server (user + system) / clients",
         slow1.per_delivery(&slow0, r.count.iter().sum()),
