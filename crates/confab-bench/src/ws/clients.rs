@@ -14,6 +14,10 @@ use super::reader::Reader;
 
 /// Message ids a worker keeps figures for.
 pub const MAX_IDS: usize = 100_000;
+/// Message ids (from 0) whose deliveries are also kept as a histogram of latencies.
+pub const HIST_IDS: usize = 2000;
+/// Histogram buckets of 1 ms; the last one holds everything slower.
+pub const BUCKETS: usize = 256;
 /// Connections opened at once by a worker.
 const CONNECT_CONCURRENCY: usize = 128;
 
@@ -27,6 +31,8 @@ pub fn now_ns() -> u64 {
 pub(super) struct Seen {
     count: Vec<AtomicU32>,
     max_ns: Vec<AtomicU64>,
+    /// `HIST_IDS` × `BUCKETS` counters.
+    hist: Vec<AtomicU32>,
     pub closed: AtomicU64,
 }
 
@@ -47,6 +53,7 @@ pub fn clients_main(args: &[String]) -> anyhow::Result<()> {
         let seen = Arc::new(Seen {
             count: (0..MAX_IDS).map(|_| AtomicU32::new(0)).collect(),
             max_ns: (0..MAX_IDS).map(|_| AtomicU64::new(0)).collect(),
+            hist: (0..HIST_IDS * BUCKETS).map(|_| AtomicU32::new(0)).collect(),
             closed: AtomicU64::new(0),
         });
         let addr: std::net::SocketAddr = addr.parse()?;
@@ -90,6 +97,16 @@ pub fn clients_main(args: &[String]) -> anyhow::Result<()> {
                     "{}",
                     json!({"count": count, "max_ns": max, "closed": closed})
                 );
+            } else if let ["hist", from, to] = parts.as_slice() {
+                let (from, to): (usize, usize) = (from.parse()?, to.parse()?);
+                let hist: Vec<Vec<u32>> = (from..to.min(HIST_IDS))
+                    .map(|i| {
+                        (0..BUCKETS)
+                            .map(|b| seen.hist[i * BUCKETS + b].load(Ordering::Relaxed))
+                            .collect()
+                    })
+                    .collect();
+                println!("{}", json!({ "hist": hist }));
             }
         }
         Ok(())
@@ -237,7 +254,12 @@ pub(super) fn record(frame: &str, seen: &Seen) {
     if let (Some(id), Some(sent)) = (id, sent)
         && id < MAX_IDS
     {
+        let took = now.saturating_sub(sent);
         seen.count[id].fetch_add(1, Ordering::Relaxed);
-        seen.max_ns[id].fetch_max(now.saturating_sub(sent), Ordering::Relaxed);
+        seen.max_ns[id].fetch_max(took, Ordering::Relaxed);
+        if id < HIST_IDS {
+            let bucket = ((took / 1_000_000) as usize).min(BUCKETS - 1);
+            seen.hist[id * BUCKETS + bucket].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -113,6 +113,38 @@ async fn report(workers: &mut [Proc], from: usize, to: usize) -> anyhow::Result<
     Ok(r)
 }
 
+/// Per message, the merged histogram of delivery latencies (1 ms buckets).
+async fn histograms(workers: &mut [Proc], from: usize, to: usize) -> anyhow::Result<Vec<Vec<u64>>> {
+    let mut out = vec![vec![0u64; clients::BUCKETS]; to - from];
+    for w in workers.iter_mut() {
+        w.say(&format!("hist {from} {to}"))?;
+        let line = w.line(Duration::from_secs(30)).await?;
+        let v: Value = serde_json::from_str(&line)?;
+        for (i, h) in v["hist"].as_array().into_iter().flatten().enumerate() {
+            for (b, c) in h.as_array().into_iter().flatten().enumerate() {
+                if let Some(slot) = out.get_mut(i).and_then(|m| m.get_mut(b)) {
+                    *slot += c.as_u64().unwrap_or(0);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The bucket (ms) under which the fraction `q` of a histogram's deliveries arrived.
+fn quantile_ms(h: &[u64], q: f64) -> usize {
+    let total: u64 = h.iter().sum();
+    let want = (total as f64 * q).ceil() as u64;
+    let mut seen = 0;
+    for (b, c) in h.iter().enumerate() {
+        seen += c;
+        if seen >= want {
+            return b + 1;
+        }
+    }
+    h.len()
+}
+
 /// Sends `n` messages with ids from `first` at `per_second` into `room`; returns the send
 /// times (ns) of the first and the last.
 async fn drive(
@@ -339,14 +371,32 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     // Which messages make the tail: message i was sent i × 100 ms into the run.
     let mut slowest: Vec<(usize, u64)> = r.max_ns.iter().copied().enumerate().collect();
     slowest.sort_by_key(|(_, v)| std::cmp::Reverse(*v));
+    let hist = histograms(&mut fan, 0, n).await?;
+    let spread = |i: usize| {
+        hist.get(i).map_or(String::new(), |h| {
+            format!(
+                " (half by {}, 99 % by {}, 99.9 % by {})",
+                quantile_ms(h, 0.5),
+                quantile_ms(h, 0.99),
+                quantile_ms(h, 0.999)
+            )
+        })
+    };
     t.note(format!(
-        "10 msg/s: the slowest messages (number: ms to the last delivery): {}",
+        "10 msg/s: the slowest messages (number: ms to the last delivery, and by when, in ms, \
+         fractions of the members had it): {}",
         slowest
             .iter()
             .take(5)
-            .map(|(i, v)| format!("{i}: {:.1}", *v as f64 / 1e6))
+            .map(|(i, v)| format!("{i}: {:.1}{}", *v as f64 / 1e6, spread(*i)))
             .collect::<Vec<_>>()
             .join(", ")
+    ));
+    let median = slowest.get(slowest.len() / 2).map_or(0, |(i, _)| *i);
+    t.note(format!(
+        "10 msg/s: the median message, for comparison: {median}: {:.1}{}",
+        r.max_ns.get(median).copied().unwrap_or(0) as f64 / 1e6,
+        spread(median)
     ));
     t.info(
         "CPU per delivery at 10 msg/s: server (user + system) / clients",
