@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod openapi;
 mod routes;
+mod serve;
 pub mod ws;
 
 use crate::error::{ApiError, ApiResult};
@@ -233,15 +234,5 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // No Nagle delay: a WebSocket writes many small frames, and an ack followed by a change
-    // would otherwise wait for the peer's delayed ACK (40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::run(listener, app(state), shutdown).await
 }

@@ -1,19 +1,22 @@
 //! The WebSocket gateway (`GET /v1/ws`, protocol in `docs/protocol.md`). One [`hub`] per node
 //! consumes the bus and routes each change, serialized once, to the connections subscribed to
-//! its room; one [`session`] per connection authenticates, resumes from the store, and writes
-//! frames out through a bounded queue.
+//! its room; its lanes write it to the sockets. One [`session`] per connection authenticates,
+//! resumes from the store, and answers the client. The gateway speaks the WebSocket wire format
+//! itself ([`wire`]) on the TCP stream it takes over after the handshake, so a frame is written
+//! to a socket with one system call and no task in between.
 
 pub mod bus;
+mod conn;
 mod hub;
 pub mod protocol;
-mod queue;
 mod session;
+mod wire;
 
 use crate::AppState;
 use crate::error::ApiError;
-use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use confab_core::bus::Bus;
 use confab_core::ids::{AppId, UserId};
@@ -151,32 +154,75 @@ impl Gateway {
     }
 }
 
-/// `GET /v1/ws`: upgrades, then the first frame must authenticate.
-pub async fn ws_upgrade(
-    State(state): State<AppState>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Result<Response, ApiError> {
+/// `GET /v1/ws`: upgrades, then the first frame must authenticate. The handshake is answered
+/// here; the TCP stream is then taken over from the HTTP server.
+pub async fn ws_upgrade(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let Some(gateway) = state.ws.clone() else {
         return Err(ApiError::not_found(
             "realtime_disabled",
             "real time is not enabled",
         ));
     };
-    let ws = ws.map_err(|e| {
+    let (mut parts, _) = req.into_parts();
+    let key = handshake_key(&parts.method, &parts.headers).map_err(|why| {
         ApiError::new(
-            axum::http::StatusCode::UPGRADE_REQUIRED,
+            StatusCode::UPGRADE_REQUIRED,
             "websocket_required",
-            format!("GET /v1/ws is a WebSocket: {}", e.body_text()),
+            format!("GET /v1/ws is a WebSocket: {why}"),
         )
     })?;
-    let max = gateway.config().max_message_bytes;
-    // Small buffers keep idle connections cheap (tungstenite's defaults are 128 KiB each); the
-    // session flushes after each batch, so frames queued together go out in one write.
-    Ok(ws
-        .read_buffer_size(512)
-        .write_buffer_size(8 * 1024)
-        .max_write_buffer_size(256 * 1024)
-        .max_frame_size(max)
-        .max_message_size(max)
-        .on_upgrade(move |socket| session::run(socket, state, gateway)))
+    let Some(upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return Err(ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "websocket_required",
+            "GET /v1/ws is a WebSocket over HTTP/1.1",
+        ));
+    };
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                return;
+            }
+        };
+        type Tcp = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
+        match upgraded.downcast::<Tcp>() {
+            Ok(p) => session::run(p.io.into_inner(), p.read_buf, state, gateway).await,
+            Err(_) => tracing::warn!("a websocket on a connection that is not plain TCP"),
+        }
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    let accept = HeaderValue::from_str(&wire::accept_key(key.as_bytes()))
+        .map_err(|_| ApiError::internal())?;
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    Ok(response)
+}
+
+/// The client's `Sec-WebSocket-Key`, if the request is a WebSocket opening handshake.
+fn handshake_key(method: &Method, headers: &HeaderMap) -> Result<HeaderValue, &'static str> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if method != Method::GET {
+        return Err("the handshake is a GET");
+    }
+    if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
+        return Err("Connection: upgrade and Upgrade: websocket are required");
+    }
+    if !has(header::SEC_WEBSOCKET_VERSION, "13") {
+        return Err("Sec-WebSocket-Version: 13 is required");
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|k| !k.is_empty())
+        .cloned()
+        .ok_or("Sec-WebSocket-Key is required")
 }

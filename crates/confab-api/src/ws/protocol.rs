@@ -1,9 +1,11 @@
 //! The frames of the WebSocket protocol (see `docs/protocol.md`): what clients send, what the
-//! server sends, and the close codes. Server frames are built here and nowhere else.
+//! server sends, and the close codes. Server frames are built here and nowhere else, as
+//! complete WebSocket frames (header included) ready to be written to any number of sockets.
 
+use super::wire;
 use crate::dto::ChangeDto;
 use crate::error::ApiError;
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use confab_core::ids::{Pos, RoomNumber, Seq, Timestamp, UserId};
 use confab_core::model::Change;
 use serde::{Deserialize, Serialize};
@@ -95,11 +97,11 @@ pub struct ReadyRoom {
     pub last_seq: i64,
 }
 
-fn text(v: &Value) -> Utf8Bytes {
-    Utf8Bytes::from(v.to_string())
+fn text(v: &Value) -> Bytes {
+    wire::frame(wire::OP_TEXT, v.to_string().as_bytes())
 }
 
-pub fn ready(connection_id: u64, user: &UserId, rooms: &[ReadyRoom]) -> Utf8Bytes {
+pub fn ready(connection_id: u64, user: &UserId, rooms: &[ReadyRoom]) -> Bytes {
     text(&json!({
         "type": "ready",
         "connection_id": connection_id.to_string(),
@@ -118,7 +120,7 @@ struct ChangeFrame<'a> {
 }
 
 /// One change of a room, exactly as `GET /v1/rooms/{n}/changes` shows it, under `change`.
-pub fn change(room: RoomNumber, c: &Change) -> Utf8Bytes {
+pub fn change(room: RoomNumber, c: &Change) -> Bytes {
     let dto = ChangeDto::new(c);
     let frame = ChangeFrame {
         kind: "change",
@@ -127,14 +129,17 @@ pub fn change(room: RoomNumber, c: &Change) -> Utf8Bytes {
         change: &dto,
     };
     // Serialising plain strings, numbers and JSON values cannot fail.
-    Utf8Bytes::from(serde_json::to_string(&frame).unwrap_or_default())
+    wire::frame(
+        wire::OP_TEXT,
+        &serde_json::to_vec(&frame).unwrap_or_default(),
+    )
 }
 
-pub fn reset(room: RoomNumber, pos: Pos) -> Utf8Bytes {
+pub fn reset(room: RoomNumber, pos: Pos) -> Bytes {
     text(&json!({"type": "reset", "room": room.0, "pos": pos.0}))
 }
 
-pub fn presence(user: &UserId, online: bool, last_seen_at: Timestamp) -> Utf8Bytes {
+pub fn presence(user: &UserId, online: bool, last_seen_at: Timestamp) -> Bytes {
     text(&json!({
         "type": "presence",
         "user": user.as_str(),
@@ -143,7 +148,7 @@ pub fn presence(user: &UserId, online: bool, last_seen_at: Timestamp) -> Utf8Byt
     }))
 }
 
-pub fn typing(room: RoomNumber, user: &UserId, expires_in_ms: u64) -> Utf8Bytes {
+pub fn typing(room: RoomNumber, user: &UserId, expires_in_ms: u64) -> Bytes {
     text(&json!({
         "type": "typing",
         "room": room.0,
@@ -152,15 +157,15 @@ pub fn typing(room: RoomNumber, user: &UserId, expires_in_ms: u64) -> Utf8Bytes 
     }))
 }
 
-pub fn read(room: RoomNumber, user: &UserId, seq: Seq) -> Utf8Bytes {
+pub fn read(room: RoomNumber, user: &UserId, seq: Seq) -> Bytes {
     text(&json!({"type": "read", "room": room.0, "user": user.as_str(), "seq": seq.0}))
 }
 
-pub fn ack_send(reference: &Option<Value>, seq: Seq, pos: Pos, created: bool) -> Utf8Bytes {
+pub fn ack_send(reference: &Option<Value>, seq: Seq, pos: Pos, created: bool) -> Bytes {
     text(&json!({"type": "ack", "ref": reference, "seq": seq.0, "pos": pos.0, "created": created}))
 }
 
-pub fn ack(reference: &Option<Value>, fields: Value) -> Utf8Bytes {
+pub fn ack(reference: &Option<Value>, fields: Value) -> Bytes {
     let mut v = json!({"type": "ack", "ref": reference});
     if let (Value::Object(m), Value::Object(extra)) = (&mut v, fields) {
         m.extend(extra);
@@ -168,12 +173,12 @@ pub fn ack(reference: &Option<Value>, fields: Value) -> Utf8Bytes {
     text(&v)
 }
 
-pub fn pong(reference: &Option<Value>) -> Utf8Bytes {
+pub fn pong(reference: &Option<Value>) -> Bytes {
     text(&json!({"type": "pong", "ref": reference}))
 }
 
 /// An error with the same code and message the REST API gives, plus the status it would have.
-pub fn error(e: &ApiError, reference: &Option<Value>) -> Utf8Bytes {
+pub fn error(e: &ApiError, reference: &Option<Value>) -> Bytes {
     text(&json!({
         "type": "error",
         "code": e.code,
@@ -183,7 +188,7 @@ pub fn error(e: &ApiError, reference: &Option<Value>) -> Utf8Bytes {
     }))
 }
 
-pub fn rate_limited(reference: &Option<Value>, retry_after_ms: u64) -> Utf8Bytes {
+pub fn rate_limited(reference: &Option<Value>, retry_after_ms: u64) -> Bytes {
     text(&json!({
         "type": "error",
         "code": "rate_limited",

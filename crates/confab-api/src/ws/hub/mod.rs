@@ -1,13 +1,16 @@
 //! The dispatcher of one node. It consumes the bus in order and keeps the index room →
 //! subscribed connections. Membership events change the index in dispatch order, so a kick
 //! takes effect before any later event of the room is routed. Each change is read from the
-//! store once (so it is exactly what `/changes` returns), serialized once, and the same bytes
-//! are queued to every connection; a connection whose queue is full is cut off, never waited for.
+//! store once (so it is exactly what `/changes` returns), serialized once as a complete
+//! WebSocket frame, and handed with its receivers to the fan-out lanes: one task per core, each
+//! serving a fixed share of the connections (by id), so a connection's frames keep their order
+//! while the writes of a big room are spread over the cores. A connection that cannot take a
+//! frame (its queues are full) is cut off, never waited for.
 
 use super::WsConfig;
+pub(crate) use super::conn::Conn;
 use super::protocol::{self, close};
-use super::queue::Queue;
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use confab_core::bus::{Bus, BusError, BusMessage, BusReceiver};
 use confab_core::ids::{AppId, Pos, RoomNumber, Timestamp, UserId};
 use confab_core::{Command, Store};
@@ -16,14 +19,6 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 mod route;
-
-/// One connection as the hub sees it.
-pub(crate) struct Conn {
-    pub id: u64,
-    pub app: AppId,
-    pub user: UserId,
-    pub queue: Arc<Queue>,
-}
 
 /// What a frame does to the receiving connection's subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,13 +34,21 @@ pub(crate) enum Effect {
     Unsubscribe,
 }
 
-/// A frame queued for one connection. The frame's bytes are shared by every connection that
-/// receives it (built and serialized once).
+/// A frame left for one connection's session. The frame's bytes are shared by every
+/// connection that receives it (built and serialized once).
 pub(crate) struct Out {
     pub room: RoomNumber,
     pub pos: Pos,
-    pub frame: Utf8Bytes,
+    pub frame: Bytes,
     pub effect: Effect,
+}
+
+/// Work for one lane: a frame and those of the lane's connections that receive it.
+struct Job {
+    room: RoomNumber,
+    pos: Pos,
+    frame: Bytes,
+    targets: Vec<(Arc<Conn>, Effect)>,
 }
 
 pub(crate) enum HubCmd {
@@ -104,6 +107,7 @@ struct Hub {
     rooms: HashMap<(AppId, RoomNumber), Vec<Arc<Conn>>>,
     /// The last position routed, for every room seen since start.
     routed: HashMap<(AppId, RoomNumber), Pos>,
+    lanes: Vec<mpsc::UnboundedSender<Job>>,
 }
 
 pub(crate) fn spawn(
@@ -114,6 +118,14 @@ pub(crate) fn spawn(
     cmds: mpsc::UnboundedReceiver<HubCmd>,
 ) {
     let rx = bus.subscribe();
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
+    let lanes = (0..n)
+        .map(|_| {
+            let (tx, jobs) = mpsc::unbounded_channel();
+            tokio::spawn(lane(jobs, me.clone()));
+            tx
+        })
+        .collect();
     let hub = Hub {
         store,
         bus,
@@ -123,8 +135,22 @@ pub(crate) fn spawn(
         users: HashMap::new(),
         rooms: HashMap::new(),
         routed: HashMap::new(),
+        lanes,
     };
     tokio::spawn(hub.run(rx, cmds));
+}
+
+/// A fan-out lane: writes each job's frame to its connections, in the order the hub sent
+/// the jobs; a connection that cannot take it is cut off.
+async fn lane(mut jobs: mpsc::UnboundedReceiver<Job>, hub: mpsc::UnboundedSender<HubCmd>) {
+    while let Some(job) = jobs.recv().await {
+        for (c, effect) in &job.targets {
+            if !c.offer(job.room, job.pos, &job.frame, *effect) {
+                c.close(close::SLOW_CONSUMER);
+                let _ = hub.send(HubCmd::Detach { conn: c.id });
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -166,7 +192,7 @@ impl Hub {
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
             if let Some(e) = self.conns.get(&id) {
-                e.conn.queue.close(code);
+                e.conn.close(code);
             }
             self.detach(id);
         }
@@ -276,7 +302,7 @@ impl Hub {
         let Some(entry) = self.conns.remove(&id) else {
             return;
         };
-        entry.conn.queue.close(0);
+        entry.conn.close(0);
         let app = entry.conn.app;
         for room in &entry.rooms {
             self.unsubscribe(app, *room, id);
@@ -326,9 +352,11 @@ impl Hub {
                 };
                 let frame =
                     protocol::typing(room, &user, self.config.typing_ttl.as_millis() as u64);
-                let targets: Vec<Arc<Conn>> =
-                    subs.iter().filter(|c| c.user != user).cloned().collect();
-                self.deliver_frame(&targets, &frame);
+                let targets = subs
+                    .iter()
+                    .filter(|c| c.user != user)
+                    .map(|c| (c.clone(), Effect::Notice));
+                self.dispatch(RoomNumber(0), Pos(0), &frame, targets);
             }
             BusMessage::Presence {
                 app,
@@ -354,26 +382,38 @@ impl Hub {
                 }
                 if !targets.is_empty() {
                     let frame = protocol::presence(&user, online, last_seen_at);
-                    self.deliver_frame(&targets, &frame);
+                    let targets = targets.into_iter().map(|c| (c, Effect::Notice));
+                    self.dispatch(RoomNumber(0), Pos(0), &frame, targets);
                 }
             }
         }
     }
 
-    fn deliver_frame(&mut self, targets: &[Arc<Conn>], frame: &Utf8Bytes) {
-        let mut dead = Vec::new();
-        for c in targets {
-            let out = Out {
-                room: RoomNumber(0),
-                pos: Pos(0),
-                frame: frame.clone(),
-                effect: Effect::Notice,
-            };
-            if !c.queue.push(out) {
-                dead.push(c.clone());
+    /// Hands a frame to the lanes of its receivers.
+    fn dispatch(
+        &self,
+        room: RoomNumber,
+        pos: Pos,
+        frame: &Bytes,
+        targets: impl Iterator<Item = (Arc<Conn>, Effect)>,
+    ) {
+        let n = self.lanes.len().max(1);
+        let each = targets.size_hint().0 / n + 1;
+        let mut per: Vec<Vec<(Arc<Conn>, Effect)>> =
+            (0..n).map(|_| Vec::with_capacity(each)).collect();
+        for (c, effect) in targets {
+            per[(c.id % n as u64) as usize].push((c, effect));
+        }
+        for (lane, targets) in self.lanes.iter().zip(per) {
+            if !targets.is_empty() {
+                let _ = lane.send(Job {
+                    room,
+                    pos,
+                    frame: frame.clone(),
+                    targets,
+                });
             }
         }
-        self.cut_off(dead);
     }
 
     /// Asks the connections of one slice for a heartbeat; one that cannot even queue it is
@@ -381,14 +421,12 @@ impl Hub {
     fn heartbeat(&mut self, slice: u64) {
         let mut dead = Vec::new();
         let slices = u64::from(BEAT_SLICES);
+        let none = Bytes::new();
         for e in self.conns.values().filter(|e| e.conn.id % slices == slice) {
-            let out = Out {
-                room: RoomNumber(0),
-                pos: Pos(0),
-                frame: Utf8Bytes::default(),
-                effect: Effect::Heartbeat,
-            };
-            if !e.conn.queue.push(out) {
+            if !e
+                .conn
+                .offer(RoomNumber(0), Pos(0), &none, Effect::Heartbeat)
+            {
                 dead.push(e.conn.clone());
             }
         }
@@ -398,7 +436,7 @@ impl Hub {
     /// Cuts off connections whose queue is full (or whose session has ended).
     fn cut_off(&mut self, dead: Vec<Arc<Conn>>) {
         for c in dead {
-            c.queue.close(close::SLOW_CONSUMER);
+            c.close(close::SLOW_CONSUMER);
             self.detach(c.id);
         }
     }

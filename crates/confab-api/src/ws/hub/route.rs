@@ -1,8 +1,8 @@
 //! Routing one committed change: who receives it (the subscription index changes with
-//! membership changes, in dispatch order), reading it back from the store once, and queueing
-//! the same bytes to every receiver.
+//! membership changes, in dispatch order), reading it back from the store once, and handing
+//! the same bytes to the lanes of every receiver.
 
-use super::{Conn, Effect, Hub, Out};
+use super::{Conn, Effect, Hub};
 use crate::ws::protocol;
 use confab_core::event::{Event, EventBody};
 use confab_core::ids::{AppId, Pos, RoomNumber};
@@ -13,17 +13,18 @@ impl Hub {
     pub(super) async fn route(&mut self, ev: Arc<Event>) {
         let app = ev.app;
         if let EventBody::ReadMarkerSet { room, user, seq } = &ev.body {
-            let mut targets: Vec<Arc<Conn>> = Vec::new();
+            let mut targets: Vec<(Arc<Conn>, Effect)> = Vec::new();
             if let Some(subs) = self.rooms.get(&(app, *room)) {
                 if subs.len() <= self.config.presence_room_limit {
-                    targets.extend(subs.iter().cloned());
+                    targets.extend(subs.iter().map(|c| (c.clone(), Effect::Notice)));
                 } else {
-                    targets.extend(subs.iter().filter(|c| c.user == *user).cloned());
+                    let own = subs.iter().filter(|c| c.user == *user);
+                    targets.extend(own.map(|c| (c.clone(), Effect::Notice)));
                 }
             }
             if !targets.is_empty() {
                 let frame = protocol::read(*room, user, *seq);
-                self.deliver_frame(&targets, &frame);
+                self.dispatch(RoomNumber(0), Pos(0), &frame, targets.into_iter());
             }
             return;
         }
@@ -70,32 +71,13 @@ impl Hub {
         let Some(frame) = frame else {
             return;
         };
-        let mut dead = Vec::new();
         if plain {
-            for c in self.rooms.get(&key).map_or(&[][..], Vec::as_slice) {
-                let out = Out {
-                    room,
-                    pos,
-                    frame: frame.clone(),
-                    effect: Effect::None,
-                };
-                if !c.queue.push(out) {
-                    dead.push(c.clone());
-                }
-            }
+            let subs = self.rooms.get(&key).map_or(&[][..], Vec::as_slice);
+            let targets = subs.iter().map(|c| (c.clone(), Effect::None));
+            self.dispatch(room, pos, &frame, targets);
+        } else {
+            self.dispatch(room, pos, &frame, deliveries.into_iter());
         }
-        for (c, effect) in deliveries {
-            let out = Out {
-                room,
-                pos,
-                frame: frame.clone(),
-                effect,
-            };
-            if !c.queue.push(out) {
-                dead.push(c);
-            }
-        }
-        self.cut_off(dead);
     }
 
     /// Who receives a room change, updating the subscription index as the change demands.

@@ -1,26 +1,27 @@
 //! One connection: authenticate, subscribe, send `ready`, replay what the client missed, then
-//! write live frames out while answering the client's requests. Per room the session keeps the
-//! last position delivered: a live change at or below it is a duplicate and skipped; a change
-//! above it plus one reveals a gap, filled from the store before the change is sent.
+//! go live: from there on the fan-out lanes write the room's next changes straight to the
+//! socket, and the session handles the rest (the client's requests, heartbeats, membership
+//! changes, and gaps). Per room the connection keeps the last position delivered: a change at
+//! or below it is a duplicate and skipped; a change above it plus one reveals a gap, filled
+//! from the store before the change is sent.
 
 use super::Gateway;
-use super::hub::{Conn, Effect, HubCmd, Out};
+use super::conn::{Conn, Cursor, Wake};
+use super::hub::{Effect, HubCmd, Out};
 use super::protocol::{self, ClientFrame, ReadyRoom, ResumeMap, close};
-use super::queue::Queue;
+use super::wire::{self, Decoder, Incoming, WireError};
 use crate::AppState;
 use crate::error::ApiError;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
 use confab_core::event::EventBody;
 use confab_core::ids::{AppId, Pos, RoomNumber, UserId};
 use confab_core::model::MemberState;
-use futures_util::task::AtomicWaker;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::io::ErrorKind;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
@@ -31,38 +32,68 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Changes read from the store per page while replaying.
 const PAGE: usize = 500;
 
+/// How long a closing connection may take to write its last frames.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// Why a session ends: the close code to send (if any can still be sent).
 struct End(u16, &'static str);
 
-/// Per room: the last position delivered, and whether the user is (still) a member.
-#[derive(Clone, Copy)]
-struct Cursor {
-    pos: Pos,
-    member: bool,
+impl From<WireError> for End {
+    fn from(e: WireError) -> Self {
+        End(e.close_code(), e.reason())
+    }
 }
 
-/// Runs one connection. The session owns the socket from the start, so the task's future
-/// holds it once (its size is most of an idle connection's memory).
-pub(crate) fn run(
-    socket: WebSocket,
-    state: AppState,
-    gw: Gateway,
-) -> impl std::future::Future<Output = ()> + Send {
-    let queue = Arc::new(Queue::new(gw.config().queue));
-    Session {
-        socket,
+/// Runs one connection, from the first byte after the handshake (`early`: bytes the client
+/// sent along with its request).
+pub(crate) async fn run(tcp: TcpStream, early: Bytes, state: AppState, gw: Gateway) {
+    let mut decoder = Decoder::new(gw.config().max_message_bytes);
+    decoder.extend(&early);
+    // It may be a slice of the HTTP server's whole read buffer: not kept.
+    drop(early);
+    let who = Box::pin(authenticate(&tcp, &mut decoder, &state, &gw)).await;
+    let ((app, user), resume) = match who {
+        Ok(v) => v,
+        Err(End(code, reason)) => {
+            if code != 0 {
+                let bye = wire::close(code, reason);
+                let _ = tokio::time::timeout(LINGER, wire::write_all(&tcp, &bye)).await;
+            }
+            let _ = socket2::SockRef::from(&tcp).shutdown(std::net::Shutdown::Both);
+            return;
+        }
+    };
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let conn = Arc::new(Conn::new(id, app, user.clone(), tcp, gw.config().queue));
+    let mut session = Session {
+        conn,
+        decoder,
         state,
         gw,
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-        queue,
-        app: AppId(0),
-        user: UserId(String::new()),
-        cursors: HashMap::new(),
-        readable: Arc::new(Readable::new()),
+        id,
+        app,
+        user,
         typing: HashMap::new(),
         last_heard: Instant::now(),
+    };
+    let span = tracing::debug_span!("ws", conn = session.id, user = %session.user);
+    let end = Box::pin(session.connected(resume)).instrument(span).await;
+    tracing::debug!(
+        conn = session.id,
+        code = end.0,
+        reason = end.1,
+        "connection ends"
+    );
+    let conn = &session.conn;
+    if end.0 != 0 {
+        if end.0 == close::SLOW_CONSUMER {
+            // The client is not reading: what it has not taken is dropped.
+            conn.discard_unsent();
+        }
+        conn.write(&wire::close(end.0, end.1));
+        let _ = tokio::time::timeout(LINGER, conn.flush(false)).await;
     }
-    .run()
+    conn.shutdown();
 }
 
 /// Unregisters the connection from the hub however the session ends.
@@ -74,36 +105,24 @@ impl Drop for Detach {
     }
 }
 
-async fn close_socket(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        })))
-        .await;
-}
-
 /// Waits for the `auth` frame (within the configured time) and checks its token.
 async fn authenticate(
-    socket: &mut WebSocket,
+    tcp: &TcpStream,
+    decoder: &mut Decoder,
     state: &AppState,
     gw: &Gateway,
 ) -> Result<((AppId, UserId), Option<ResumeMap>), End> {
-    let first = tokio::time::timeout(gw.config().auth_timeout, next_text(socket))
+    let first = tokio::time::timeout(gw.config().auth_timeout, first_text(tcp, decoder))
         .await
         .map_err(|_| End(close::UNAUTHORIZED, "no auth in time"))??;
-    let refuse = |e: ApiError, reference: Option<Value>| (e, reference);
     let outcome = match ClientFrame::parse(&first) {
         Ok(ClientFrame::Auth { token, resume }) => state
             .authenticate_user(&token)
             .await
             .map(|who| (who, resume))
-            .map_err(|e| refuse(e, None)),
-        Ok(_) => Err(refuse(
-            ApiError::unauthorized("the first frame must be auth"),
-            None,
-        )),
-        Err((e, reference)) => Err(refuse(
+            .map_err(|e| (e, None)),
+        Ok(_) => Err((ApiError::unauthorized("the first frame must be auth"), None)),
+        Err((e, reference)) => Err((
             ApiError::unauthorized(format!("the first frame must be auth ({})", e.message)),
             reference,
         )),
@@ -111,102 +130,68 @@ async fn authenticate(
     match outcome {
         Ok(v) => Ok(v),
         Err((e, reference)) => {
-            let _ = socket
-                .send(Message::Text(protocol::error(&e, &reference)))
-                .await;
+            let frame = protocol::error(&e, &reference);
+            let _ = tokio::time::timeout(LINGER, wire::write_all(tcp, &frame)).await;
             Err(End(close::UNAUTHORIZED, "unauthorized"))
         }
     }
 }
 
-/// The next text frame, skipping control frames.
-async fn next_text(socket: &mut WebSocket) -> Result<String, End> {
+/// The first text message, answering pings on the way.
+async fn first_text(tcp: &TcpStream, decoder: &mut Decoder) -> Result<String, End> {
     loop {
-        match socket.recv().await {
-            Some(Ok(Message::Text(t))) => return Ok(t.as_str().to_owned()),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            Some(Ok(Message::Binary(_))) => return Err(End(close::UNAUTHORIZED, "expected auth")),
-            Some(Ok(Message::Close(_))) | None => return Err(End(0, "closed by client")),
-            Some(Err(e)) => return Err(read_error(e)),
+        while let Some(m) = decoder.next()? {
+            match m {
+                Incoming::Text(t) => return Ok(t),
+                Incoming::Ping(p) => {
+                    let pong = wire::frame(wire::OP_PONG, &p);
+                    wire::write_all(tcp, &pong)
+                        .await
+                        .map_err(|_| End(0, "write failed"))?;
+                }
+                Incoming::Pong => {}
+                Incoming::Binary => return Err(End(close::UNAUTHORIZED, "expected auth")),
+                Incoming::Close => return Err(End(1000, "closed by client")),
+            }
+        }
+        tcp.readable().await.map_err(|_| End(0, "read error"))?;
+        match decoder.read_from(tcp) {
+            Ok(0) => return Err(End(0, "closed by client")),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => return Err(End(0, "read error")),
         }
     }
 }
 
-fn read_error(e: axum::Error) -> End {
-    let text = e.to_string();
-    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-        End(close::TOO_BIG, "message too big")
-    } else {
-        End(0, "read error")
-    }
-}
-
 struct Session {
-    socket: WebSocket,
+    conn: Arc<Conn>,
+    decoder: Decoder,
     state: AppState,
     gw: Gateway,
     id: u64,
-    queue: Arc<Queue>,
-    /// Set by authentication.
     app: AppId,
     user: UserId,
-    cursors: HashMap<RoomNumber, Cursor>,
-    readable: Arc<Readable>,
     /// When this connection last announced typing, per room.
     typing: HashMap<RoomNumber, Instant>,
     last_heard: Instant,
 }
 
 impl Session {
-    async fn run(mut self) {
-        let resume = match Box::pin(authenticate(&mut self.socket, &self.state, &self.gw)).await {
-            Ok(((app, user), resume)) => {
-                self.app = app;
-                self.user = user;
-                resume
-            }
-            Err(End(code, reason)) => {
-                Box::pin(close_socket(&mut self.socket, code, reason)).await;
-                return;
-            }
-        };
-        let span = tracing::debug_span!("ws", conn = self.id, user = %self.user);
-        let end = Box::pin(self.connected(resume)).instrument(span).await;
-        tracing::debug!(
-            conn = self.id,
-            code = end.0,
-            reason = end.1,
-            "connection ends"
-        );
-        if end.0 == close::SLOW_CONSUMER {
-            // The client is not reading; a close frame may never get out. Try briefly.
-            let close = close_socket(&mut self.socket, end.0, end.1);
-            let _ = Box::pin(tokio::time::timeout(Duration::from_secs(1), close)).await;
-        } else if end.0 != 0 {
-            Box::pin(close_socket(&mut self.socket, end.0, end.1)).await;
-        }
-    }
-
     /// After authentication: register with the hub, then serve until the end.
     async fn connected(&mut self, resume: Option<ResumeMap>) -> End {
-        let conn = Arc::new(Conn {
-            id: self.id,
-            app: self.app,
-            user: self.user.clone(),
-            queue: self.queue.clone(),
-        });
         let (reply, answer) = oneshot::channel();
-        self.gw.hub(HubCmd::Attach { conn, reply });
+        self.gw.hub(HubCmd::Attach {
+            conn: self.conn.clone(),
+            reply,
+        });
         if !answer.await.unwrap_or(false) {
             let e = ApiError::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 "too_many_connections",
                 "this user has too many open connections",
             );
-            let _ = self
-                .socket
-                .send(Message::Text(protocol::error(&e, &None)))
-                .await;
+            self.conn.write(&protocol::error(&e, &None));
             return End(close::TOO_MANY_CONNECTIONS, "too many connections");
         }
         let _detach = Detach(self.gw.clone(), self.id);
@@ -220,9 +205,17 @@ impl Session {
         }
     }
 
-    /// Subscribes to the user's rooms, sends `ready`, and replays what the client missed.
+    /// Subscribes to the user's rooms, sends `ready`, replays what the client missed, and
+    /// goes live.
     async fn start(&mut self, resume: Option<ResumeMap>) -> Result<(), End> {
         let rooms = joined_rooms(&self.state, self.app, &self.user).await?;
+        for r in &rooms {
+            let cursor = Cursor {
+                pos: Pos(r.pos),
+                member: true,
+            };
+            self.conn.set_cursor(RoomNumber(r.room), cursor);
+        }
         let (reply, answer) = oneshot::channel();
         self.gw.hub(HubCmd::Subscribe {
             conn: self.id,
@@ -232,17 +225,8 @@ impl Session {
         let routed = answer
             .await
             .map_err(|_| End(close::GOING_AWAY, "stopping"))?;
-        self.write(protocol::ready(self.id, &self.user, &rooms))
+        self.write(&protocol::ready(self.id, &self.user, &rooms))
             .await?;
-        for r in &rooms {
-            self.cursors.insert(
-                RoomNumber(r.room),
-                Cursor {
-                    pos: Pos(r.pos),
-                    member: true,
-                },
-            );
-        }
         let resume = resume.map(|m| parse_resume(&m)).unwrap_or_default();
         for (i, r) in rooms.iter().enumerate() {
             let room = RoomNumber(r.room);
@@ -253,13 +237,17 @@ impl Session {
             let from = resume.get(&room).copied().unwrap_or(Pos(r.pos));
             self.replay(room, from, target).await?;
         }
-        self.flush().await
+        self.flush().await?;
+        // Deliveries that came in meanwhile wait in the inbox; the lanes pass them by until
+        // the session has dealt with them.
+        self.conn.go_live();
+        Ok(())
     }
 
     /// Delivers the room's changes after `from`, knowing they exist up to at least `target`;
     /// a backlog above the cap is replaced by a `reset`.
     async fn replay(&mut self, room: RoomNumber, from: Pos, target: Pos) -> Result<(), End> {
-        let Some(cursor) = self.cursors.get_mut(&room) else {
+        let Some(cursor) = self.conn.cursor(room) else {
             return Ok(());
         };
         if !cursor.member {
@@ -267,14 +255,23 @@ impl Session {
         }
         let from = Pos(from.0.clamp(0, target.0));
         if target.0 <= from.0 {
-            cursor.pos = cursor.pos.max(from);
+            let pos = cursor.pos.max(from);
+            self.conn.set_cursor(room, Cursor { pos, member: true });
             return Ok(());
         }
         if (target.0 - from.0) as u64 > self.gw.config().resume_cap {
-            cursor.pos = target;
-            return self.feed(protocol::reset(room, target)).await;
+            let c = Cursor {
+                pos: target,
+                member: true,
+            };
+            self.conn.set_cursor(room, c);
+            return self.feed(&protocol::reset(room, target)).await;
         }
-        cursor.pos = from;
+        let c = Cursor {
+            pos: from,
+            member: true,
+        };
+        self.conn.set_cursor(room, c);
         self.fill(room, None).await
     }
 
@@ -282,7 +279,7 @@ impl Session {
     /// end), stopping after a change that ends the user's membership.
     async fn fill(&mut self, room: RoomNumber, upto: Option<Pos>) -> Result<(), End> {
         loop {
-            let Some(cursor) = self.cursors.get(&room).copied() else {
+            let Some(cursor) = self.conn.cursor(room) else {
                 return Ok(());
             };
             if !cursor.member || upto.is_some_and(|u| cursor.pos >= u) {
@@ -303,13 +300,14 @@ impl Session {
                 if upto.is_some_and(|u| c.pos > u) {
                     return Ok(());
                 }
-                self.feed(protocol::change(room, c)).await?;
                 let exit = ends_membership(&c.body, &self.user);
-                if let Some(cur) = self.cursors.get_mut(&room) {
-                    cur.pos = c.pos;
-                    if exit {
-                        cur.member = false;
-                    }
+                // A lane may have delivered it meanwhile (the connection is live).
+                let written = self
+                    .conn
+                    .write_change(room, c.pos, &protocol::change(room, c), !exit)
+                    .map_err(|()| End(0, "write failed"))?;
+                if written {
+                    self.flush_if_full().await?;
                 }
                 if exit {
                     self.gw.hub(HubCmd::Unsubscribe {
@@ -325,43 +323,59 @@ impl Session {
         }
     }
 
-    /// The main loop: live frames out, client frames in, heartbeats.
+    /// The main loop: deliveries the lanes left, client frames, heartbeats.
     async fn serve(&mut self) -> Result<(), End> {
-        let mut batch = std::collections::VecDeque::new();
+        let mut batch = VecDeque::new();
         loop {
+            let conn = self.conn.clone();
             tokio::select! {
                 biased;
-                more = self.queue.wait_all(&mut batch) => {
+                wake = conn.wait(&mut batch) => match wake {
                     // The hub forgot this connection (cut off, resync, shutdown).
-                    if !more {
-                        let code = match self.queue.code() {
-                            0 => close::GOING_AWAY,
-                            code => code,
-                        };
+                    Wake::Closed(code) => {
+                        let code = if code == 0 { close::GOING_AWAY } else { code };
                         return Err(End(code, "closed by the server"));
                     }
-                    // Everything queued goes out with one flush.
-                    while let Some(out) = batch.pop_front() {
-                        self.deliver(out).await?;
-                    }
-                    if batch.capacity() > 16 {
-                        batch.shrink_to(16);
-                    }
-                    self.flush().await?;
-                }
-                msg = self.readable.recv(&mut self.socket) => {
-                    self.last_heard = Instant::now();
-                    match msg {
-                        // Boxed: keeps every idle session's future small.
-                        Some(Ok(Message::Text(t))) => Box::pin(self.request(t.as_str())).await?,
-                        Some(Ok(Message::Binary(_))) => {
-                            let e = ApiError::bad_request("invalid_frame", "frames are JSON text");
-                            self.write(protocol::error(&e, &None)).await?;
+                    Wake::Unsent => self.flush().await?,
+                    Wake::Inbox => {
+                        while let Some(out) = batch.pop_front() {
+                            self.deliver(out).await?;
                         }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                        Some(Ok(Message::Close(_))) | None => return Err(End(0, "closed by client")),
-                        Some(Err(e)) => return Err(read_error(e)),
+                        if batch.capacity() > 16 {
+                            batch.shrink_to(16);
+                        }
+                        self.conn.done();
+                        self.flush().await?;
                     }
+                },
+                r = conn.tcp.readable() => {
+                    r.map_err(|_| End(0, "read error"))?;
+                    // Boxed: keeps every idle session's future small.
+                    Box::pin(self.read()).await?;
+                }
+            }
+        }
+    }
+
+    /// Reads what the client sent and answers it.
+    async fn read(&mut self) -> Result<(), End> {
+        loop {
+            match self.decoder.read_from(&self.conn.tcp) {
+                Ok(0) => return Err(End(0, "closed by client")),
+                Ok(_) => self.last_heard = Instant::now(),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(_) => return Err(End(0, "read error")),
+            }
+            while let Some(m) = self.decoder.next()? {
+                match m {
+                    Incoming::Text(t) => self.request(&t).await?,
+                    Incoming::Binary => {
+                        let e = ApiError::bad_request("invalid_frame", "frames are JSON text");
+                        self.write(&protocol::error(&e, &None)).await?;
+                    }
+                    Incoming::Ping(p) => self.write(&wire::frame(wire::OP_PONG, &p)).await?,
+                    Incoming::Pong => {}
+                    Incoming::Close => return Err(End(1000, "closed by client")),
                 }
             }
         }
@@ -375,34 +389,34 @@ impl Session {
             effect,
         } = out;
         match effect {
-            Effect::Notice => return self.feed(frame).await,
+            Effect::Notice => return self.feed(&frame).await,
             Effect::Heartbeat => {
                 if self.last_heard.elapsed() > self.gw.config().ping_interval * 2 {
                     return Err(End(close::HEARTBEAT, "no heartbeat"));
                 }
-                return self.feed_msg(Message::Ping(Default::default())).await;
+                return self.feed(&wire::frame(wire::OP_PING, b"")).await;
             }
             _ => {}
         }
-        let cursor = self.cursors.get(&room).copied();
+        let cursor = self.conn.cursor(room);
         if cursor.is_some_and(|c| pos <= c.pos) {
             return Ok(());
         }
         match (effect, cursor) {
             (Effect::Subscribe, _) | (Effect::None, None) => {
-                self.cursors.insert(room, Cursor { pos, member: true });
+                self.conn.set_cursor(room, Cursor { pos, member: true });
             }
             (_, Some(c)) if c.member => {
                 if pos.0 > c.pos.0 + 1 {
                     // Boxed: rare, and it keeps every idle session's future small.
                     Box::pin(self.fill(room, Some(Pos(pos.0 - 1)))).await?;
-                    let now = self.cursors.get(&room).copied();
+                    let now = self.conn.cursor(room);
                     if now.is_none_or(|c| !c.member || c.pos >= pos) {
                         return Ok(());
                     }
                 }
                 let member = effect != Effect::Unsubscribe;
-                self.cursors.insert(room, Cursor { pos, member });
+                self.conn.set_cursor(room, Cursor { pos, member });
                 if !member {
                     self.gw.hub(HubCmd::Unsubscribe {
                         conn: self.id,
@@ -412,93 +426,39 @@ impl Session {
             }
             (Effect::None, Some(_)) => return Ok(()),
             (_, _) => {
-                self.cursors.insert(room, Cursor { pos, member: false });
+                self.conn.set_cursor(room, Cursor { pos, member: false });
             }
         }
-        self.feed(frame).await
+        self.feed(&frame).await
     }
 
-    /// Queues a frame in the socket's write buffer (written out by the next flush).
-    async fn feed(&mut self, frame: Utf8Bytes) -> Result<(), End> {
-        self.feed_msg(Message::Text(frame)).await
-    }
-
-    async fn feed_msg(&mut self, msg: Message) -> Result<(), End> {
-        // Write first: a kill is only looked at when the write has to wait.
-        let queue = &self.queue;
-        tokio::select! {
-            biased;
-            r = self.socket.feed(msg) => r.map_err(|_| End(0, "write failed")),
-            code = queue.killed() => Err(End(code, "cut off")),
+    /// Writes a frame, or leaves it for the next flush when the socket is busy; waits for
+    /// the socket only when much is unsent.
+    async fn feed(&mut self, frame: &Bytes) -> Result<(), End> {
+        if !self.conn.write(frame) {
+            return Err(End(0, "write failed"));
         }
+        self.flush_if_full().await
+    }
+
+    async fn flush_if_full(&mut self) -> Result<(), End> {
+        if self.conn.unsent() >= 64 {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        let queue = &self.queue;
-        tokio::select! {
-            biased;
-            r = SinkExt::<Message>::flush(&mut self.socket) => r.map_err(|_| End(0, "write failed")),
-            code = queue.killed() => Err(End(code, "cut off")),
-        }
+        self.conn.flush(true).await.map_err(|code| match code {
+            0 => End(0, "write failed"),
+            code => End(code, "cut off"),
+        })
     }
 
     /// Sends one frame now.
-    async fn write(&mut self, frame: Utf8Bytes) -> Result<(), End> {
+    async fn write(&mut self, frame: &Bytes) -> Result<(), End> {
         self.feed(frame).await?;
         self.flush().await
-    }
-}
-
-/// Reads the socket only when it may have something: the read side is polled with a waker that
-/// notes its wake-up before waking the session, so a session woken for outbound frames (10,000
-/// of them per message in a big room) does not also poll the socket, the WebSocket layers and
-/// the I/O driver's readiness for nothing.
-struct Readable {
-    /// The socket woke the session (or may hold more) since it was last read.
-    woken: AtomicBool,
-    session: AtomicWaker,
-}
-
-impl Readable {
-    fn new() -> Self {
-        // Starts "woken": the first poll registers with the socket.
-        Readable {
-            woken: AtomicBool::new(true),
-            session: AtomicWaker::new(),
-        }
-    }
-
-    /// The socket's next message, like `WebSocket::recv`.
-    fn recv<'a>(
-        self: &'a Arc<Self>,
-        socket: &'a mut WebSocket,
-    ) -> impl std::future::Future<Output = Option<Result<Message, axum::Error>>> + 'a {
-        std::future::poll_fn(move |cx| {
-            // Cleared before the poll: a wake-up during it is not lost.
-            if self.woken.swap(false, Ordering::AcqRel) {
-                self.session.register(cx.waker());
-                let waker = Waker::from(self.clone());
-                let polled = socket.poll_next_unpin(&mut Context::from_waker(&waker));
-                if polled.is_ready() {
-                    // More may be buffered already, with no wake-up to come for it.
-                    self.woken.store(true, Ordering::Release);
-                }
-                polled
-            } else {
-                Poll::Pending
-            }
-        })
-    }
-}
-
-impl Wake for Readable {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.session.wake();
     }
 }
 

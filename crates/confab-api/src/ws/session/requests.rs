@@ -15,7 +15,7 @@ impl Session {
     pub(super) async fn request(&mut self, text: &str) -> Result<(), End> {
         let frame = match ClientFrame::parse(text) {
             Ok(f) => f,
-            Err((e, reference)) => return self.write(protocol::error(&e, &reference)).await,
+            Err((e, reference)) => return self.write(&protocol::error(&e, &reference)).await,
         };
         let answer = match frame {
             ClientFrame::Auth { .. } => protocol::error(
@@ -58,7 +58,7 @@ impl Session {
             }
             ClientFrame::Resume { rooms, reference } => {
                 for (room, from) in parse_resume(&rooms) {
-                    if let Some(c) = self.cursors.get(&room).copied() {
+                    if let Some(c) = self.conn.cursor(room) {
                         self.replay(room, from, c.pos).await?;
                     }
                 }
@@ -66,7 +66,7 @@ impl Session {
             }
             ClientFrame::Ping { reference } => protocol::pong(&reference),
         };
-        self.write(answer).await
+        self.write(&answer).await
     }
 
     async fn send(
@@ -104,7 +104,7 @@ impl Session {
     }
 
     fn typing(&mut self, room: RoomNumber) -> Result<(), ApiError> {
-        if !self.cursors.get(&room).is_some_and(|c| c.member) {
+        if !self.conn.cursor(room).is_some_and(|c| c.member) {
             return Err(DomainError::new(
                 ErrorCode::NotAMember,
                 "you are not a member of this room",
