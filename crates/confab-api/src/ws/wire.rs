@@ -354,4 +354,36 @@ mod tests {
         many.extend(client(true, OP_CONTINUATION, &[b'a'; 60], [0; 4]));
         assert_eq!(refuse(many, 100), WireError::TooBig);
     }
+
+    #[test]
+    fn arbitrary_bytes_are_refused_or_decoded_never_a_panic() {
+        // A fixed xorshift sequence: the same inputs on every run.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let mut d = Decoder::new(256);
+            for _ in 0..20 {
+                let len = (next() % 64) as usize;
+                let mut chunk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                // Often a plausible header, so that deeper paths are reached too.
+                if let Some(first) = chunk.first_mut()
+                    && next() % 2 == 0
+                {
+                    *first = 0x80 | (next() % 11) as u8;
+                }
+                if chunk.len() > 1 && next() % 2 == 0 {
+                    chunk[1] = 0x80 | (next() % 128) as u8;
+                }
+                d.extend(&chunk);
+                if d.next().is_err() {
+                    break;
+                }
+            }
+        }
+    }
 }
