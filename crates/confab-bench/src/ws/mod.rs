@@ -113,6 +113,15 @@ async fn report(workers: &mut [Proc], from: usize, to: usize) -> anyhow::Result<
     Ok(r)
 }
 
+/// Waits for a worker's `ready N` line; gives N.
+async fn ready_count(w: &mut Proc) -> anyhow::Result<u64> {
+    let line = w.line(Duration::from_secs(600)).await?;
+    Ok(line
+        .strip_prefix("ready ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0))
+}
+
 /// Per message, the merged histogram of delivery latencies (1 ms buckets).
 async fn histograms(workers: &mut [Proc], from: usize, to: usize) -> anyhow::Result<Vec<Vec<u64>>> {
     let mut out = vec![vec![0u64; clients::BUCKETS]; to - from];
@@ -305,17 +314,19 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         spawn_worker("127.0.0.2", &tokens[..half], "w1")?,
         spawn_worker("127.0.0.3", &tokens[half..members], "w2")?,
     ];
+    let mut connected = 0u64;
+    for w in fan.iter_mut() {
+        connected += ready_count(w).await?;
+    }
+    // Half-way: the cost of the next connections tells whether it stays flat as they grow.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (rss_mid, at_mid) = (rss(server_pid)?, connected);
     let mut idle = vec![
         spawn_worker("127.0.0.4", &tokens[members..members + idle_half], "w3")?,
         spawn_worker("127.0.0.5", &tokens[members + idle_half..], "w4")?,
     ];
-    let mut connected = 0u64;
-    for w in fan.iter_mut().chain(idle.iter_mut()) {
-        let line = w.line(Duration::from_secs(600)).await?;
-        connected += line
-            .strip_prefix("ready ")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+    for w in idle.iter_mut() {
+        connected += ready_count(w).await?;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss1 = rss(server_pid)?;
@@ -334,6 +345,17 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         "≤ 8 KiB",
         per <= 8192.0,
     );
+    if connected > at_mid {
+        let marginal = rss1.saturating_sub(rss_mid) as f64 / (connected - at_mid) as f64;
+        t.info(
+            &format!(
+                "idle connections {} → {}: RSS per added connection",
+                thousands(at_mid),
+                thousands(connected)
+            ),
+            format!("{:.2} KiB", marginal / 1024.0),
+        );
+    }
     t.note(format!(
         "50,000 idle connections cannot be opened here: one process may hold at most 20,000 \
          files (hard limit), so the server was measured with {} ({} in the big room, {} in no room)",
