@@ -440,6 +440,63 @@ async fn ws_resume_racing_with_live_sends_has_no_gap_or_duplicate() {
 }
 
 #[tokio::test]
+async fn ws_a_resume_frame_while_live_sends_race_replays_then_continues_without_a_gap() {
+    let s = Server::start_with(|c| c.durability = "normal".into()).await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let room = s.group(&alice, "private", &["bob"]).await;
+    let (mut b, ready) = login(&s, &bob, None).await;
+    let start = room_pos(&ready, room);
+    let total = 400;
+    let sender = {
+        let (base, alice) = (s.base.clone(), alice.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0..total {
+                let _ = client
+                    .post(format!("{base}/v1/rooms/{room}/messages"))
+                    .bearer_auth(&alice)
+                    .json(&json!({"text": format!("live {i}")}))
+                    .send()
+                    .await;
+            }
+        })
+    };
+    // Live for a while, then ask again for everything after the first 20 changes, while the
+    // sender goes on: the replay and the live changes race for the same socket.
+    let before = b.changes(room, 100).await;
+    let from = start + 20;
+    b.send(json!({"type": "resume", "rooms": { room.to_string(): from }, "ref": "again"}))
+        .await;
+    let last = start + total;
+    let mut after = Vec::new();
+    let mut acked = false;
+    while !(acked && after.last().is_some_and(|p| *p >= last)) {
+        let f = b.next().await;
+        match f["type"].as_str() {
+            Some("change") => after.push(pos(&f)),
+            Some("ack") => {
+                assert_eq!(f["ref"], "again");
+                acked = true;
+            }
+            _ => {}
+        }
+    }
+    sender.await.expect("sender");
+    assert_eq!(pos(&before[0]), start + 1);
+    // Frames already on their way may come first; from the replay's first change on, every
+    // position follows the one before, to the end.
+    let i = after
+        .iter()
+        .position(|p| *p == from + 1)
+        .expect("the replay starts after the resume position");
+    let replayed = &after[i..];
+    let expected: Vec<i64> = (from + 1..=last).collect();
+    assert_eq!(replayed, &expected[..]);
+}
+
+#[tokio::test]
 async fn ws_a_backlog_over_the_cap_is_an_explicit_reset() {
     let s = Server::start_with(|c| c.ws_resume_cap = 5).await;
     let app = s.app("demo").await;
