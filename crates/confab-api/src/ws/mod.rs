@@ -30,7 +30,8 @@ pub use bus::LocalBus;
 /// Limits and timings of the gateway.
 #[derive(Debug, Clone)]
 pub struct WsConfig {
-    /// Frames queued for one connection before it is cut off as a slow consumer.
+    /// Frames waiting for one connection's socket, and deliveries waiting for its session, each
+    /// at most this many before it is cut off as a slow consumer.
     pub queue: usize,
     /// Largest backlog replayed on resume per room; beyond it the room gets a `reset`.
     pub resume_cap: u64,
