@@ -38,6 +38,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Whether the compatible API creates apps without the admin key.
     pub open_app_creation: bool,
+    /// Time a client has to send a request's headers (an idle kept-alive connection too).
+    pub header_timeout: Duration,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +51,7 @@ impl Default for ApiConfig {
             default_token_ttl: 24 * 3600,
             max_body_bytes: 256 * 1024,
             open_app_creation: true,
+            header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -234,5 +237,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve::run(listener, app(state), shutdown).await
+    let header_timeout = state.config.header_timeout;
+    serve::run(listener, app(state), header_timeout, shutdown).await
 }

@@ -4,7 +4,7 @@
 //! a server that wraps its I/O).
 
 use axum::Router;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::time::Duration;
@@ -12,10 +12,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 /// Serves until `shutdown` resolves, then stops accepting, asks every connection to end after
-/// its current request, and waits for them.
+/// its current request, and waits for them. A client gets `header_timeout` to send a request's
+/// headers, idle kept-alive connections included: a connection that says nothing does not hold
+/// a descriptor for ever.
 pub async fn run(
     listener: TcpListener,
     app: Router,
+    header_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
@@ -46,6 +49,8 @@ pub async fn run(
         let open = open.clone();
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(tcp), service)
                 .with_upgrades();
             let mut conn = std::pin::pin!(conn);

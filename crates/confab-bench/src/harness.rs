@@ -16,6 +16,9 @@ const POOL: usize = 1024;
 pub fn client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .pool_max_idle_per_host(POOL)
+        // Well under the server's idle limit (30 s), so a pooled connection is never reused
+        // just as the server closes it.
+        .pool_idle_timeout(std::time::Duration::from_secs(10))
         .tcp_nodelay(true)
         .build()
         .context("cannot build the HTTP client")

@@ -23,6 +23,9 @@ pub struct Config {
     /// Whether `POST /api/v1/apps` (the seed-004 compatible API) creates apps without the admin
     /// key, as that API expects. `false` requires the admin key there too.
     pub open_app_creation: bool,
+    /// Time a client has to send a request's headers, in ms; a kept-alive connection that
+    /// stays idle that long is closed too.
+    pub http_header_timeout_ms: u64,
     /// WebSocket gateway: frames queued per connection before it is cut off as too slow.
     pub ws_queue: usize,
     /// Largest backlog replayed per room on resume; beyond it the room gets a `reset`.
@@ -52,6 +55,7 @@ impl Default for Config {
             default_token_ttl: 24 * 3600,
             log: "info".into(),
             open_app_creation: true,
+            http_header_timeout_ms: 30_000,
             ws_queue: 1024,
             ws_resume_cap: 50_000,
             ws_max_message_bytes: 64 * 1024,
@@ -80,6 +84,7 @@ pub const KEYS: &[&str] = &[
     "default_token_ttl",
     "log",
     "open_app_creation",
+    "http_header_timeout_ms",
     "ws_queue",
     "ws_resume_cap",
     "ws_max_message_bytes",
@@ -169,6 +174,9 @@ impl Config {
                     "false" | "0" | "no" => false,
                     other => return Err(err(format!("'{other}' is not true or false"))),
                 }
+            }
+            "http_header_timeout_ms" => {
+                self.http_header_timeout_ms = num(value, 10, 3_600_000).map_err(err)?
             }
             "ws_queue" => self.ws_queue = num(value, 1, 1_000_000).map_err(err)?,
             "ws_resume_cap" => self.ws_resume_cap = num(value, 0, 100_000_000).map_err(err)?,

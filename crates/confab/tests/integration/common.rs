@@ -37,7 +37,11 @@ impl Server {
         Server {
             base: format!("http://{}", running.addr),
             admin_key: running.admin_key.clone(),
-            client: reqwest::Client::new(),
+            // Idle connections are dropped well before the server's own limit.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(10))
+                .build()
+                .expect("HTTP client"),
             config,
             running: Some(running),
             _dir: dir,

@@ -76,3 +76,50 @@ async fn the_openapi_document_describes_served_routes() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+/// A connection that does not send its request's headers in time is closed: silent from the
+/// start, stuck halfway through the headers, or idle after a kept-alive request. One that
+/// keeps talking is served.
+#[tokio::test]
+async fn connections_that_do_not_send_headers_in_time_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start_with(|c| c.http_header_timeout_ms = 300).await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let wait = std::time::Duration::from_secs(30);
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for opening in [
+        &b""[..],
+        &b"GET /healthz HTTP/1.1\r\nHost"[..],
+        &request[..],
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        tcp.write_all(opening).await.expect("sent");
+        let mut got = Vec::new();
+        // Ends with EOF, or a reset; never a hang.
+        let read = tokio::time::timeout(wait, tcp.read_to_end(&mut got)).await;
+        assert!(
+            read.is_ok(),
+            "still open after {:?}",
+            String::from_utf8_lossy(opening)
+        );
+        if opening == &request[..] {
+            let text = String::from_utf8_lossy(&got);
+            assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        }
+    }
+    // A client that keeps sending requests keeps its connection.
+    let mut tcp = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    for _ in 0..3 {
+        tcp.write_all(request).await.expect("sent");
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(wait, tcp.read(&mut buf))
+            .await
+            .expect("an answer")
+            .expect("read");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    }
+}

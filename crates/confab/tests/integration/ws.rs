@@ -843,11 +843,10 @@ async fn ws_auth_sent_along_with_the_handshake_is_read() {
         .await
         .expect("connect");
     // The request and the first frame in one write: the server reads both at once.
-    let mut bytes = format!(
-        "GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-    )
-    .into_bytes();
+    let mut bytes =
+        b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            .to_vec();
     let auth = json!({"type": "auth", "token": alice}).to_string();
     let key = [7u8, 1, 2, 3];
     bytes.push(0x81);
