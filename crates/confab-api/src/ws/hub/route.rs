@@ -24,7 +24,8 @@ impl Hub {
             }
             if !targets.is_empty() {
                 let frame = protocol::read(*room, user, *seq);
-                self.dispatch(RoomNumber(0), Pos(0), &frame, targets.into_iter());
+                self.dispatch(RoomNumber(0), Pos(0), &frame, targets.into_iter())
+                    .await;
             }
             return;
         }
@@ -74,9 +75,10 @@ impl Hub {
         if plain {
             let subs = self.rooms.get(&key).map_or(&[][..], Vec::as_slice);
             let targets = subs.iter().map(|c| (c.clone(), Effect::None));
-            self.dispatch(room, pos, &frame, targets);
+            self.dispatch(room, pos, &frame, targets).await;
         } else {
-            self.dispatch(room, pos, &frame, deliveries.into_iter());
+            self.dispatch(room, pos, &frame, deliveries.into_iter())
+                .await;
         }
     }
 
