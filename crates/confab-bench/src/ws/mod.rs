@@ -154,8 +154,8 @@ fn quantile_ms(h: &[u64], q: f64) -> usize {
     h.len()
 }
 
-/// Sends `n` messages with ids from `first` at `per_second` into `room`; returns the send
-/// times (ns) of the first and the last.
+/// Sends `n` messages with ids from `first` at `per_second` into `room` (one after the other:
+/// a send that takes longer delays the next ones); returns each message's send time (ns).
 async fn drive(
     http: &Http,
     token: &str,
@@ -163,17 +163,14 @@ async fn drive(
     first: usize,
     n: usize,
     per_second: f64,
-) -> anyhow::Result<(u64, u64)> {
+) -> anyhow::Result<Vec<u64>> {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let (mut t0, mut t1) = (0, 0);
+    let mut sent_at = Vec::with_capacity(n);
     for id in first..first + n {
         tick.tick().await;
         let sent = now_ns();
-        if id == first {
-            t0 = sent;
-        }
-        t1 = sent;
+        sent_at.push(sent);
         http.call(
             reqwest::Method::POST,
             &format!("/v1/rooms/{room}/messages"),
@@ -182,7 +179,7 @@ async fn drive(
         )
         .await?;
     }
-    Ok((t0, t1))
+    Ok(sent_at)
 }
 
 /// Waits until every message `from..to` reached `expected` connections (or 60 s pass).
@@ -243,7 +240,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         .await?["number"]
         .as_i64()
         .context("room number")?;
-    let lat = pair_latency(&addr, &pa, &pb, pair, opts.messages).await?;
+    let lat = pair_latency(&addr, &pa, &pb, pair, opts.messages, None).await?;
     t.check(
         "2 members: send → delivery p50 / p99",
         format!("{} / {}", ms(lat.pct(50.0)), ms(lat.pct(99.0))),
@@ -425,6 +422,37 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         slow1.per_delivery(&slow0, r.count.iter().sum()),
     );
 
+    // A small room while the big one fans out: how much the big room delays it.
+    eprintln!("[ws] 2 members at 100 msg/s while {members} members get 10 msg/s");
+    quiesce(server_pid).await;
+    let mixed_first = 500;
+    let pair_sends = (opts.seconds * 100.0).round().max(1.0) as usize;
+    let (mixed, driven) = tokio::join!(
+        pair_latency(
+            &addr,
+            &pa,
+            &pb,
+            pair,
+            pair_sends,
+            Some(Duration::from_millis(10))
+        ),
+        drive(&http, &sender, big, mixed_first, n, 10.0),
+    );
+    let (mixed, _) = (mixed?, driven?);
+    settle(&mut fan, mixed_first, mixed_first + n, members as u64).await?;
+    t.info(
+        &format!(
+            "2 members (100 msg/s) while {} members get 10 msg/s: send → delivery p50 / p99 / max",
+            thousands(members as u64)
+        ),
+        format!(
+            "{} / {} / {}",
+            ms(mixed.pct(50.0)),
+            ms(mixed.pct(99.0)),
+            ms(mixed.pct(100.0))
+        ),
+    );
+
     // Higher rate: deliveries per second sustained.
     let per_second = opts.ws_rate;
     let n2 = (opts.seconds * per_second).round().max(1.0) as usize;
@@ -432,16 +460,18 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     eprintln!("[ws] fan-out: {n2} messages at {per_second}/s to {members} members");
     quiesce(server_pid).await;
     let fast0 = CpuMark::take(server_pid, &pids);
-    let (t0, _) = drive(&http, &sender, big, first, n2, per_second).await?;
+    let sent_at = drive(&http, &sender, big, first, n2, per_second).await?;
+    let t0 = sent_at.first().copied().unwrap_or(0);
     let r = settle(&mut fan, first, first + n2, members as u64).await?;
     let fast1 = CpuMark::take(server_pid, &pids);
     let delivered: u64 = r.count.iter().sum();
-    // The window: from the first send to the last delivery of any of these messages.
+    // The window: from the first send to the last delivery of any of these messages, each
+    // counted from when it was really sent (a busy server delays the sender too).
     let end = r
         .max_ns
         .iter()
-        .enumerate()
-        .map(|(i, m)| t0 + (i as f64 * 1e9 / per_second) as u64 + m)
+        .zip(&sent_at)
+        .map(|(m, sent)| sent + m)
         .max()
         .unwrap_or(t0);
     let secs = (end.saturating_sub(t0)) as f64 / 1e9;
@@ -513,6 +543,7 @@ async fn pair_latency(
     b: &str,
     room: i64,
     n: usize,
+    pace: Option<Duration>,
 ) -> anyhow::Result<Samples> {
     let url = format!("ws://{addr}/v1/ws");
     let (mut wa, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
@@ -532,7 +563,11 @@ async fn pair_latency(
     }
     let warm = (n / 20).max(20);
     let mut out = Vec::with_capacity(n);
+    let mut tick = pace.map(tokio::time::interval);
     for i in 0..warm + n {
+        if let Some(t) = tick.as_mut() {
+            t.tick().await;
+        }
         let text = format!("p:{i}");
         let frame = json!({"type": "send", "room": room, "text": text, "ref": i}).to_string();
         let t = Instant::now();

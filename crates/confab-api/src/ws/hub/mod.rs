@@ -2,10 +2,8 @@
 //! subscribed connections. Membership events change the index in dispatch order, so a kick
 //! takes effect before any later event of the room is routed. Each change is read from the
 //! store once (so it is exactly what `/changes` returns), serialized once as a complete
-//! WebSocket frame, and handed with its receivers to the fan-out lanes: one task per core, each
-//! serving a fixed share of the connections (by id), so a connection's frames keep their order
-//! while the writes of a big room are spread over the cores. A connection that cannot take a
-//! frame (its queues are full) is cut off, never waited for.
+//! WebSocket frame, and handed with its receivers to the fan-out lanes ([`lane`]). A connection
+//! that cannot take a frame (its queues are full) is cut off, never waited for.
 
 use super::WsConfig;
 pub(crate) use super::conn::Conn;
@@ -18,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+mod lane;
 mod route;
 
 /// What a frame does to the receiving connection's subscription.
@@ -41,14 +40,6 @@ pub(crate) struct Out {
     pub pos: Pos,
     pub frame: Bytes,
     pub effect: Effect,
-}
-
-/// Work for one lane: a frame and those of the lane's connections that receive it.
-struct Job {
-    room: RoomNumber,
-    pos: Pos,
-    frame: Bytes,
-    targets: Vec<(Arc<Conn>, Effect)>,
 }
 
 pub(crate) enum HubCmd {
@@ -79,11 +70,6 @@ pub(crate) enum HubCmd {
     Shutdown,
 }
 
-/// Jobs waiting for one lane, at most. When the lanes fall behind, the hub waits for them, the
-/// bus backs up, and past its own bound every connection is told to resync: memory stays
-/// bounded however far the offered load exceeds what the node can write.
-const LANE_JOBS: usize = 256;
-
 /// Heartbeats of one interval are spread over this many ticks.
 const BEAT_SLICES: u32 = 20;
 
@@ -112,7 +98,7 @@ struct Hub {
     rooms: HashMap<(AppId, RoomNumber), Vec<Arc<Conn>>>,
     /// The last position routed, for every room seen since start.
     routed: HashMap<(AppId, RoomNumber), Pos>,
-    lanes: Vec<mpsc::Sender<Job>>,
+    lanes: lane::Lanes,
 }
 
 pub(crate) fn spawn(
@@ -123,14 +109,7 @@ pub(crate) fn spawn(
     cmds: mpsc::UnboundedReceiver<HubCmd>,
 ) {
     let rx = bus.subscribe();
-    let n = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
-    let lanes = (0..n)
-        .map(|_| {
-            let (tx, jobs) = mpsc::channel(LANE_JOBS);
-            tokio::spawn(lane(jobs, me.clone()));
-            tx
-        })
-        .collect();
+    let lanes = lane::Lanes::start(&me);
     let hub = Hub {
         store,
         bus,
@@ -143,22 +122,6 @@ pub(crate) fn spawn(
         lanes,
     };
     tokio::spawn(hub.run(rx, cmds));
-}
-
-/// A fan-out lane: writes each job's frame to its connections, in the order the hub sent
-/// the jobs; a connection that cannot take it is cut off.
-async fn lane(mut jobs: mpsc::Receiver<Job>, hub: mpsc::UnboundedSender<HubCmd>) {
-    while let Some(job) = jobs.recv().await {
-        // No yield inside a job: each extra turn of the worker polls the I/O driver, which
-        // then reports the same sockets' readiness in smaller batches (a yield every 128
-        // writes cost a third of the fan-out throughput).
-        for (c, effect) in &job.targets {
-            if !c.offer(job.room, job.pos, &job.frame, *effect) {
-                c.close(close::SLOW_CONSUMER);
-                let _ = hub.send(HubCmd::Detach { conn: c.id });
-            }
-        }
-    }
 }
 
 impl Hub {
@@ -405,25 +368,7 @@ impl Hub {
         frame: &Bytes,
         targets: impl Iterator<Item = (Arc<Conn>, Effect)>,
     ) {
-        let n = self.lanes.len().max(1);
-        let each = targets.size_hint().0 / n + 1;
-        let mut per: Vec<Vec<(Arc<Conn>, Effect)>> =
-            (0..n).map(|_| Vec::with_capacity(each)).collect();
-        for (c, effect) in targets {
-            per[(c.id % n as u64) as usize].push((c, effect));
-        }
-        for (lane, targets) in self.lanes.iter().zip(per) {
-            if !targets.is_empty() {
-                let job = Job {
-                    room,
-                    pos,
-                    frame: frame.clone(),
-                    targets,
-                };
-                // A lane only stops with the runtime.
-                let _ = lane.send(job).await;
-            }
-        }
+        self.lanes.dispatch(room, pos, frame, targets).await;
     }
 
     /// Asks the connections of one slice for a heartbeat; one that cannot even queue it is

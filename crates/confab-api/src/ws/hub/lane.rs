@@ -1,0 +1,186 @@
+//! The fan-out lanes: one thread per core, each serving a fixed share of the connections (by
+//! connection id), so a connection's frames keep their order while a big room's writes are
+//! spread over the cores.
+//!
+//! The lanes are threads of their own, not runtime tasks, so a long fan-out never holds a
+//! runtime worker: requests, sessions and the hub keep running beside it (the kernel shares
+//! the cores). Within a lane, jobs for few connections (small rooms, notices) go before the
+//! rest of a big job: a big job is written in slices, and the small jobs that came meanwhile
+//! are written between two slices. So a room of 10,000 does not delay a room of two.
+//!
+//! Taking a small job before a big one may reorder two changes of one room only when its size
+//! crosses the limit between them; the connection's cursor then sees the gap and its session
+//! fills it from the store, so order still holds.
+
+use super::{Conn, Effect, HubCmd};
+use crate::ws::protocol::close;
+use bytes::Bytes;
+use confab_core::ids::{Pos, RoomNumber};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+/// Jobs waiting for one lane, at most. When the lanes fall behind, the hub waits for them, the
+/// bus backs up, and past its own bound every connection is told to resync: memory stays
+/// bounded however far the offered load exceeds what the node can write.
+const LANE_JOBS: usize = 256;
+
+/// A job for at most this many connections of a lane is small.
+const SMALL: usize = 64;
+
+/// A big job is written this many connections at a time, small jobs in between.
+const SLICE: usize = 256;
+
+/// Work for one lane: a frame and those of the lane's connections that receive it.
+struct Job {
+    room: RoomNumber,
+    pos: Pos,
+    frame: Bytes,
+    targets: Vec<(Arc<Conn>, Effect)>,
+    /// Its place among the lane's jobs, given back when the job is done.
+    _place: OwnedSemaphorePermit,
+}
+
+#[derive(Default)]
+struct Queues {
+    small: VecDeque<Job>,
+    big: VecDeque<Job>,
+    stop: bool,
+}
+
+struct Lane {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+    places: Arc<Semaphore>,
+}
+
+/// The lanes of one hub; they stop when this is dropped.
+pub(super) struct Lanes {
+    lanes: Vec<Arc<Lane>>,
+}
+
+impl Lanes {
+    pub fn start(hub: &mpsc::UnboundedSender<HubCmd>) -> Lanes {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
+        let lanes = (0..n)
+            .filter_map(|i| {
+                let lane = Arc::new(Lane {
+                    queues: Mutex::new(Queues::default()),
+                    ready: Condvar::new(),
+                    places: Arc::new(Semaphore::new(LANE_JOBS)),
+                });
+                let (me, hub) = (lane.clone(), hub.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("confab-lane-{i}"))
+                    .spawn(move || run(&me, &hub));
+                match spawned {
+                    Ok(_) => Some(lane),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start a fan-out lane");
+                        None
+                    }
+                }
+            })
+            .collect();
+        Lanes { lanes }
+    }
+
+    /// Hands a frame to the lanes of its receivers, waiting for room in a lane that is full.
+    pub async fn dispatch(
+        &self,
+        room: RoomNumber,
+        pos: Pos,
+        frame: &Bytes,
+        targets: impl Iterator<Item = (Arc<Conn>, Effect)>,
+    ) {
+        let n = self.lanes.len();
+        if n == 0 {
+            return;
+        }
+        let each = targets.size_hint().0 / n + 1;
+        let mut per: Vec<Vec<(Arc<Conn>, Effect)>> =
+            (0..n).map(|_| Vec::with_capacity(each)).collect();
+        for (c, effect) in targets {
+            per[(c.id % n as u64) as usize].push((c, effect));
+        }
+        for (lane, targets) in self.lanes.iter().zip(per) {
+            if targets.is_empty() {
+                continue;
+            }
+            // Never closed: the lanes live as long as this.
+            let Ok(place) = lane.places.clone().acquire_owned().await else {
+                return;
+            };
+            let job = Job {
+                room,
+                pos,
+                frame: frame.clone(),
+                targets,
+                _place: place,
+            };
+            if let Ok(mut q) = lane.queues.lock() {
+                if job.targets.len() <= SMALL {
+                    q.small.push_back(job);
+                } else {
+                    q.big.push_back(job);
+                }
+            }
+            lane.ready.notify_one();
+        }
+    }
+}
+
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        for lane in &self.lanes {
+            if let Ok(mut q) = lane.queues.lock() {
+                q.stop = true;
+            }
+            lane.ready.notify_one();
+        }
+    }
+}
+
+fn run(lane: &Lane, hub: &mpsc::UnboundedSender<HubCmd>) {
+    while let Some(job) = next(lane) {
+        if job.targets.len() <= SMALL {
+            write(&job, &job.targets, hub);
+            continue;
+        }
+        for slice in job.targets.chunks(SLICE) {
+            write(&job, slice, hub);
+            while let Some(small) = lane
+                .queues
+                .lock()
+                .ok()
+                .and_then(|mut q| q.small.pop_front())
+            {
+                write(&small, &small.targets, hub);
+            }
+        }
+    }
+}
+
+/// The next job, small ones first; `None` once the lanes stop.
+fn next(lane: &Lane) -> Option<Job> {
+    let mut q = lane.queues.lock().ok()?;
+    loop {
+        if q.stop {
+            return None;
+        }
+        if let Some(job) = q.small.pop_front().or_else(|| q.big.pop_front()) {
+            return Some(job);
+        }
+        q = lane.ready.wait(q).ok()?;
+    }
+}
+
+/// Writes a job's frame to `targets`; a connection that cannot take it is cut off.
+fn write(job: &Job, targets: &[(Arc<Conn>, Effect)], hub: &mpsc::UnboundedSender<HubCmd>) {
+    for (c, effect) in targets {
+        if !c.offer(job.room, job.pos, &job.frame, *effect) {
+            c.close(close::SLOW_CONSUMER);
+            let _ = hub.send(HubCmd::Detach { conn: c.id });
+        }
+    }
+}
