@@ -132,37 +132,110 @@ impl Conn {
     /// Writes `frame` after what is unsent; with `capped`, refuses when `unsent` is full.
     /// `false` when the frame was refused or the socket failed.
     fn send(&self, mut s: MutexGuard<'_, State>, frame: &Bytes, capped: bool) -> bool {
+        let sent = self.put(&mut s, &[frame], capped);
+        finish(s, sent)
+    }
+
+    /// Writes `frames` (in one system call) after what is unsent, keeping what the socket does
+    /// not take; with `capped`, refuses them all when `unsent` would overflow.
+    fn put(&self, s: &mut State, frames: &[&Bytes], capped: bool) -> Sent {
         if !s.unsent.is_empty() {
-            if capped && s.unsent.len() >= self.cap {
-                return false;
+            if capped && s.unsent.len() + frames.len() > self.cap {
+                return Sent::Refused;
             }
-            s.unsent.push_back(frame.clone());
-            return true;
+            s.unsent.extend(frames.iter().map(|f| (*f).clone()));
+            return Sent::Done;
         }
-        match self.tcp.try_write(frame) {
-            Ok(n) if n == frame.len() => return true,
-            Ok(n) => {
-                s.unsent.push_back(frame.slice(n..));
-                s.partial = n > 0;
+        let written = match frames {
+            [one] => self.tcp.try_write(one),
+            _ => {
+                let slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
+                self.tcp.try_write_vectored(&slices)
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => s.unsent.push_back(frame.clone()),
+        };
+        let mut n = match written {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => 0,
             Err(_) => {
                 s.closed.get_or_insert(0);
-                let waiter = s.waiter.take();
-                drop(s);
-                if let Some(w) = waiter {
-                    w.wake();
+                return Sent::Failed;
+            }
+        };
+        for f in frames {
+            if n >= f.len() {
+                n -= f.len();
+            } else {
+                // The rest waits for the socket; the first of it may be partly written.
+                if s.unsent.is_empty() {
+                    s.partial = n > 0;
                 }
-                return false;
+                s.unsent.push_back(f.slice(n..));
+                n = 0;
             }
         }
-        // The session waits for the socket and writes the rest.
-        let waiter = s.waiter.take();
-        drop(s);
-        if let Some(w) = waiter {
-            w.wake();
+        if s.unsent.is_empty() {
+            Sent::Done
+        } else {
+            Sent::Pending
         }
-        true
+    }
+
+    /// Several changes of one room for this connection, in position order (a lane that fell
+    /// behind takes a room's queued changes together): those that follow the room's cursor go
+    /// out in one write, the rest to the session. `false` when the connection cannot take
+    /// them: cut it off.
+    pub fn offer_run(&self, room: RoomNumber, changes: &[(Pos, &Bytes)]) -> bool {
+        let Some(mut s) = self.lock() else {
+            return false;
+        };
+        if s.closed.is_some() {
+            return false;
+        }
+        let mut taken = 0;
+        let mut sent = Sent::Done;
+        if s.live
+            && !s.busy
+            && s.inbox.is_empty()
+            && let Some(c) = s.cursors.get(&room).copied()
+            && c.member
+        {
+            let mut pos = c.pos;
+            let mut frames = Vec::with_capacity(changes.len());
+            for (p, frame) in changes {
+                if *p <= pos {
+                    taken += 1;
+                } else if p.0 == pos.0 + 1 {
+                    frames.push(*frame);
+                    pos = *p;
+                    taken += 1;
+                } else {
+                    break;
+                }
+            }
+            s.cursors.insert(room, Cursor { pos, member: true });
+            if !frames.is_empty() {
+                sent = self.put(&mut s, &frames, true);
+            }
+        }
+        if !matches!(sent, Sent::Done | Sent::Pending) {
+            return finish(s, sent);
+        }
+        let rest = &changes[taken..];
+        if s.inbox.len() + rest.len() > self.cap {
+            return false;
+        }
+        for (pos, frame) in rest {
+            s.inbox.push_back(Out {
+                room,
+                pos: *pos,
+                frame: (*frame).clone(),
+                effect: Effect::None,
+            });
+        }
+        if !rest.is_empty() {
+            sent = Sent::Pending;
+        }
+        finish(s, sent)
     }
 
     /// The session's own frames (answers, replayed changes): never refused for size, the
@@ -339,6 +412,33 @@ impl Conn {
     }
 }
 
+/// How a write went.
+#[derive(Clone, Copy)]
+enum Sent {
+    /// All written.
+    Done,
+    /// Some wait (in `unsent`, or in the inbox): the session has something to do.
+    Pending,
+    /// `unsent` is full: nothing was taken.
+    Refused,
+    /// The socket failed; the connection is closed.
+    Failed,
+}
+
+/// Releases the lock and wakes the session if it has something to do; `true` unless refused
+/// or failed.
+fn finish(mut s: MutexGuard<'_, State>, sent: Sent) -> bool {
+    let waiter = match sent {
+        Sent::Pending | Sent::Failed => s.waiter.take(),
+        Sent::Done | Sent::Refused => None,
+    };
+    drop(s);
+    if let Some(w) = waiter {
+        w.wake();
+    }
+    matches!(sent, Sent::Done | Sent::Pending)
+}
+
 /// Marks `n` bytes of the unsent frames written.
 fn advance(s: &mut State, mut n: usize) {
     while n > 0 {
@@ -354,5 +454,73 @@ fn advance(s: &mut State, mut n: usize) {
             s.partial = true;
             n = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A connection record over a real loopback socket, and the client's end of it.
+    async fn pair(cap: usize) -> (Conn, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let conn = Conn::new(1, AppId(1), UserId("u".into()), server, cap);
+        (conn, client)
+    }
+
+    fn frame(n: u8) -> Bytes {
+        Bytes::from(vec![n; 3])
+    }
+
+    #[tokio::test]
+    async fn a_run_writes_what_follows_the_cursor_and_leaves_the_rest_to_the_session() {
+        let (conn, mut client) = pair(4).await;
+        let room = RoomNumber(1);
+        let (f4, f6, f7, f8, f9) = (frame(4), frame(6), frame(7), frame(8), frame(9));
+        conn.set_cursor(
+            room,
+            Cursor {
+                pos: Pos(5),
+                member: true,
+            },
+        );
+        conn.go_live();
+        // 4 was delivered already, 6 and 7 follow the cursor, 9 comes after a gap.
+        let run = [(Pos(4), &f4), (Pos(6), &f6), (Pos(7), &f7), (Pos(9), &f9)];
+        assert!(conn.offer_run(room, &run));
+        let mut got = [0u8; 6];
+        client.read_exact(&mut got).await.expect("read");
+        assert_eq!(got, [6, 6, 6, 7, 7, 7]);
+        assert_eq!(conn.cursor(room).map(|c| c.pos), Some(Pos(7)));
+        let mut batch = VecDeque::new();
+        assert!(matches!(conn.wait(&mut batch).await, Wake::Inbox));
+        let left: Vec<Pos> = batch.drain(..).map(|o| o.pos).collect();
+        assert_eq!(left, vec![Pos(9)]);
+        // While the session works on its inbox, a run waits for it, whole.
+        assert!(conn.offer_run(room, &[(Pos(8), &f8)]));
+        conn.done();
+        assert!(matches!(conn.wait(&mut batch).await, Wake::Inbox));
+        let left: Vec<Pos> = batch.drain(..).map(|o| o.pos).collect();
+        assert_eq!(left, vec![Pos(8)]);
+        assert_eq!(conn.cursor(room).map(|c| c.pos), Some(Pos(7)));
+    }
+
+    #[tokio::test]
+    async fn a_run_that_does_not_fit_the_inbox_is_refused() {
+        let (conn, _client) = pair(2).await;
+        let room = RoomNumber(1);
+        let f = frame(1);
+        // Not live yet: everything is for the session, and three do not fit in two places.
+        assert!(!conn.offer_run(room, &[(Pos(1), &f), (Pos(2), &f), (Pos(3), &f)]));
+        assert!(conn.offer_run(room, &[(Pos(1), &f), (Pos(2), &f)]));
+        assert!(!conn.offer_run(room, &[(Pos(3), &f)]));
+        conn.close(4008);
+        assert!(!conn.offer_run(room, &[(Pos(3), &f)]));
     }
 }

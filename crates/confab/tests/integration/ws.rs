@@ -127,6 +127,30 @@ impl Client {
     }
 }
 
+/// Sends `n` messages into `room` in the background, each answered 201.
+fn sender(
+    s: &Server,
+    token: &str,
+    room: i64,
+    n: usize,
+    label: usize,
+) -> tokio::task::JoinHandle<()> {
+    let (base, token) = (s.base.clone(), token.to_owned());
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        for i in 0..n {
+            let r = client
+                .post(format!("{base}/v1/rooms/{room}/messages"))
+                .bearer_auth(&token)
+                .json(&json!({"text": format!("{label}-{i}")}))
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(r.status(), StatusCode::CREATED);
+        }
+    })
+}
+
 /// Every change of a room after `since`, from `/changes`.
 async fn store_changes(s: &Server, token: &str, room: i64, since: i64) -> Vec<Value> {
     let mut out = Vec::new();
@@ -216,6 +240,49 @@ async fn ws_delivers_every_change_to_every_member_in_order() {
 }
 
 #[tokio::test]
+async fn ws_a_big_room_under_bursts_delivers_every_change_in_order_to_everyone() {
+    let s = Server::start_with(|c| c.durability = "normal".into()).await;
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    // Enough members that the fan-out writes each change in several slices and, when it
+    // falls behind, takes several changes of the room together.
+    let names: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    let mut tokens = Vec::new();
+    for n in &names {
+        tokens.push(s.user(&app, n).await);
+    }
+    let room = s.group(&alice, "public", &[]).await;
+    for t in &tokens {
+        let (status, body) = s
+            .post(&format!("/v1/rooms/{room}/join"), t, json!({}))
+            .await;
+        assert!(status.is_success(), "{body}");
+    }
+    let mut readers = Vec::new();
+    let total = 200;
+    for t in &tokens {
+        let (mut c, ready) = login(&s, t, None).await;
+        let start = room_pos(&ready, room);
+        readers.push(tokio::spawn(async move {
+            let got = c.changes(room, total).await;
+            let positions: Vec<i64> = got.iter().map(pos).collect();
+            let expected: Vec<i64> = (start + 1..=start + total as i64).collect();
+            assert_eq!(positions, expected);
+        }));
+    }
+    // Bursts from four senders at once.
+    let senders: Vec<_> = (0..4)
+        .map(|k| sender(&s, &alice, room, total / 4, k))
+        .collect();
+    for t in senders {
+        t.await.expect("sender");
+    }
+    for r in readers {
+        r.await.expect("every member got every change in order");
+    }
+}
+
+#[tokio::test]
 async fn ws_two_connections_of_one_user_both_receive() {
     let s = Server::start().await;
     let app = s.app("demo").await;
@@ -298,20 +365,7 @@ async fn ws_kick_and_room_deletion_stop_delivery_at_once() {
     let (mut b1, _) = login(&s, &bob, None).await;
     let (mut b2, _) = login(&s, &bob, None).await;
     // A burst in flight around the kick: bob gets what came before it, the kick, then nothing.
-    let sender = {
-        let (base, alice) = (s.base.clone(), alice.clone());
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            for i in 0..30 {
-                let _ = client
-                    .post(format!("{base}/v1/rooms/{room}/messages"))
-                    .bearer_auth(&alice)
-                    .json(&json!({"text": format!("m{i}")}))
-                    .send()
-                    .await;
-            }
-        })
-    };
+    let sender = sender(&s, &alice, room, 30, 0);
     let (st, body) = s
         .post(
             &format!("/v1/rooms/{room}/members/bob/kick"),
@@ -381,23 +435,7 @@ async fn ws_resume_after_a_gap_of_ten_thousand() {
     let room = s.group(&alice, "private", &["bob"]).await;
     let (_, ready) = login(&s, &bob, None).await;
     let seen = room_pos(&ready, room);
-    let mut tasks = Vec::new();
-    for t in 0..8 {
-        let (base, alice) = (s.base.clone(), alice.clone());
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            for i in 0..1250 {
-                let r = client
-                    .post(format!("{base}/v1/rooms/{room}/messages"))
-                    .bearer_auth(&alice)
-                    .json(&json!({"text": format!("{t}-{i}")}))
-                    .send()
-                    .await
-                    .expect("sent");
-                assert_eq!(r.status(), StatusCode::CREATED);
-            }
-        }));
-    }
+    let tasks: Vec<_> = (0..8).map(|t| sender(&s, &alice, room, 1250, t)).collect();
     for t in tasks {
         t.await.expect("sender");
     }
@@ -419,20 +457,7 @@ async fn ws_resume_racing_with_live_sends_has_no_gap_or_duplicate() {
         s.send(&alice, room, &format!("before {i}")).await;
     }
     let total = 300;
-    let sender = {
-        let (base, alice) = (s.base.clone(), alice.clone());
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            for i in 0..total - 100 {
-                let _ = client
-                    .post(format!("{base}/v1/rooms/{room}/messages"))
-                    .bearer_auth(&alice)
-                    .json(&json!({"text": format!("during {i}")}))
-                    .send()
-                    .await;
-            }
-        })
-    };
+    let sender = sender(&s, &alice, room, total - 100, 0);
     let (mut b, _) = login(&s, &bob, Some(json!({ room.to_string(): seen }))).await;
     let got = b.changes(room, total).await;
     sender.await.expect("sender");
@@ -449,27 +474,14 @@ async fn ws_a_resume_frame_while_live_sends_race_replays_then_continues_without_
     let (mut b, ready) = login(&s, &bob, None).await;
     let start = room_pos(&ready, room);
     let total = 400;
-    let sender = {
-        let (base, alice) = (s.base.clone(), alice.clone());
-        tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            for i in 0..total {
-                let _ = client
-                    .post(format!("{base}/v1/rooms/{room}/messages"))
-                    .bearer_auth(&alice)
-                    .json(&json!({"text": format!("live {i}")}))
-                    .send()
-                    .await;
-            }
-        })
-    };
+    let sender = sender(&s, &alice, room, total, 0);
     // Live for a while, then ask again for everything after the first 20 changes, while the
     // sender goes on: the replay and the live changes race for the same socket.
     let before = b.changes(room, 100).await;
     let from = start + 20;
     b.send(json!({"type": "resume", "rooms": { room.to_string(): from }, "ref": "again"}))
         .await;
-    let last = start + total;
+    let last = start + total as i64;
     let mut after = Vec::new();
     let mut acked = false;
     while !(acked && after.last().is_some_and(|p| *p >= last)) {
