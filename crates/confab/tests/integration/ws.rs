@@ -854,9 +854,10 @@ async fn ws_auth_sent_along_with_the_handshake_is_read() {
     let mut tcp = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://"))
         .await
         .expect("connect");
-    // The request and the first frame in one write: the server reads both at once.
+    // The request and the first frame in one write: the server reads both at once. The
+    // Connection header lists several tokens, as some browsers send it.
     let mut bytes =
-        b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\
         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
             .to_vec();
     let auth = json!({"type": "auth", "token": alice}).to_string();
