@@ -127,6 +127,15 @@ impl Client {
     }
 }
 
+/// Alice and Bob (user tokens) in a private room of a new app, and the room's number.
+async fn alice_and_bob(s: &Server) -> (String, String, i64) {
+    let app = s.app("demo").await;
+    let alice = s.user(&app, "alice").await;
+    let bob = s.user(&app, "bob").await;
+    let room = s.group(&alice, "private", &["bob"]).await;
+    (alice, bob, room)
+}
+
 /// Sends `n` messages into `room` in the background, each answered 201.
 fn sender(
     s: &Server,
@@ -285,10 +294,7 @@ async fn ws_a_big_room_under_bursts_delivers_every_change_in_order_to_everyone()
 #[tokio::test]
 async fn ws_two_connections_of_one_user_both_receive() {
     let s = Server::start().await;
-    let app = s.app("demo").await;
-    let alice = s.user(&app, "alice").await;
-    let bob = s.user(&app, "bob").await;
-    let room = s.group(&alice, "private", &["bob"]).await;
+    let (alice, bob, room) = alice_and_bob(&s).await;
     let (mut b1, r1) = login(&s, &bob, None).await;
     let (mut b2, r2) = login(&s, &bob, None).await;
     assert_ne!(r1["connection_id"], r2["connection_id"]);
@@ -357,10 +363,7 @@ async fn ws_subscriptions_follow_membership_mid_stream() {
 #[tokio::test]
 async fn ws_kick_and_room_deletion_stop_delivery_at_once() {
     let s = Server::start().await;
-    let app = s.app("demo").await;
-    let alice = s.user(&app, "alice").await;
-    let bob = s.user(&app, "bob").await;
-    let room = s.group(&alice, "private", &["bob"]).await;
+    let (alice, bob, room) = alice_and_bob(&s).await;
     let other = s.group(&alice, "private", &["bob"]).await;
     let (mut b1, _) = login(&s, &bob, None).await;
     let (mut b2, _) = login(&s, &bob, None).await;
@@ -405,10 +408,7 @@ async fn ws_kick_and_room_deletion_stop_delivery_at_once() {
 #[tokio::test]
 async fn ws_resume_after_a_gap_of_ten() {
     let s = Server::start().await;
-    let app = s.app("demo").await;
-    let alice = s.user(&app, "alice").await;
-    let bob = s.user(&app, "bob").await;
-    let room = s.group(&alice, "private", &["bob"]).await;
+    let (alice, bob, room) = alice_and_bob(&s).await;
     let (mut b, _) = login(&s, &bob, None).await;
     s.send(&alice, room, "seen").await;
     let seen = pos(&b.next_of("change").await);
@@ -429,10 +429,7 @@ async fn ws_resume_after_a_gap_of_ten() {
 #[tokio::test]
 async fn ws_resume_after_a_gap_of_ten_thousand() {
     let s = Server::start_with(|c| c.durability = "normal".into()).await;
-    let app = s.app("demo").await;
-    let alice = s.user(&app, "alice").await;
-    let bob = s.user(&app, "bob").await;
-    let room = s.group(&alice, "private", &["bob"]).await;
+    let (alice, bob, room) = alice_and_bob(&s).await;
     let (_, ready) = login(&s, &bob, None).await;
     let seen = room_pos(&ready, room);
     let tasks: Vec<_> = (0..8).map(|t| sender(&s, &alice, room, 1250, t)).collect();
@@ -447,10 +444,7 @@ async fn ws_resume_after_a_gap_of_ten_thousand() {
 #[tokio::test]
 async fn ws_resume_racing_with_live_sends_has_no_gap_or_duplicate() {
     let s = Server::start_with(|c| c.durability = "normal".into()).await;
-    let app = s.app("demo").await;
-    let alice = s.user(&app, "alice").await;
-    let bob = s.user(&app, "bob").await;
-    let room = s.group(&alice, "private", &["bob"]).await;
+    let (alice, bob, room) = alice_and_bob(&s).await;
     let (_, ready) = login(&s, &bob, None).await;
     let seen = room_pos(&ready, room);
     for i in 0..100 {
@@ -467,10 +461,7 @@ async fn ws_resume_racing_with_live_sends_has_no_gap_or_duplicate() {
 #[tokio::test]
 async fn ws_a_resume_frame_while_live_sends_race_replays_then_continues_without_a_gap() {
     let s = Server::start_with(|c| c.durability = "normal".into()).await;
-    let app = s.app("demo").await;
-    let alice = s.user(&app, "alice").await;
-    let bob = s.user(&app, "bob").await;
-    let room = s.group(&alice, "private", &["bob"]).await;
+    let (alice, bob, room) = alice_and_bob(&s).await;
     let (mut b, ready) = login(&s, &bob, None).await;
     let start = room_pos(&ready, room);
     let total = 400;
@@ -511,10 +502,7 @@ async fn ws_a_resume_frame_while_live_sends_race_replays_then_continues_without_
 #[tokio::test]
 async fn ws_a_backlog_over_the_cap_is_an_explicit_reset() {
     let s = Server::start_with(|c| c.ws_resume_cap = 5).await;
-    let app = s.app("demo").await;
-    let alice = s.user(&app, "alice").await;
-    let bob = s.user(&app, "bob").await;
-    let room = s.group(&alice, "private", &["bob"]).await;
+    let (alice, bob, room) = alice_and_bob(&s).await;
     let small = s.group(&alice, "private", &["bob"]).await;
     let (_, ready) = login(&s, &bob, None).await;
     let (seen, seen_small) = (room_pos(&ready, room), room_pos(&ready, small));
@@ -725,10 +713,7 @@ async fn ws_sends_are_idempotent_and_rate_limited() {
 #[tokio::test]
 async fn ws_presence_typing_and_read_markers_reach_room_members() {
     let s = Server::start_with(|c| c.ws_presence_grace_ms = 50).await;
-    let app = s.app("demo").await;
-    let alice = s.user(&app, "alice").await;
-    let bob = s.user(&app, "bob").await;
-    let room = s.group(&alice, "private", &["bob"]).await;
+    let (alice, bob, room) = alice_and_bob(&s).await;
     let (mut a, _) = login(&s, &alice, None).await;
     let (mut b, _) = login(&s, &bob, None).await;
     let f = a.next().await;
