@@ -72,7 +72,9 @@ pub fn mint(keys: &AppKeys, user: &UserId, ttl_seconds: i64) -> ApiResult<(Strin
         exp: now + ttl_seconds,
     };
     let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some(keys.token.clone());
+    // The key's opaque id, never the app token: whoever holds a user token must not learn a
+    // credential from it.
+    header.kid = Some(keys.key_id.clone());
     let token = jsonwebtoken::encode(
         &header,
         &claims,
@@ -85,8 +87,8 @@ pub fn mint(keys: &AppKeys, user: &UserId, ttl_seconds: i64) -> ApiResult<(Strin
     Ok((token, claims.exp))
 }
 
-/// The app token a user token names in its header (`kid`), read before the signature is checked.
-pub fn token_app(token: &str) -> ApiResult<String> {
+/// The key id a user token names in its header (`kid`), read before the signature is checked.
+pub fn token_key_id(token: &str) -> ApiResult<String> {
     let header = jsonwebtoken::decode_header(token)
         .map_err(|_| ApiError::unauthorized("malformed token"))?;
     if header.alg != Algorithm::HS256 {

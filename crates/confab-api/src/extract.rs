@@ -4,7 +4,7 @@
 use crate::AppState;
 use crate::auth;
 use crate::error::ApiError;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -12,35 +12,52 @@ use confab_core::ids::{AppId, UserId};
 use confab_core::model::AppKeys;
 use serde::de::DeserializeOwned;
 
-/// A JSON body; unknown fields and malformed bodies are 400, oversize bodies 413.
+/// A JSON object body; unknown fields, malformed bodies and anything but an object are 400,
+/// oversize bodies 413.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "expected Content-Type: application/json",
+            ));
         }
+        let Body(bytes) = Body::from_request(req, state).await?;
+        object(&bytes).map(Json)
     }
 }
 
-fn json_rejection(r: JsonRejection) -> ApiError {
-    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "request body is too large",
-        );
+/// `application/json`, or a `+json` type, parameters allowed.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case("json")
+            || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// Decodes a body that must be a JSON object. serde would also read a struct from an array of
+/// its fields in order (`["hi"]` as `{"text":"hi"}`); no client means that, so it is refused.
+fn object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object",
+        ));
     }
-    match r {
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::bad_request("invalid_json", "expected Content-Type: application/json")
-        }
-        JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_json", e.body_text()),
-        other => ApiError::bad_request("invalid_json", other.body_text()),
-    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
 }
 
 /// A raw body whose rejections (too large, unreadable) use our error shape.
@@ -67,7 +84,7 @@ pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Ap
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
+    object(body)
 }
 
 /// Query parameters; a malformed query is 400.

@@ -108,10 +108,10 @@ impl AppState {
             }
             return Ok((app, user));
         }
-        let app_token = auth::token_app(token)?;
+        let key_id = auth::token_key_id(token)?;
         let keys = self
             .keys
-            .by_token(&self.store, &app_token)
+            .by_key_id(&self.store, &key_id)
             .await?
             .ok_or_else(|| ApiError::unauthorized("invalid token"))?;
         let (app, user, exp) = auth::verify(&keys, token)?;
@@ -156,15 +156,40 @@ impl AppState {
     }
 }
 
-/// Apps' signing keys by token and by secret hash. Keys never change once made, so entries
-/// never go stale; a miss goes to the store.
+/// Apps' signing keys by token, by secret hash and by key id. Keys never change once made, so
+/// entries never go stale; a miss goes to the store.
 #[derive(Default)]
 pub struct KeyCache {
     by_token: RwLock<HashMap<String, AppKeys>>,
     by_secret: RwLock<HashMap<String, AppKeys>>,
+    by_key_id: RwLock<HashMap<String, AppKeys>>,
 }
 
 impl KeyCache {
+    pub async fn by_key_id(
+        &self,
+        store: &Arc<dyn Store>,
+        key_id: &str,
+    ) -> ApiResult<Option<AppKeys>> {
+        if let Some(k) = self
+            .by_key_id
+            .read()
+            .ok()
+            .and_then(|m| m.get(key_id).cloned())
+        {
+            return Ok(Some(k));
+        }
+        // Key ids are 32 hex digits; anything else cannot name a key, so it costs no read.
+        if key_id.len() != 32 || !key_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let found = store.app_keys_by_key_id(key_id).await?;
+        if let (Some(k), Ok(mut m)) = (&found, self.by_key_id.write()) {
+            m.insert(key_id.to_owned(), k.clone());
+        }
+        Ok(found)
+    }
+
     pub async fn by_token(
         &self,
         store: &Arc<dyn Store>,

@@ -9,6 +9,7 @@ use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tokio::sync::{mpsc, watch};
 
 /// Serves until `shutdown` resolves, then stops accepting, asks every connection to end after
@@ -30,8 +31,8 @@ pub async fn run(
             _ = &mut shutdown => break,
             r = listener.accept() => r,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors or memory, say: wait a little rather than spin.
                 tracing::warn!(error = %e, "cannot accept a connection");
@@ -44,7 +45,14 @@ pub async fn run(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers that meter anonymous callers read the peer address as `ConnectInfo`.
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let mut stopped = stopped.clone();
         let open = open.clone();
         tokio::spawn(async move {

@@ -132,12 +132,21 @@ pub enum EventBody {
         text: String,
         reply_to: Option<Seq>,
         client_id: Option<String>,
+        /// The message was deleted later. A deleted text must not stay readable anywhere, the
+        /// log included: the store empties `text` of each `message_posted` and
+        /// `message_edited` event of the message when it commits the delete, and sets this.
+        /// Numbers, sender and place are kept, and a replay still ends with the same tombstone.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        redacted: bool,
     },
     MessageEdited {
         room: RoomNumber,
         seq: Seq,
         pos: Pos,
         text: String,
+        /// As for `MessagePosted`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        redacted: bool,
     },
     MessageDeleted {
         room: RoomNumber,

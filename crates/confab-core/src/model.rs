@@ -18,6 +18,22 @@ pub struct AppKeys {
     pub id: AppId,
     pub token: String,
     pub signing_key: String,
+    /// The opaque name of the signing key that user tokens carry in their header (`kid`); see
+    /// [`key_id`].
+    pub key_id: String,
+}
+
+/// The key id of a signing key: the first 128 bits of a domain-separated SHA-256 of the key,
+/// hex-encoded. A user token must say which app's key signed it without revealing anything
+/// usable: this id is accepted nowhere as a credential, and neither the key nor the app's token
+/// can be recovered from it.
+pub fn key_id(signing_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"confab key id\0")
+        .chain_update(signing_key.as_bytes())
+        .finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,6 +86,15 @@ pub struct Room {
     pub last_seq: Seq,
     pub last_pos: Pos,
     pub deleted: bool,
+}
+
+impl Room {
+    /// Whether the app itself made this room (a chat of the seed-004 compatible API) rather
+    /// than one of its users. Only such rooms are reachable with the app's public token: rooms
+    /// that users made hold their conversations, which that token must never open.
+    pub fn is_app_chat(&self) -> bool {
+        self.creator.is_none() && self.kind == RoomKind::Group
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

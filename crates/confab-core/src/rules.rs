@@ -341,6 +341,7 @@ pub fn handle(tx: &mut dyn Tx, cmd: Command) -> StoreResult<Outcome> {
                         seq,
                         pos,
                         text,
+                        redacted: false,
                     },
                 )?;
             }
@@ -702,7 +703,8 @@ fn join(tx: &mut dyn Tx, app: AppId, actor: UserId, room: RoomNumber) -> StoreRe
     if let Some(m) = current.as_ref().filter(|m| m.state == MemberState::Joined) {
         return Ok(Outcome::Member(m.clone()));
     }
-    if rs.room.kind == RoomKind::Direct {
+    // Chats of the compatible API have no members and never get any: users cannot see them.
+    if rs.room.kind == RoomKind::Direct || rs.room.is_app_chat() {
         return Err(DomainError::room_not_found().into());
     }
     if state == Some(MemberState::Banned) {
@@ -975,6 +977,7 @@ fn send(
             text: text.clone(),
             reply_to,
             client_id: client_id.clone(),
+            redacted: false,
         },
     )?;
     // A new message is exactly what its event says; no need to read it back.

@@ -93,7 +93,7 @@ impl Query {
         }
         if terms.len() > MAX_TERMS {
             return Err(DomainError::new(
-                ErrorCode::InvalidQuery,
+                ErrorCode::QueryTooLong,
                 format!("a query has at most {MAX_TERMS} terms"),
             ));
         }

@@ -26,6 +26,8 @@ pub trait Store: Send + Sync + 'static {
     async fn app_by_token(&self, token: &str) -> StoreResult<Option<App>>;
     async fn app_keys_by_token(&self, token: &str) -> StoreResult<Option<AppKeys>>;
     async fn app_keys_by_secret_hash(&self, hash: &str) -> StoreResult<Option<AppKeys>>;
+    /// The app whose signing key has this key id (the `kid` of its user tokens).
+    async fn app_keys_by_key_id(&self, key_id: &str) -> StoreResult<Option<AppKeys>>;
     async fn app_stats(&self, app: AppId) -> StoreResult<AppStats>;
 
     async fn user(&self, app: AppId, user: &UserId) -> StoreResult<Option<User>>;

@@ -89,16 +89,19 @@ pub fn user_id(value: &str) -> Result<UserId, DomainError> {
 
 /// A room alias: 1 to 64 characters from `a-z0-9` and `_ . -`.
 pub fn alias(value: &str) -> Result<(), DomainError> {
+    // An alias is a path segment (`/v1/rooms/alias/{alias}`): one made only of dots is a
+    // segment that clients and proxies normalise away, so it could never be reached.
     let ok = !value.is_empty()
         && value.len() <= 64
         && value
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
+        && !value.chars().all(|c| c == '.');
     if ok {
         Ok(())
     } else {
         Err(invalid(
-            "alias must be 1 to 64 characters of a-z, 0-9 and _ . -",
+            "alias must be 1 to 64 characters of a-z, 0-9 and _ . -, not only dots",
         ))
     }
 }

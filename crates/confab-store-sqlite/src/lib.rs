@@ -58,12 +58,17 @@ impl Default for Options {
 enum Job {
     Command(Command, oneshot::Sender<StoreResult<Outcome>>),
     Rebuild(Progress, oneshot::Sender<StoreResult<u64>>),
+    /// The readiness probe: answered by the writer itself, so a stopped or stuck writer shows.
+    Ping(oneshot::Sender<StoreResult<()>>),
 }
+
+/// How long a readiness probe waits for the writer and for a reader.
+const PING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     committed: broadcast::Sender<Arc<Event>>,
     path: PathBuf,
     index: Arc<index::Shared>,
@@ -110,7 +115,7 @@ impl SqliteStore {
             .map_err(be)?;
         Ok(SqliteStore {
             jobs,
-            permits: Semaphore::new(readers.len()),
+            permits: Arc::new(Semaphore::new(readers.len())),
             readers: Arc::new(Mutex::new(readers)),
             committed,
             path: path.to_owned(),
@@ -133,7 +138,10 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let _permit = self.permits.acquire().await.map_err(be)?;
+        // The permit is owned by the blocking task, and the connection goes back to the pool
+        // from inside it: a request cancelled while it waits for the answer (its client went
+        // away) neither loses the connection nor frees its permit before the read ends.
+        let permit = self.permits.clone().acquire_owned().await.map_err(be)?;
         let conn = self
             .readers
             .lock()
@@ -141,14 +149,21 @@ impl SqliteStore {
             .pop()
             .ok_or_else(|| StoreError::Backend("reader pool empty".into()))?;
         let pool = self.readers.clone();
-        let (result, conn) = tokio::task::spawn_blocking(move || {
-            let r = f(&conn);
-            (r, conn)
+        tokio::task::spawn_blocking(move || {
+            let lent = Lent {
+                conn: Some(conn),
+                pool,
+            };
+            let r = match &lent.conn {
+                Some(c) => f(c),
+                None => Err(StoreError::Backend("reader lost".into())),
+            };
+            drop(lent);
+            drop(permit);
+            r
         })
         .await
-        .map_err(be)?;
-        pool.lock().map_err(be)?.push(conn);
-        result
+        .map_err(be)?
     }
 
     async fn submit<T>(
@@ -165,14 +180,36 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(
-    conn: Connection,
+/// A reader connection on loan; it returns to the pool when dropped, a panic included.
+struct Lent {
+    conn: Option<Connection>,
+    pool: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            // A poisoned lock still holds a usable pool: take it back rather than lose the
+            // connection.
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            pool.push(c);
+        }
+    }
+}
+
+fn writer_loop(conn: Connection,
     mut rx: mpsc::Receiver<Job>,
     publish: broadcast::Sender<Arc<Event>>,
     index: Arc<index::Shared>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut cache = cache::WriterCache::default();
+    let mut writer = Writer {
+        conn,
+        cache: cache::WriterCache::default(),
+        publish,
+        index,
+        failing: false,
+    };
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -181,44 +218,101 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let mut commands = Vec::with_capacity(batch.len());
-        for job in batch.drain(..) {
+        // A panic while handling a batch (a bug) must not take the only writer with it: the
+        // batch's callers get an error (their reply channels are dropped), the open
+        // transaction is rolled back, and the writer goes on with the next batch.
+        let jobs = std::mem::take(&mut batch);
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(jobs)));
+        if run.is_err() {
+            tracing::error!("the writer failed on a batch; it was rolled back and nothing in it was acknowledged");
+            let _ = writer.conn.execute_batch("ROLLBACK");
+            writer.cache.forget();
+            writer.failing = true;
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    cache: cache::WriterCache,
+    publish: broadcast::Sender<Arc<Event>>,
+    index: Arc<index::Shared>,
+    /// The last commit failed (a full disk, say): readiness probes then try a write.
+    failing: bool,
+}
+
+impl Writer {
+    fn run(&mut self, jobs: Vec<Job>) {
+        let mut commands = Vec::with_capacity(jobs.len());
+        for job in jobs {
             match job {
                 Job::Command(cmd, reply) => commands.push((cmd, reply)),
                 Job::Rebuild(progress, reply) => {
                     // The replay renumbers items: the index starts over, and the indexer
                     // waits until the replay is committed.
+                    let index = self.index.clone();
                     let result = match index.lock.lock() {
                         Ok(_guard) => index::reset(&index)
                             .map_err(be)
-                            .and_then(|()| rebuild(&conn, &progress)),
+                            .and_then(|()| rebuild(&self.conn, &progress)),
                         Err(e) => Err(be(e)),
                     };
-                    cache.forget();
+                    self.cache.forget();
                     let _ = reply.send(result);
-                    index.wake();
+                    self.index.wake();
+                }
+                Job::Ping(reply) => {
+                    let _ = reply.send(self.ping());
                 }
             }
         }
         if !commands.is_empty() {
-            commit_batch(&conn, &mut cache, commands, &publish);
-            index.wake();
+            self.failing = !commit_batch(&self.conn, &mut self.cache, commands, &self.publish);
+            self.index.wake();
         }
+    }
+
+    /// The database answers the writer; after a failed commit, a small write must work too.
+    fn ping(&mut self) -> StoreResult<()> {
+        if !self.failing {
+            return self
+                .conn
+                .query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))
+                .map_err(be);
+        }
+        let probe = self
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .and_then(|()| {
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO health (id, probe) VALUES (1, ?1)",
+                    params![Timestamp::now().0],
+                )
+            })
+            .and_then(|_| self.conn.execute_batch("COMMIT"));
+        if let Err(e) = probe {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(be(e));
+        }
+        self.failing = false;
+        Ok(())
     }
 }
 
 /// Runs each command in its own savepoint inside one transaction, commits once, then answers.
+/// Returns whether the transaction committed.
 fn commit_batch(
     conn: &Connection,
     cache: &mut cache::WriterCache,
     commands: Vec<(Command, oneshot::Sender<StoreResult<Outcome>>)>,
     publish: &broadcast::Sender<Arc<Event>>,
-) {
+) -> bool {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         for (_, reply) in commands {
             let _ = reply.send(Err(be(&e)));
         }
-        return;
+        return false;
     }
     let mut results = Vec::with_capacity(commands.len());
     let mut events = Vec::new();
@@ -243,7 +337,7 @@ fn commit_batch(
         for (reply, _) in results {
             let _ = reply.send(Err(be(&e)));
         }
-        return;
+        return false;
     }
     for ev in events {
         let _ = publish.send(Arc::new(ev));
@@ -251,6 +345,7 @@ fn commit_batch(
     for (reply, r) in results {
         let _ = reply.send(r);
     }
+    true
 }
 
 fn exec_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
@@ -400,6 +495,19 @@ impl Store for SqliteStore {
                 rows::KEYS_COLS
             ))
             .and_then(|mut s| s.query_row(params![hash], rows::keys).optional())
+            .map_err(be)
+        })
+        .await
+    }
+
+    async fn app_keys_by_key_id(&self, key_id: &str) -> StoreResult<Option<AppKeys>> {
+        let key_id = key_id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {} FROM apps WHERE key_id = ?1",
+                rows::KEYS_COLS
+            ))
+            .and_then(|mut s| s.query_row(params![key_id], rows::keys).optional())
             .map_err(be)
         })
         .await
@@ -592,7 +700,15 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(be))
+        let deadline = |what: &str| StoreError::Backend(format!("{what} did not answer in time"));
+        tokio::time::timeout(PING_DEADLINE, self.submit(Job::Ping))
             .await
+            .map_err(|_| deadline("the writer"))??;
+        tokio::time::timeout(
+            PING_DEADLINE,
+            self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(be)),
+        )
+        .await
+        .map_err(|_| deadline("the reader pool"))?
     }
 }

@@ -46,10 +46,18 @@ pub fn apply_rows(conn: &Connection, ev: &Event, rid: Option<i64>) -> R {
             signing_key,
         } => {
             conn.prepare_cached(
-                "INSERT INTO apps (id, name, token, secret_hash, signing_key, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                "INSERT INTO apps (id, name, token, secret_hash, signing_key, key_id, created_at, \
+                 updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
             )?
-            .execute(params![app, name, token, secret_hash, signing_key, at])?;
+            .execute(params![
+                app,
+                name,
+                token,
+                secret_hash,
+                signing_key,
+                confab_core::model::key_id(signing_key),
+                at
+            ])?;
         }
         EventBody::AppRenamed { name } => {
             conn.prepare_cached("UPDATE apps SET name = ?2, updated_at = ?3 WHERE id = ?1")?
@@ -232,6 +240,7 @@ pub fn apply_rows(conn: &Connection, ev: &Event, rid: Option<i64>) -> R {
             text,
             reply_to,
             client_id,
+            ..
         } => {
             let rid = rid_of(conn, ev.app, *room)?;
             conn.prepare_cached(
@@ -259,6 +268,7 @@ pub fn apply_rows(conn: &Connection, ev: &Event, rid: Option<i64>) -> R {
             seq,
             pos,
             text,
+            ..
         } => {
             let rid = rid_of(conn, ev.app, *room)?;
             conn.prepare_cached(

@@ -7,7 +7,7 @@ use confab_core::model::{
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 pub const APP_COLS: &str = "id, name, token, created_at, updated_at";
-pub const KEYS_COLS: &str = "id, token, signing_key";
+pub const KEYS_COLS: &str = "id, token, signing_key, key_id";
 pub const USER_COLS: &str =
     "user_id, name, image_url, email, created_at, updated_at, last_login_at, last_seen_at";
 pub const ROOM_COLS: &str = "number, kind, name, image_url, visibility, alias, creator, created_at, \
@@ -39,6 +39,7 @@ pub fn keys(r: &Row<'_>) -> rusqlite::Result<AppKeys> {
         id: AppId(r.get(0)?),
         token: r.get(1)?,
         signing_key: r.get(2)?,
+        key_id: r.get(3)?,
     })
 }
 
@@ -145,9 +146,14 @@ pub fn item_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Item> {
     })
 }
 
-/// The key of an item: a room's items are one contiguous range of ids.
+/// The largest seq an item key holds; no room gets that many items.
+pub const MAX_SEQ: i64 = 0xFFFF_FFFF;
+
+/// The key of an item: a room's items are one contiguous range of ids. A seq outside
+/// `0..=MAX_SEQ` is clamped to the range's end rather than wrapped into another item's key, so
+/// range bounds stay right; exact lookups refuse such seqs first (see `item_by_seq`).
 pub fn item_key(room_id: i64, seq: i64) -> i64 {
-    (room_id << 32) | (seq & 0xFFFF_FFFF)
+    (room_id << 32) | seq.clamp(0, MAX_SEQ)
 }
 
 pub fn room_by_number(
@@ -169,6 +175,9 @@ pub fn room_id(conn: &Connection, app: AppId, number: RoomNumber) -> rusqlite::R
 }
 
 pub fn item_by_seq(conn: &Connection, room_id: i64, seq: Seq) -> rusqlite::Result<Option<Item>> {
+    if !(1..=MAX_SEQ).contains(&seq.0) {
+        return Ok(None);
+    }
     conn.prepare_cached(&format!("SELECT {ITEM_COLS} FROM items WHERE id = ?1"))?
         .query_row(params![item_key(room_id, seq.0)], item)
         .optional()

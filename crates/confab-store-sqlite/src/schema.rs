@@ -3,7 +3,10 @@
 use rusqlite::Connection;
 
 /// Migrations in order; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_hardening.sql"),
+];
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +42,33 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<usize> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        fill_key_ids(&tx)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
         ran += 1;
     }
     Ok(ran)
+}
+
+/// Gives apps made before key ids existed theirs (computed in Rust: SQLite has no SHA-256).
+fn fill_key_ids(conn: &Connection) -> rusqlite::Result<()> {
+    let has_column = conn
+        .prepare("SELECT 1 FROM pragma_table_info('apps') WHERE name = 'key_id'")?
+        .exists([])?;
+    if !has_column {
+        return Ok(());
+    }
+    let missing = conn
+        .prepare("SELECT id, signing_key FROM apps WHERE key_id IS NULL")?
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (id, key) in missing {
+        conn.execute(
+            "UPDATE apps SET key_id = ?2 WHERE id = ?1",
+            rusqlite::params![id, confab_core::model::key_id(&key)],
+        )?;
+    }
+    Ok(())
 }
 
 /// The projection tables, emptied before a replay.

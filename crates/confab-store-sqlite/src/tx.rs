@@ -206,10 +206,25 @@ impl Tx for SqliteTx<'_> {
             .and_then(|r| self.cache.room(app, r))
             .map(|r| r.id);
         projection::apply_rows(self.conn, &event, rid).map_err(be)?;
+        if let EventBody::MessageDeleted { room, seq, .. } = &event.body {
+            redact(self.conn, app, *room, *seq).map_err(be)?;
+        }
         self.cache.after_event(&event);
         self.appended.push(event.clone());
         Ok(event)
     }
+}
+
+/// Empties the text the log holds for a deleted message (see `EventBody::MessagePosted`).
+/// Live only: on replay the events read are already redacted.
+fn redact(conn: &Connection, app: AppId, room: RoomNumber, seq: Seq) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE events SET body = json_set(body, '$.text', '', '$.redacted', json('true'))
+          WHERE app_id = ?1 AND room_no = ?2 AND seq = ?3
+            AND type IN ('message_posted', 'message_edited')",
+    )?
+    .execute(params![app.0, room.0, seq.0])?;
+    Ok(())
 }
 
 fn insert_event(conn: &Connection, ev: &Event) -> rusqlite::Result<()> {

@@ -144,11 +144,14 @@ pub async fn create_chat(
     }
 }
 
+/// A chat of this API: a room the app made itself. Rooms made by users (groups, direct rooms)
+/// do not exist here, whatever their number.
 async fn chat(state: &AppState, app: AppId, number: i64) -> ApiResult<confab_core::model::Room> {
     let access = state
         .store
         .access(app, RoomNumber(number), None)
         .await?
+        .filter(|a| a.room.is_app_chat())
         .ok_or_else(chat_not_found)?;
     Ok(access.room)
 }
@@ -178,6 +181,8 @@ pub async fn create_message(
 ) -> ApiResult<(StatusCode, axum::Json<CompatMessageDto>)> {
     let app = app_id(&state, &token).await?;
     validate::text(&req.content, &state.config.limits)?;
+    // Who made a room never changes, so checking before the send cannot race with it.
+    chat(&state, app, number).await?;
     let cmd = Command::Send {
         app,
         actor: None,

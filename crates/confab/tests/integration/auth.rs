@@ -510,6 +510,7 @@ async fn user_tokens_are_checked_strictly() {
         id: ka.id,
         token: a.token.clone(),
         signing_key: kb.signing_key.clone(),
+        key_id: ka.key_id.clone(),
     };
     let (forged, _) = confab_api::auth::mint(&wrong_key, &user, 60).expect("mint");
     assert_error(
@@ -521,6 +522,7 @@ async fn user_tokens_are_checked_strictly() {
         id: kb.id,
         token: b.token.clone(),
         signing_key: ka.signing_key.clone(),
+        key_id: kb.key_id.clone(),
     };
     let (forged, _) = confab_api::auth::mint(&swapped, &user, 60).expect("mint");
     assert_error(
@@ -528,11 +530,12 @@ async fn user_tokens_are_checked_strictly() {
         StatusCode::UNAUTHORIZED,
         "unauthorized",
     );
-    // Naming an app that does not exist.
+    // Naming a key that does not exist.
     let ghost = AppKeys {
         id: ka.id,
-        token: "nosuchapp0".into(),
+        token: a.token.clone(),
         signing_key: ka.signing_key.clone(),
+        key_id: "0123456789abcdef0123456789abcdef".into(),
     };
     let (forged, _) = confab_api::auth::mint(&ghost, &user, 60).expect("mint");
     assert_error(
@@ -546,7 +549,7 @@ async fn user_tokens_are_checked_strictly() {
         b64url(format!(r#"{{"sub":"alice","iat":0,"exp":{}}}"#, 4_000_000_000u64).as_bytes());
     for alg in ["none", "HS512", "RS256"] {
         let header =
-            b64url(format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{}"}}"#, a.token).as_bytes());
+            b64url(format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{}"}}"#, ka.key_id).as_bytes());
         let token = format!("{header}.{claims}.");
         assert_error(
             &s.get("/v1/me", &token).await,

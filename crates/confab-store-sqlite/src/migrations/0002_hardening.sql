@@ -1,0 +1,14 @@
+-- User tokens name their app's signing key by an opaque key id (the app token used to be there).
+-- Filled for existing apps by the migration code, which computes it from the signing key.
+ALTER TABLE apps ADD COLUMN key_id TEXT;
+CREATE UNIQUE INDEX apps_key_id ON apps (key_id);
+
+-- The events of one timeline item, so that a delete can redact the texts its log still holds.
+CREATE INDEX events_item ON events (app_id, room_no, seq) WHERE seq IS NOT NULL;
+
+-- A row the readiness probe writes after a failed commit, to learn whether writes work again.
+-- Not a projection and not in the log.
+CREATE TABLE health (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    probe INTEGER NOT NULL
+);
