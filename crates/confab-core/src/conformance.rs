@@ -54,6 +54,16 @@ macro_rules! conformance_tests {
             $crate::conformance::search_among_many(store).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_deleted_text_leaves_the_log() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::deleted_text_leaves_the_log(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_seqs_past_32_bits_name_nothing() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::seqs_past_32_bits_name_nothing(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn conformance_rebuild_equals_live() {
             for seed in [1u64, 7, 42, 2026] {
                 let (store, _guard) = $make.await;
@@ -74,7 +84,8 @@ pub async fn app_with_users(store: &Arc<dyn Store>, name: &str, n: usize) -> App
             name: name.into(),
             token: format!("tok-{name}"),
             secret_hash: format!("hash-{name}"),
-            signing_key: "key".into(),
+            // Each app has its own key, as the API makes them (key ids are unique).
+            signing_key: format!("key-{name}"),
         })
         .await
         .expect("create app");
@@ -861,6 +872,118 @@ pub async fn search_among_many(store: Arc<dyn Store>) {
             "{q:?} in one room"
         );
     }
+}
+
+/// Every event of an app, as integrations read it.
+async fn whole_log(store: &Arc<dyn Store>, app: AppId) -> Vec<crate::event::Event> {
+    let mut all = Vec::new();
+    let mut after = Offset(0);
+    loop {
+        let page = store.events(app, after, 100).await.expect("events");
+        if let Some(last) = page.rows.last() {
+            after = last.offset;
+        }
+        all.extend(page.rows);
+        if !page.has_more {
+            return all;
+        }
+    }
+}
+
+/// A deleted message's text is gone from the log too (its post and its edits), other texts
+/// stay, and a rebuild gives the same read models.
+pub async fn deleted_text_leaves_the_log(store: Arc<dyn Store>) {
+    let app = app_with_users(&store, "r", 2).await;
+    let room = group(&store, app, "u0", &["u1"], Visibility::Private).await;
+    let posted = |out: StoreResultOutcome| match out {
+        Ok(Outcome::Item { item, .. }) => item.seq,
+        other => panic!("expected an item, got {other:?}"),
+    };
+    let doomed = posted(store.execute(send(app, "u0", room, "first zebra")).await);
+    let kept = posted(store.execute(send(app, "u1", room, "kept words")).await);
+    store
+        .execute(Command::Edit {
+            app,
+            actor: user("u0"),
+            room,
+            seq: doomed,
+            text: "second zebra".into(),
+        })
+        .await
+        .expect("edit");
+    store
+        .execute(Command::Delete {
+            app,
+            actor: user("u0"),
+            room,
+            seq: doomed,
+        })
+        .await
+        .expect("delete");
+    let log = format!("{:?}", whole_log(&store, app).await);
+    assert!(!log.contains("zebra"), "deleted text left in the log: {log}");
+    assert!(log.contains("kept words"), "{log}");
+    let item = store
+        .item(app, room, doomed)
+        .await
+        .expect("item")
+        .expect("tombstone");
+    assert!(item.deleted && item.text.is_none(), "{item:?}");
+    assert!(
+        store.item(app, room, kept).await.expect("item").is_some(),
+        "the other message stays"
+    );
+    let live = snapshot(&store, app).await;
+    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
+    assert_eq!(live, snapshot(&store, app).await);
+}
+
+type StoreResultOutcome = Result<Outcome, StoreError>;
+
+/// A seq is a number, not its low 32 bits: message `2^32 + n` is not message `n`, and nothing
+/// names it, so reads find nothing and edits, deletes and replies are refused without an event.
+pub async fn seqs_past_32_bits_name_nothing(store: Arc<dyn Store>) {
+    let app = app_with_users(&store, "w", 1).await;
+    let room = group(&store, app, "u0", &[], Visibility::Private).await;
+    let Ok(Outcome::Item { item, .. }) = store.execute(send(app, "u0", room, "original")).await
+    else {
+        panic!("send failed")
+    };
+    let before = whole_log(&store, app).await.len();
+    for far in [item.seq.0 + (1 << 32), item.seq.0 - (1 << 32), i64::MAX, -1] {
+        let far = Seq(far);
+        assert_eq!(store.item(app, room, far).await.expect("item"), None);
+        let edit = Command::Edit {
+            app,
+            actor: user("u0"),
+            room,
+            seq: far,
+            text: "hijacked".into(),
+        };
+        let delete = Command::Delete {
+            app,
+            actor: user("u0"),
+            room,
+            seq: far,
+        };
+        let reply = Command::Send {
+            app,
+            actor: Some(user("u0")),
+            room,
+            text: "reply".into(),
+            reply_to: Some(far),
+            client_id: None,
+        };
+        for cmd in [edit, delete, reply] {
+            match store.execute(cmd).await {
+                Err(StoreError::Domain(_)) => {}
+                other => panic!("seq {far:?} should name nothing, got {other:?}"),
+            }
+        }
+    }
+    let item_now = store.item(app, room, item.seq).await.expect("item");
+    assert_eq!(item_now.and_then(|i| i.text).as_deref(), Some("original"));
+    assert_eq!(whole_log(&store, app).await.len(), before, "no event for a refusal");
 }
 
 /// After a long random sequence of commands (accepted and refused), replaying the log gives

@@ -56,6 +56,39 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Opens the index file; one that cannot be read (damaged, truncated, not a database) is
+/// derived data, so it is deleted and made again from the log, with a warning naming it,
+/// rather than stopping the server.
+fn open_or_recreate(path: &Path) -> rusqlite::Result<Connection> {
+    let check = |conn: Connection| {
+        conn.query_row("SELECT last_event FROM index_state", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        conn.query_row("SELECT COUNT(*) FROM items_fts_data", [], |_| Ok(()))?;
+        Ok(conn)
+    };
+    match open(path).and_then(check) {
+        Ok(conn) => Ok(conn),
+        Err(e) => {
+            tracing::warn!(
+                index = %path.display(),
+                error = %e,
+                "the search index cannot be read; deleting it and building it again from the log"
+            );
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                if let Err(e) = std::fs::remove_file(&p)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(file = ?p, error = %e, "cannot delete a damaged index file");
+                }
+            }
+            open(path)
+        }
+    }
+}
+
 /// What the writer, the indexer and rebuilds share.
 pub struct Shared {
     pub path: PathBuf,
@@ -85,7 +118,7 @@ impl Shared {
 /// Starts the indexer thread for the database at `db`. It stops when `Shared` is dropped.
 pub fn start(db: &Path, enabled: bool) -> Result<Arc<Shared>, Box<dyn std::error::Error>> {
     let path = path_for(db);
-    let mut conn = open(&path)?;
+    let mut conn = open_or_recreate(&path)?;
     let (wake, rx) = std::sync::mpsc::sync_channel(1);
     let (hurry, hurried) = std::sync::mpsc::sync_channel(1);
     let shared = Arc::new(Shared {

@@ -104,6 +104,46 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// `IP:PORT`, or `HOST:PORT` with a host name that resolves (`localhost:8080`).
+fn listen_address(value: &str) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    if value.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let shape_ok = value
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !shape_ok {
+        return Err(format!(
+            "'{value}' is not an address like 127.0.0.1:8080 or localhost:8080"
+        ));
+    }
+    match value.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(format!("the host of '{value}' does not resolve")),
+    }
+}
+
+/// A log filter: a level, or comma-separated `level` / `target=level` directives. Anything else
+/// is refused: a filter the logger cannot read would silently log nothing, errors included.
+fn log_filter(value: &str) -> Result<(), String> {
+    const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+    let level_ok = |l: &str| LEVELS.iter().any(|x| x.eq_ignore_ascii_case(l.trim()));
+    let ok = !value.trim().is_empty()
+        && value.split(',').all(|d| match d.rsplit_once('=') {
+            Some((target, level)) => !target.trim().is_empty() && level_ok(level),
+            None => level_ok(d),
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{value}' is not a log level (off, error, warn, info, debug, trace) or a list of \
+             target=level directives"
+        ))
+    }
+}
+
 fn num<T>(value: &str, min: T, max: T) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
@@ -128,9 +168,7 @@ impl Config {
         };
         match key {
             "listen" => {
-                value
-                    .parse::<std::net::SocketAddr>()
-                    .map_err(|_| err(format!("'{value}' is not an address like 127.0.0.1:8080")))?;
+                listen_address(value).map_err(err)?;
                 self.listen = value.to_owned();
             }
             "data_dir" => {
@@ -167,7 +205,10 @@ impl Config {
             "default_token_ttl" => {
                 self.default_token_ttl = num(value, 60, 366 * 24 * 3600).map_err(err)?
             }
-            "log" => self.log = value.to_owned(),
+            "log" => {
+                log_filter(value).map_err(err)?;
+                self.log = value.to_owned();
+            }
             "open_app_creation" => {
                 self.open_app_creation = match value.trim() {
                     "true" | "1" | "yes" => true,
@@ -313,6 +354,24 @@ mod tests {
             .set("durability", "sometimes", "--durability")
             .expect_err("refused");
         assert!(e.to_string().contains("durability"), "{e}");
+    }
+
+    #[test]
+    fn log_filters_and_listen_addresses_are_checked() {
+        let mut c = Config::default();
+        for good in ["warn", "DEBUG", "info,confab_api=debug", "off"] {
+            c.set("log", good, "test").expect(good);
+        }
+        for bad in ["verbose", "", "info,", "confab=loud"] {
+            let e = c.set("log", bad, "CONFAB_LOG").expect_err(bad);
+            assert!(e.to_string().contains("CONFAB_LOG"), "{e}");
+        }
+        for good in ["127.0.0.1:0", "[::1]:8080", "localhost:8080"] {
+            c.set("listen", good, "--listen").expect(good);
+        }
+        for bad in ["localhost", ":8080", "localhost:99999", "no such host.invalid:80"] {
+            c.set("listen", bad, "--listen").expect_err(bad);
+        }
     }
 
     #[test]

@@ -15,16 +15,16 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Opens (creating and migrating) the store the configuration names.
+/// Opens (creating and migrating) the store the configuration names. The caller holds the
+/// data directory (see [`lock_data_dir`]).
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let path = config.database_path();
+    warn_if_emptied(config, &path);
     let durability = if config.durability == "normal" {
         Durability::Normal
     } else {
         Durability::Full
     };
-    let path = config.database_path();
     let store = SqliteStore::open(
         &path,
         Options {
@@ -35,6 +35,102 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
     )
     .with_context(|| format!("cannot open database {}", path.display()))?;
     Ok(Arc::new(store))
+}
+
+/// A zero-length database is what SQLite makes of a new one, so it would silently start empty.
+/// When the data directory shows that it once held data, say so loudly.
+fn warn_if_emptied(config: &Config, db: &Path) {
+    if !std::fs::metadata(db).is_ok_and(|m| m.len() == 0) {
+        return;
+    }
+    let nonempty = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.len() > 0);
+    let mut evidence: Vec<String> = confab_store_sqlite::files_of(db)
+        .into_iter()
+        .skip(1)
+        .filter(|p| nonempty(p))
+        .map(|p| p.display().to_string())
+        .collect();
+    let key = config.data_dir.join("admin.key");
+    if nonempty(&key) {
+        evidence.push(key.display().to_string());
+    }
+    if !evidence.is_empty() {
+        tracing::error!(
+            database = %db.display(),
+            evidence = %evidence.join(", "),
+            "THE DATABASE FILE IS EMPTY, but its data directory shows it held data before: \
+             starting with an empty database. If this is not intended, stop the server and \
+             restore the database from a backup."
+        );
+    }
+}
+
+/// The data directory, held by this process for as long as the value lives: one server (or
+/// one operator command) at a time per data directory.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Creates the data directory if needed, private to the server's user (0700), and locks it.
+/// Another confab holding it is named in the error with its process id.
+pub fn lock_data_dir(config: &Config) -> anyhow::Result<DataDirLock> {
+    use std::io::{Read, Seek, Write};
+    let dir = &config.data_dir;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder
+            .create(dir)
+            .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make data dir {} private", dir.display()))?;
+    }
+    #[cfg(not(unix))]
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    let path = dir.join("confab.lock");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                "another confab process".to_owned()
+            } else {
+                format!("a running confab (pid {holder})")
+            };
+            anyhow::bail!(
+                "the data directory {} is in use by {who}. Stop it first, or do this through \
+                 its HTTP API (POST /v1/apps with the admin key creates an app; \
+                 POST /v1/users/{{id}}/tokens with the app secret mints a token).",
+                dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    // Who holds it, for the message above; the lock itself is what counts.
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    let _ = file.flush();
+    Ok(DataDirLock { _file: file })
 }
 
 /// The admin key: configured, else kept in `admin.key` in the data dir, made on first start.
@@ -94,6 +190,8 @@ pub struct Running {
     pub admin_key_new: bool,
     pub store: Arc<SqliteStore>,
     shutdown: oneshot::Sender<()>,
+    /// Released when the server has stopped.
+    _lock: DataDirLock,
     handle: JoinHandle<std::io::Result<()>>,
     gateway: confab_api::ws::Gateway,
 }
@@ -119,6 +217,7 @@ impl Running {
 
 /// Opens the store and starts serving on `config.listen` (port 0 picks a free one).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let lock = lock_data_dir(config)?;
     let store = open_store(config)?;
     let (admin_key, admin_key_new) = admin_key(config)?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
@@ -141,6 +240,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         shutdown: tx,
         handle,
         gateway,
+        _lock: lock,
     })
 }
 

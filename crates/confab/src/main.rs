@@ -132,10 +132,14 @@ fn load(common: &Common, listen: Option<&str>) -> anyhow::Result<Config> {
 fn init_tracing(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // A log line that cannot be written (a full disk under a redirected stderr) is dropped.
+    // With internal errors on, the subscriber would report it with `eprintln!`, which panics
+    // when stderr fails too, and take down whichever thread was logging (the writer, say).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
 }
 
@@ -166,7 +170,10 @@ async fn main() -> anyhow::Result<()> {
             init_tracing(&config.log);
             let running = confab::start(&config).await?;
             if running.admin_key_new {
-                eprintln!(
+                // Not `eprintln!`: it panics when stderr cannot be written.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "Admin key (shown once; kept in {}): {}",
                     config.data_dir.join("admin.key").display(),
                     running.admin_key
@@ -178,12 +185,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Migrate { common } => {
             let config = load(&common, None)?;
-            std::fs::create_dir_all(&config.data_dir)?;
+            let _lock = confab::lock_data_dir(&config)?;
             let n = confab_store_sqlite::migrate(&config.database_path())?;
             println!("migrations applied: {n}");
         }
         Cmd::Rebuild { common } => {
             let config = load(&common, None)?;
+            let _lock = confab::lock_data_dir(&config)?;
             let store = confab::open_store(&config)?;
             let tty = std::io::stderr().is_terminal();
             let progress: confab_core::store::Progress = Arc::new(move |done, total| {
@@ -213,6 +221,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Admin { what, common } => {
             let config = load(&common, None)?;
+            // The running server's writer assumes it is the only one: an operator command
+            // writing beside it would break its numbering. Refused while a server runs.
+            let _lock = confab::lock_data_dir(&config)?;
             let store = confab::open_store(&config)?;
             match what {
                 Admin::Apps {
