@@ -14,7 +14,7 @@ pub struct Server {
     pub client: reqwest::Client,
     pub config: Config,
     running: Option<confab::Running>,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 impl Server {
@@ -44,7 +44,25 @@ impl Server {
                 .expect("HTTP client"),
             config,
             running: Some(running),
-            _dir: dir,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A client of a server run elsewhere (a `confab serve` child process, say).
+    pub fn external(base: String, admin_key: String, data_dir: &std::path::Path) -> Server {
+        Server {
+            base,
+            admin_key,
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(10))
+                .build()
+                .expect("HTTP client"),
+            config: Config {
+                data_dir: data_dir.to_path_buf(),
+                ..Config::default()
+            },
+            running: None,
+            _dir: None,
         }
     }
 
@@ -57,6 +75,13 @@ impl Server {
         self.base = format!("http://{}", running.addr);
         self.admin_key = running.admin_key.clone();
         self.running = Some(running);
+    }
+
+    /// Stops the server; its data directory is kept if the test owns it.
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("server stops");
+        }
     }
 
     /// The store of the running server (for rebuilds).
