@@ -921,7 +921,10 @@ pub async fn deleted_text_leaves_the_log(store: Arc<dyn Store>) {
         .await
         .expect("delete");
     let log = format!("{:?}", whole_log(&store, app).await);
-    assert!(!log.contains("zebra"), "deleted text left in the log: {log}");
+    assert!(
+        !log.contains("zebra"),
+        "deleted text left in the log: {log}"
+    );
     assert!(log.contains("kept words"), "{log}");
     let item = store
         .item(app, room, doomed)
@@ -983,7 +986,11 @@ pub async fn seqs_past_32_bits_name_nothing(store: Arc<dyn Store>) {
     }
     let item_now = store.item(app, room, item.seq).await.expect("item");
     assert_eq!(item_now.and_then(|i| i.text).as_deref(), Some("original"));
-    assert_eq!(whole_log(&store, app).await.len(), before, "no event for a refusal");
+    assert_eq!(
+        whole_log(&store, app).await.len(),
+        before,
+        "no event for a refusal"
+    );
 }
 
 /// After a long random sequence of commands (accepted and refused), replaying the log gives

@@ -369,7 +369,12 @@ mod tests {
         for good in ["127.0.0.1:0", "[::1]:8080", "localhost:8080"] {
             c.set("listen", good, "--listen").expect(good);
         }
-        for bad in ["localhost", ":8080", "localhost:99999", "no such host.invalid:80"] {
+        for bad in [
+            "localhost",
+            ":8080",
+            "localhost:99999",
+            "no such host.invalid:80",
+        ] {
             c.set("listen", bad, "--listen").expect_err(bad);
         }
     }

@@ -45,14 +45,22 @@ fn spawn_serve(data_dir: &Path, log: &Path, level: &str) -> Spawned {
         .stderr(Stdio::from(file))
         .spawn()
         .expect("serve starts");
+    // Owned at once, so that a failed wait below still kills and reaps it.
+    let mut spawned = Spawned {
+        child,
+        addr: String::new(),
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if let Some(rest) = text.split("addr=").nth(1) {
-            let addr = rest.split_whitespace().next().expect("address").to_owned();
-            return Spawned { child, addr };
+            spawned.addr = rest.split_whitespace().next().expect("address").to_owned();
+            return spawned;
         }
-        assert!(Instant::now() < deadline, "the server did not start: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "the server did not start: {text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -111,7 +119,12 @@ async fn reads_cancelled_by_their_clients_keep_the_reader_pool() {
         let url = format!("{}/v1/rooms/{room}/messages?limit=5", s.base);
         let token = alice.clone();
         reads.push(tokio::spawn(async move {
-            client.get(url).bearer_auth(token).send().await.map(|r| r.status())
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status())
         }));
     }
     for r in reads {
@@ -136,7 +149,10 @@ async fn a_data_directory_in_use_is_refused_to_servers_and_operator_commands() {
         panic!("a second server started on a data directory in use")
     };
     let pid = std::process::id().to_string();
-    assert!(e.to_string().contains("in use") && e.to_string().contains(&pid), "{e}");
+    assert!(
+        e.to_string().contains("in use") && e.to_string().contains(&pid),
+        "{e}"
+    );
     // Operator commands in another process: refused, naming the server's process.
     let d = s.config.data_dir.to_str().expect("utf-8 path").to_owned();
     for args in [
@@ -153,7 +169,10 @@ async fn a_data_directory_in_use_is_refused_to_servers_and_operator_commands() {
             .expect("runs");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} ran beside the server");
-        assert!(err.contains("in use") && err.contains(&pid), "{args:?}: {err}");
+        assert!(
+            err.contains("in use") && err.contains(&pid),
+            "{args:?}: {err}"
+        );
     }
     // The server was not disturbed: sends still work.
     let alice = s.user(&app, "alice").await;
@@ -221,7 +240,10 @@ async fn a_damaged_search_index_is_rebuilt_from_the_log() {
     assert_eq!(hits["hits"].as_array().map(Vec::len), Some(20), "{hits}");
     s.store().settle().await.expect("indexed again");
     let head = std::fs::read(&index).expect("index file");
-    assert!(head.starts_with(b"SQLite format 3"), "the index was made again");
+    assert!(
+        head.starts_with(b"SQLite format 3"),
+        "the index was made again"
+    );
 }
 
 #[tokio::test]
@@ -268,7 +290,12 @@ async fn malformed_values_are_refused_and_change_nothing() {
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_json");
     let got = s
-        .call(Method::PUT, "/v1/users/bob", Some(&app.secret), Some(json!([])))
+        .call(
+            Method::PUT,
+            "/v1/users/bob",
+            Some(&app.secret),
+            Some(json!([])),
+        )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_json");
     for alias in [".", "..", "..."] {
@@ -283,10 +310,18 @@ async fn malformed_values_are_refused_and_change_nothing() {
     }
     let far = seq + (1i64 << 32);
     let path = format!("/v1/rooms/{room}/messages/{far}");
-    assert_error(&s.get(&path, &alice).await, StatusCode::NOT_FOUND, "message_not_found");
+    assert_error(
+        &s.get(&path, &alice).await,
+        StatusCode::NOT_FOUND,
+        "message_not_found",
+    );
     let got = s.patch(&path, &alice, json!({"text": "hijacked"})).await;
     assert_error(&got, StatusCode::NOT_FOUND, "message_not_found");
-    assert_error(&s.delete(&path, &alice).await, StatusCode::NOT_FOUND, "message_not_found");
+    assert_error(
+        &s.delete(&path, &alice).await,
+        StatusCode::NOT_FOUND,
+        "message_not_found",
+    );
     let got = s
         .post(
             &format!("/v1/rooms/{room}/messages"),
@@ -314,7 +349,9 @@ async fn a_delete_removes_the_text_from_the_log() {
     let item = s.send(&alice, room, "my card number 4242").await;
     let seq = item["seq"].as_i64().expect("seq");
     let path = format!("/v1/rooms/{room}/messages/{seq}");
-    let (status, _) = s.patch(&path, &alice, json!({"text": "card 4242 again"})).await;
+    let (status, _) = s
+        .patch(&path, &alice, json!({"text": "card 4242 again"}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     s.send(&alice, room, "harmless").await;
     let (status, _) = s.delete(&path, &alice).await;
@@ -322,7 +359,10 @@ async fn a_delete_removes_the_text_from_the_log() {
     let (_, events) = s.get("/v1/events?limit=1000", &app.secret).await;
     let log = events.to_string();
     assert!(!log.contains("4242"), "{log}");
-    assert!(log.contains("harmless") && log.contains("\"redacted\":true"), "{log}");
+    assert!(
+        log.contains("harmless") && log.contains("\"redacted\":true"),
+        "{log}"
+    );
     let (_, changes) = s
         .get(&format!("/v1/rooms/{room}/changes?since=0"), &alice)
         .await;
@@ -408,7 +448,11 @@ async fn a_full_disk_refuses_writes_and_the_server_recovers_when_space_returns()
     }
     assert!(refused > 0, "the disk never filled");
     let (status, _) = s.call(Method::GET, "/readyz", None, None).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "ready on a full disk");
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ready on a full disk"
+    );
     assert!(
         spawned.child.try_wait().expect("status").is_none(),
         "the server died on a full disk"
@@ -439,6 +483,8 @@ async fn a_full_disk_refuses_writes_and_the_server_recovers_when_space_returns()
     for seq in &acknowledged {
         assert!(stored.contains(seq), "acknowledged message {seq} was lost");
     }
-    let lines = BufReader::new(std::fs::File::open(&log).expect("log")).lines().count();
+    let lines = BufReader::new(std::fs::File::open(&log).expect("log"))
+        .lines()
+        .count();
     assert!(lines > 0);
 }

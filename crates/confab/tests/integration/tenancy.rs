@@ -2,8 +2,8 @@
 //! token reaches (only the chats made through it, never a room that users made).
 
 use crate::common::{Server, TestApp, assert_error};
-use confab_core::Store;
 use base64::Engine;
+use confab_core::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -55,9 +55,16 @@ async fn a_user_token_reveals_no_credential() {
     let kid = header["kid"].as_str().expect("kid").to_owned();
     assert_ne!(kid, app.token);
     for secret in [&app.token, &app.secret, &keys.signing_key, &s.admin_key] {
-        assert!(!eve.contains(secret.as_str()), "the token carries a credential");
+        assert!(
+            !eve.contains(secret.as_str()),
+            "the token carries a credential"
+        );
         assert!(!header.to_string().contains(secret.as_str()));
-        assert!(!decode_segment(&eve, 1).to_string().contains(secret.as_str()));
+        assert!(
+            !decode_segment(&eve, 1)
+                .to_string()
+                .contains(secret.as_str())
+        );
     }
     // The key id opens nothing: not the compatible API, not /v1 as an app or as the admin.
     let chats = [
@@ -123,17 +130,20 @@ async fn the_compatible_api_reaches_no_room_that_users_made() {
     let (app, rooms, alice, _) = conversations(&s).await;
     let t = &app.token;
     for room in rooms {
-        let (_, before) = s
-            .get(&format!("/v1/rooms/{room}/messages"), &alice)
-            .await;
+        let (_, before) = s.get(&format!("/v1/rooms/{room}/messages"), &alice).await;
         let last = before["items"]
             .as_array()
             .and_then(|a| a.last())
             .and_then(|i| i["seq"].as_i64())
             .expect("items");
         let mut refused = vec![
-            s.call(Method::GET, &format!("/api/v1/apps/{t}/chats/{room}"), None, None)
-                .await,
+            s.call(
+                Method::GET,
+                &format!("/api/v1/apps/{t}/chats/{room}"),
+                None,
+                None,
+            )
+            .await,
             s.call(
                 Method::GET,
                 &format!("/api/v1/apps/{t}/chats/{room}/messages/autocomplete?keyword=plans"),
@@ -172,9 +182,7 @@ async fn the_compatible_api_reaches_no_room_that_users_made() {
             assert!(!got.1.to_string().contains("plans"), "{}", got.1);
         }
         // Nothing was posted into the room.
-        let (_, after) = s
-            .get(&format!("/v1/rooms/{room}/messages"), &alice)
-            .await;
+        let (_, after) = s.get(&format!("/v1/rooms/{room}/messages"), &alice).await;
         assert_eq!(before, after, "room {room} changed");
     }
     // The app and its own chats still work through the compatible API.
@@ -183,12 +191,7 @@ async fn the_compatible_api_reaches_no_room_that_users_made() {
         .await;
     assert_eq!(status, StatusCode::OK, "{got}");
     let (status, chat) = s
-        .call(
-            Method::POST,
-            &format!("/api/v1/apps/{t}/chats"),
-            None,
-            None,
-        )
+        .call(Method::POST, &format!("/api/v1/apps/{t}/chats"), None, None)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{chat}");
     let chat = chat["number"].as_i64().expect("number");
