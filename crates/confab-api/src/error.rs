@@ -72,13 +72,17 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Domain(d) => d.into(),
-            StoreError::Backend(cause) => {
-                tracing::error!(%cause, "store failure");
+            StoreError::Unavailable(cause) | StoreError::Conflict(cause) => {
+                tracing::warn!(%cause, "store unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
                     "storage unavailable, retry later",
                 )
+            }
+            StoreError::Internal(cause) => {
+                tracing::error!(%cause, "store failure");
+                ApiError::internal()
             }
         }
     }

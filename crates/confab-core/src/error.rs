@@ -129,18 +129,38 @@ impl DomainError {
     }
 }
 
-/// What a store operation can fail with: a domain refusal, or a fault of the backend.
+/// What a store operation can fail with: a domain refusal, or one of three kinds of fault that
+/// callers treat differently. Messages of faults are for logs only, never for clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// The backend failed; the message is for logs only, never for clients.
-    #[error("storage backend: {0}")]
-    Backend(String),
+    /// Another writer won a race for the same rows or key (a serialization failure, a
+    /// deadlock, a unique key taken meanwhile). Stores retry these themselves; one that still
+    /// reaches a caller had no effect, and the caller may try again.
+    #[error("storage conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or cannot take the write now (connection lost, server
+    /// down, disk full, the writer stopped). The operation had no effect; try again later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or damaged data: not worth retrying, logged with its cause.
+    #[error("storage internal error: {0}")]
+    Internal(String),
 }
 
 impl StoreError {
-    pub fn backend(e: impl fmt::Display) -> Self {
-        StoreError::Backend(e.to_string())
+    pub fn internal(e: impl fmt::Display) -> Self {
+        StoreError::Internal(e.to_string())
+    }
+    pub fn unavailable(e: impl fmt::Display) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+    pub fn conflict(e: impl fmt::Display) -> Self {
+        StoreError::Conflict(e.to_string())
+    }
+    /// Whether the operation may succeed if tried again unchanged.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Conflict(_) | StoreError::Unavailable(_))
     }
 }

@@ -432,7 +432,7 @@ fn load_room(tx: &mut dyn Tx, app: AppId, room: RoomNumber) -> StoreResult<RoomS
 
 fn member_of(tx: &mut dyn Tx, app: AppId, room: RoomNumber, user: &UserId) -> StoreResult<Member> {
     tx.member(app, room, user)?
-        .ok_or_else(|| StoreError::Backend("membership missing after append".into()))
+        .ok_or_else(|| StoreError::internal("membership missing after append"))
 }
 
 /// The next item seq and change pos of a room.
@@ -725,7 +725,7 @@ fn join(tx: &mut dyn Tx, app: AppId, actor: UserId, room: RoomNumber) -> StoreRe
         }
         (Visibility::Private, Some(MemberState::Applied)) => current
             .clone()
-            .ok_or_else(|| StoreError::Backend("lost member".into()))?,
+            .ok_or_else(|| StoreError::internal("lost member"))?,
         (Visibility::Private, _) => announce_member(
             tx,
             app,
@@ -812,7 +812,7 @@ fn invite(
         }
         Some(MemberState::Invited) => current
             .clone()
-            .ok_or_else(|| StoreError::Backend("lost member".into()))?,
+            .ok_or_else(|| StoreError::internal("lost member"))?,
         Some(MemberState::Applied) => announce_member(
             tx,
             app,

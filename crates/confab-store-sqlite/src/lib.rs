@@ -3,6 +3,7 @@
 //! no trace; readers use a separate pool. WAL mode; `synchronous=FULL` unless told otherwise.
 
 mod cache;
+mod fault;
 mod index;
 mod projection;
 mod read;
@@ -75,13 +76,11 @@ pub struct SqliteStore {
     tuning: SearchTuning,
 }
 
-fn be(e: impl std::fmt::Display) -> StoreError {
-    StoreError::backend(e)
-}
+use fault::sql as be;
 
 /// Opens the database at `path`, creating and migrating it as needed.
 pub fn migrate(path: &Path) -> StoreResult<usize> {
-    make_private(path).map_err(be)?;
+    make_private(path).map_err(StoreError::unavailable)?;
     let mut conn = Connection::open(path).map_err(be)?;
     schema::configure(&conn, Durability::Full).map_err(be)?;
     schema::migrate(&mut conn).map_err(be)
@@ -128,11 +127,11 @@ fn make_private(path: &Path) -> std::io::Result<()> {
 
 impl SqliteStore {
     pub fn open(path: &Path, options: Options) -> StoreResult<SqliteStore> {
-        make_private(path).map_err(be)?;
+        make_private(path).map_err(StoreError::unavailable)?;
         let mut writer = Connection::open(path).map_err(be)?;
         schema::configure(&writer, options.durability).map_err(be)?;
         schema::migrate(&mut writer).map_err(be)?;
-        let index = index::start(path, options.search_index).map_err(be)?;
+        let index = index::start(path, options.search_index).map_err(StoreError::unavailable)?;
         let mut readers = Vec::new();
         for _ in 0..options.readers.max(1) {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -153,7 +152,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx, publish, writer_index))
-            .map_err(be)?;
+            .map_err(StoreError::unavailable)?;
         Ok(SqliteStore {
             jobs,
             permits: Arc::new(Semaphore::new(readers.len())),
@@ -182,13 +181,18 @@ impl SqliteStore {
         // The permit is owned by the blocking task, and the connection goes back to the pool
         // from inside it: a request cancelled while it waits for the answer (its client went
         // away) neither loses the connection nor frees its permit before the read ends.
-        let permit = self.permits.clone().acquire_owned().await.map_err(be)?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(StoreError::unavailable)?;
         let conn = self
             .readers
             .lock()
-            .map_err(be)?
+            .map_err(StoreError::internal)?
             .pop()
-            .ok_or_else(|| StoreError::Backend("reader pool empty".into()))?;
+            .ok_or_else(|| StoreError::internal("reader pool empty"))?;
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
             let lent = Lent {
@@ -197,14 +201,14 @@ impl SqliteStore {
             };
             let r = match &lent.conn {
                 Some(c) => f(c),
-                None => Err(StoreError::Backend("reader lost".into())),
+                None => Err(StoreError::internal("reader lost")),
             };
             drop(lent);
             drop(permit);
             r
         })
         .await
-        .map_err(be)?
+        .map_err(StoreError::internal)?
     }
 
     async fn submit<T>(
@@ -215,9 +219,9 @@ impl SqliteStore {
         self.jobs
             .send(make(tx))
             .await
-            .map_err(|_| StoreError::Backend("writer stopped".into()))?;
+            .map_err(|_| StoreError::unavailable("the writer stopped"))?;
         rx.await
-            .map_err(|_| StoreError::Backend("writer dropped the request".into()))?
+            .map_err(|_| StoreError::unavailable("the writer dropped the request"))?
     }
 }
 
@@ -300,7 +304,7 @@ impl Writer {
                         Ok(_guard) => index::reset(&index)
                             .map_err(be)
                             .and_then(|()| rebuild(&self.conn, &progress)),
-                        Err(e) => Err(be(e)),
+                        Err(e) => Err(StoreError::internal(e)),
                     };
                     self.cache.forget();
                     let _ = reply.send(result);
@@ -354,7 +358,7 @@ fn commit_batch(
 ) -> bool {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         for (_, reply) in commands {
-            let _ = reply.send(Err(be(&e)));
+            let _ = reply.send(Err(fault::sql_ref(&e)));
         }
         return false;
     }
@@ -379,7 +383,7 @@ fn commit_batch(
         cache.forget();
         let _ = conn.execute_batch("ROLLBACK");
         for (reply, _) in results {
-            let _ = reply.send(Err(be(&e)));
+            let _ = reply.send(Err(fault::sql_ref(&e)));
         }
         return false;
     }
@@ -425,13 +429,11 @@ fn run_one(
         Ok(_) => {
             exec_cached(conn, "ROLLBACK TO cmd")?;
             exec_cached(conn, "RELEASE cmd")?;
-            Err(StoreError::Backend(
-                "could not release the savepoint".into(),
-            ))
+            Err(StoreError::internal("could not release the savepoint"))
         }
         Err(e) => {
-            if let StoreError::Backend(msg) = &e {
-                tracing::error!(error = %msg, "command failed in the store");
+            if !matches!(e, StoreError::Domain(_)) {
+                tracing::error!(error = %e, "command failed in the store");
             }
             exec_cached(conn, "ROLLBACK TO cmd")?;
             exec_cached(conn, "RELEASE cmd")?;
@@ -464,7 +466,7 @@ fn rebuild(conn: &Connection, progress: &Progress) -> StoreResult<u64> {
                 app: AppId(r.get(0).map_err(be)?),
                 offset: Offset(r.get(1).map_err(be)?),
                 at: Timestamp(r.get(2).map_err(be)?),
-                body: EventBody::decode(v, &body).map_err(StoreError::Backend)?,
+                body: EventBody::decode(v, &body).map_err(StoreError::Internal)?,
             };
             projection::apply(conn, &ev).map_err(be)?;
             done += 1;
@@ -744,7 +746,8 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        let deadline = |what: &str| StoreError::Backend(format!("{what} did not answer in time"));
+        let deadline =
+            |what: &str| StoreError::unavailable(format!("{what} did not answer in time"));
         tokio::time::timeout(PING_DEADLINE, self.submit(Job::Ping))
             .await
             .map_err(|_| deadline("the writer"))??;

@@ -10,9 +10,7 @@ use confab_core::model::{
 use confab_core::store::StoreResult;
 use rusqlite::{Connection, OptionalExtension, params};
 
-fn be(e: rusqlite::Error) -> StoreError {
-    StoreError::backend(e)
-}
+use crate::fault::sql as be;
 
 pub fn app_stats(conn: &Connection, app: AppId) -> StoreResult<AppStats> {
     conn.prepare_cached("SELECT rooms_count, users_count, messages_count FROM apps WHERE id = ?1")
@@ -350,7 +348,7 @@ pub fn changes(
     let has_more = raw.len() > limit;
     let mut rows = Vec::with_capacity(raw.len().min(limit));
     for (pos, at, v, body, seq) in raw.into_iter().take(limit) {
-        let body = EventBody::decode(v, &body).map_err(StoreError::Backend)?;
+        let body = EventBody::decode(v, &body).map_err(StoreError::Internal)?;
         let item = match seq {
             Some(s) => rows::item_by_seq(conn, rid, Seq(s)).map_err(be)?,
             None => None,
@@ -393,7 +391,7 @@ pub fn events(
     let has_more = raw.len() > limit;
     let mut rows = Vec::with_capacity(raw.len().min(limit));
     for (offset, at, v, body) in raw.into_iter().take(limit) {
-        let body = EventBody::decode(v, &body).map_err(StoreError::Backend)?;
+        let body = EventBody::decode(v, &body).map_err(StoreError::Internal)?;
         rows.push(Event {
             app,
             offset: Offset(offset),

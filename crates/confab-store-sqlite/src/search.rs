@@ -18,7 +18,6 @@
 //! three characters, which a trigram index cannot serve, are matched (by scanning).
 
 use crate::rows::{self, ITEM_COLS, item_key};
-use confab_core::error::StoreError;
 use confab_core::ids::{AppId, RoomNumber, Seq};
 use confab_core::model::{Item, ItemKind, Page};
 use confab_core::search::{Cursor, Hit, Query, Scope};
@@ -53,9 +52,7 @@ impl Default for SearchTuning {
 /// Items read from a room per query while scanning.
 const CHUNK: usize = 16;
 
-fn be(e: rusqlite::Error) -> StoreError {
-    StoreError::backend(e)
-}
+use crate::fault::sql as be;
 
 /// A room in scope: internal id and number.
 #[derive(Clone, Copy)]

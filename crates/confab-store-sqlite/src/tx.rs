@@ -3,7 +3,6 @@
 use crate::cache::WriterCache;
 use crate::projection;
 use crate::rows::{self, APP_COLS, ITEM_COLS, direct_key};
-use confab_core::error::StoreError;
 use confab_core::event::{EVENT_VERSION, Event, EventBody};
 use confab_core::ids::{AppId, Offset, RoomNumber, Seq, Timestamp, UserId};
 use confab_core::model::{App, Item, Member, User};
@@ -19,9 +18,7 @@ pub struct SqliteTx<'c> {
     pub cache: &'c mut WriterCache,
 }
 
-fn be(e: rusqlite::Error) -> StoreError {
-    StoreError::backend(e)
-}
+use crate::fault::sql as be;
 
 impl SqliteTx<'_> {
     fn rid(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Option<i64>> {
