@@ -4,7 +4,6 @@
 use anyhow::{Context, bail};
 use confab_core::Command;
 use confab_core::ids::{AppId, RoomNumber, UserId};
-use confab_core::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -226,8 +225,8 @@ pub fn message_text(sender: usize, i: u64) -> String {
 }
 
 /// [`Server::store_send`] on a store handle that can move into a task.
-pub async fn store_send(
-    store: &confab_store_sqlite::SqliteStore,
+pub async fn store_send<T: confab_core::store::Store + ?Sized>(
+    store: &std::sync::Arc<T>,
     app: AppId,
     sender: &str,
     room: i64,

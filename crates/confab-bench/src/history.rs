@@ -8,7 +8,6 @@ use crate::stats::{Table, ms, rate, thousands};
 use anyhow::{Context, bail};
 use confab_core::ids::{RoomNumber, UserId};
 use confab_core::model::HistoryQuery;
-use confab_core::store::Store;
 use reqwest::StatusCode;
 use reqwest::header::AUTHORIZATION;
 use std::sync::Arc;

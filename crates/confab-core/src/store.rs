@@ -17,10 +17,21 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Progress of a rebuild: events replayed so far out of a total.
 pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
 
+/// The events this store instance commits, in its commit order, each as soon as it is durable:
+/// what a node forwards to the bus. Like a bus receiver, it may lag (the receiver then resyncs
+/// from the store) and it closes with the store.
+#[async_trait::async_trait]
+pub trait CommitFeed: Send {
+    async fn recv(&mut self) -> Result<std::sync::Arc<crate::event::Event>, crate::bus::BusError>;
+}
+
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Decides and commits one command. Answers only after the commit is durable.
     async fn execute(&self, cmd: Command) -> StoreResult<Outcome>;
+
+    /// Everything this instance commits from now on (see [`CommitFeed`]).
+    fn committed(&self) -> Box<dyn CommitFeed>;
 
     async fn apps(&self) -> StoreResult<Vec<App>>;
     async fn app_by_token(&self, token: &str) -> StoreResult<Option<App>>;

@@ -15,6 +15,7 @@ mod tx;
 pub use schema::Durability;
 
 use async_trait::async_trait;
+use confab_core::bus::BusError;
 use confab_core::command::{Command, Outcome};
 use confab_core::error::StoreError;
 use confab_core::event::{Event, EventBody};
@@ -23,7 +24,7 @@ use confab_core::model::{
     Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
     RoomSummary, User,
 };
-use confab_core::store::{Progress, Store, StoreResult};
+use confab_core::store::{CommitFeed, Progress, Store, StoreResult};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -162,11 +163,6 @@ impl SqliteStore {
             tuning: options.search,
             index,
         })
-    }
-
-    /// Every committed event, in commit order, as soon as its transaction is durable.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.committed.subscribe()
     }
 
     pub fn path(&self) -> &Path {
@@ -488,10 +484,28 @@ fn rebuild(conn: &Connection, progress: &Progress) -> StoreResult<u64> {
     }
 }
 
+/// The writer's broadcast of committed events, as the port's feed.
+struct Feed(broadcast::Receiver<Arc<Event>>);
+
+#[async_trait]
+impl CommitFeed for Feed {
+    async fn recv(&mut self) -> Result<Arc<Event>, BusError> {
+        use broadcast::error::RecvError;
+        self.0.recv().await.map_err(|e| match e {
+            RecvError::Lagged(n) => BusError::Lagged(n),
+            RecvError::Closed => BusError::Closed,
+        })
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn execute(&self, cmd: Command) -> StoreResult<Outcome> {
         self.submit(|reply| Job::Command(cmd, reply)).await
+    }
+
+    fn committed(&self) -> Box<dyn CommitFeed> {
+        Box::new(Feed(self.committed.subscribe()))
     }
 
     async fn apps(&self) -> StoreResult<Vec<App>> {

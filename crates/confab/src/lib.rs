@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 /// Opens (creating and migrating) the store the configuration names. The caller holds the
 /// data directory (see [`lock_data_dir`]).
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<SqliteStore>> {
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let path = config.database_path();
     warn_if_emptied(config, &path);
     let durability = if config.durability == "normal" {
@@ -188,7 +188,7 @@ pub struct Running {
     pub admin_key: String,
     /// Whether the admin key was made by this start.
     pub admin_key_new: bool,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     shutdown: oneshot::Sender<()>,
     /// Released when the server has stopped.
     _lock: DataDirLock,
@@ -224,10 +224,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let dyn_store: Arc<dyn Store> = store.clone();
     let gateway = start_gateway(&store, config);
-    let state =
-        AppState::new(dyn_store, api_config(config, admin_key.clone())).with_ws(gateway.clone());
+    let state = AppState::new(store.clone(), api_config(config, admin_key.clone()))
+        .with_ws(gateway.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(confab_api::serve(listener, state, async {
         let _ = rx.await;
@@ -245,24 +244,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 }
 
 /// Starts the real-time gateway on an in-process bus, fed by the store's committed events.
-fn start_gateway(store: &Arc<SqliteStore>, config: &Config) -> confab_api::ws::Gateway {
-    use confab_core::bus::{Bus, BusMessage};
-    use tokio::sync::broadcast::error::RecvError;
+fn start_gateway(store: &Arc<dyn Store>, config: &Config) -> confab_api::ws::Gateway {
+    use confab_core::bus::{Bus, BusError, BusMessage};
     let bus: Arc<dyn Bus> = Arc::new(confab_api::ws::LocalBus::new(16 * 1024));
-    let dyn_store: Arc<dyn Store> = store.clone();
-    let gateway = confab_api::ws::Gateway::start(dyn_store, bus.clone(), config.ws());
-    let mut committed = store.subscribe();
+    let gateway = confab_api::ws::Gateway::start(store.clone(), bus.clone(), config.ws());
+    let mut committed = store.committed();
     let gw = gateway.clone();
     tokio::spawn(async move {
         loop {
             match committed.recv().await {
                 Ok(event) => bus.publish(BusMessage::Committed(event)),
-                Err(RecvError::Lagged(n)) => {
+                Err(BusError::Lagged(n)) => {
                     // Lost events may include membership changes: every client resumes.
                     tracing::warn!(lost = n, "bus forwarder lagged behind the store");
                     gw.resync_all();
                 }
-                Err(RecvError::Closed) => break,
+                Err(BusError::Closed) => break,
             }
         }
     });

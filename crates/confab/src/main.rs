@@ -3,7 +3,6 @@
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use confab::config::Config;
-use confab_core::store::Store;
 use confab_core::{Command, Outcome};
 use std::io::IsTerminal;
 use std::sync::Arc;

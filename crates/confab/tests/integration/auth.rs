@@ -4,7 +4,6 @@
 use crate::common::{Server, TestApp, assert_error};
 use confab_core::ids::UserId;
 use confab_core::model::AppKeys;
-use confab_core::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -85,7 +85,7 @@ impl Server {
     }
 
     /// The store of the running server (for rebuilds).
-    pub fn store(&self) -> std::sync::Arc<confab_store_sqlite::SqliteStore> {
+    pub fn store(&self) -> std::sync::Arc<dyn confab_core::Store> {
         self.running.as_ref().expect("running").store.clone()
     }
 

@@ -2,7 +2,6 @@
 //! restart that keeps everything, and a rebuild of every projection that equals the live state.
 
 use crate::common::{Server, TestApp};
-use confab_core::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,7 +3,6 @@
 //! search index, an emptied database.
 
 use crate::common::{Server, assert_error};
-use confab_core::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::io::{BufRead, BufReader};

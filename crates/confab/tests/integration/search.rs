@@ -2,7 +2,6 @@
 //! refusals (nobody finds messages of a room they may not read).
 
 use crate::common::{Server, assert_error};
-use confab_core::store::Store;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

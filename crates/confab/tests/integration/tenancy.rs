@@ -3,7 +3,6 @@
 
 use crate::common::{Server, TestApp, assert_error};
 use base64::Engine;
-use confab_core::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

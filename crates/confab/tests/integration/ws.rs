@@ -3,7 +3,6 @@
 //! presence, typing, read markers, limits and refusals.
 
 use crate::common::Server;
-use confab_core::store::Store;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
