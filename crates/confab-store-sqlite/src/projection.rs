@@ -126,7 +126,7 @@ pub fn apply_rows(conn: &Connection, ev: &Event, rid: Option<i64>) -> R {
             )?
             .execute(params![
                 app, room.0, kind_str(*kind), name, image_url, visibility_str(*visibility), alias,
-                creator.as_ref().map(UserId::as_str), dkey, at, pos.0, ev.offset.0
+                creator.as_ref().map(UserId::as_str), dkey, at, pos.0, at
             ])?;
             conn.prepare_cached(
                 "UPDATE apps SET last_room = ?2, rooms_count = rooms_count + 1 WHERE id = ?1",
@@ -206,9 +206,11 @@ pub fn apply_rows(conn: &Connection, ev: &Event, rid: Option<i64>) -> R {
                 (None, false) => 0,
             };
             // Seniority (for choosing a new owner) survives role changes of a joined member.
+            // It is the room position of the joining: compared only within the room, and taken
+            // under the room's own counter rather than the app's log offset.
             let since = match joined && was_joined {
-                true => since_of(conn, rid, user).unwrap_or(ev.offset.0),
-                false => ev.offset.0,
+                true => since_of(conn, rid, user).unwrap_or(pos.0),
+                false => pos.0,
             };
             conn.prepare_cached(
                 "INSERT INTO members (room_id, user_id, app_id, role, state, read_seq, since, updated_at)
@@ -255,7 +257,7 @@ pub fn apply_rows(conn: &Connection, ev: &Event, rid: Option<i64>) -> R {
                 "UPDATE rooms SET last_seq = ?2, last_pos = ?3, messages_count = messages_count + 1,
                     activity = ?4 WHERE id = ?1",
             )?
-            .execute(params![rid, seq.0, pos.0, ev.offset.0])?;
+            .execute(params![rid, seq.0, pos.0, at])?;
             if let Some(parent) = reply_to {
                 conn.prepare_cached(
                     "UPDATE items SET reply_count = reply_count + 1 WHERE id = ?1",
@@ -343,6 +345,6 @@ fn announce(conn: &Connection, ev: &Event, rid: i64, seq: Seq, by: Option<&UserI
         data.to_string()
     ])?;
     conn.prepare_cached("UPDATE rooms SET last_seq = ?2, activity = ?3 WHERE id = ?1")?
-        .execute(params![rid, seq.0, ev.offset.0])?;
+        .execute(params![rid, seq.0, ev.at.0])?;
     Ok(())
 }

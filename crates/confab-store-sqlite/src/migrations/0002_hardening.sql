@@ -12,3 +12,14 @@ CREATE TABLE health (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     probe INTEGER NOT NULL
 );
+
+-- Projections no longer use the app's log offset as a clock, so that a store with many writers
+-- can take the offset last: a room's activity is the time of its last item, a member's
+-- seniority the room position at which they joined. Existing rows are converted exactly, from
+-- the event each old value names.
+UPDATE rooms SET activity = COALESCE(
+    (SELECT e.at FROM events e WHERE e.app_id = rooms.app_id AND e."offset" = rooms.activity),
+    activity);
+UPDATE members SET since = COALESCE(
+    (SELECT e.pos FROM events e WHERE e.app_id = members.app_id AND e."offset" = members.since),
+    since);
