@@ -9,8 +9,8 @@ use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 use tokio::sync::{mpsc, watch};
+use tower::ServiceExt;
 
 /// Serves until `shutdown` resolves, then stops accepting, asks every connection to end after
 /// its current request, and waits for them. A client gets `header_timeout` to send a request's
