@@ -8,6 +8,7 @@ mod cli;
 mod compat;
 mod durability;
 mod history;
+mod limits;
 mod members;
 mod messages;
 mod rooms;
