@@ -243,11 +243,15 @@ impl Session {
             })
             .collect();
         // A reconnect that asks for a replay pays for it like a `resume` frame, or reconnecting
-        // in a loop would replay without limit. Over budget, each room with a backlog gets a
-        // `reset` (the client pages its history over REST) instead: explicit, never a skip.
-        let over = asked && self.meter_replay(plan.iter().map(|p| (p.1, p.2))).is_err();
+        // in a loop would replay without limit. Only the rooms it names count (the others
+        // replay at most what arrived while subscribing). Over budget, each named room with a
+        // backlog gets a `reset` (the client pages its history over REST) instead of the
+        // replay: explicit, never a skip.
+        let named = |room: &RoomNumber| resume.contains_key(room);
+        let ranges = plan.iter().filter(|p| named(&p.0)).map(|p| (p.1, p.2));
+        let over = asked && self.meter_replay(ranges).is_err();
         for (room, from, target) in plan {
-            if over && from < target {
+            if over && from < target && named(&room) {
                 self.reset(room, target).await?;
             } else {
                 self.replay(room, from, target).await?;
