@@ -13,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// For 429: how long until the request would be accepted (sent as `Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// The status each kind of domain refusal is answered with.
@@ -35,6 +37,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// 429 `rate_limited`; `Retry-After` says how long to wait, in whole seconds.
+    pub fn rate_limited(wait: std::time::Duration, message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(wait),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -64,6 +74,7 @@ impl From<DomainError> for ApiError {
             status: status_of(e.kind()),
             code: e.code.as_str(),
             message: e.message,
+            retry_after: None,
         }
     }
 }
@@ -91,7 +102,15 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up and at least 1: a client that waits that long is let in.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        response
     }
 }
 

@@ -173,7 +173,10 @@ impl FromRequestParts<AppState> for AppCaller {
     ) -> Result<Self, Self::Rejection> {
         let secret = bearer(&parts.headers)?;
         match state.keys.by_secret(&state.store, secret).await? {
-            Some(keys) => Ok(AppCaller { keys }),
+            Some(keys) => {
+                state.limits.app(keys.id).map_err(crate::limit::refused)?;
+                Ok(AppCaller { keys })
+            }
             None => Err(ApiError::unauthorized("invalid app secret")),
         }
     }
@@ -194,6 +197,7 @@ impl FromRequestParts<AppState> for UserCaller {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?;
         let (app, user) = state.authenticate_user(token).await?;
+        state.limits.app(app).map_err(crate::limit::refused)?;
         state.seen(app, &user);
         Ok(UserCaller { app, user })
     }

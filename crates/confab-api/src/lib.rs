@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod limit;
 mod openapi;
 mod routes;
 mod serve;
@@ -40,6 +41,8 @@ pub struct ApiConfig {
     pub open_app_creation: bool,
     /// Time a client has to send a request's headers (an idle kept-alive connection too).
     pub header_timeout: Duration,
+    /// Rate limits per user, app and client address.
+    pub rate: limit::LimitConfig,
 }
 
 impl Default for ApiConfig {
@@ -52,6 +55,7 @@ impl Default for ApiConfig {
             max_body_bytes: 256 * 1024,
             open_app_creation: true,
             header_timeout: Duration::from_secs(30),
+            rate: limit::LimitConfig::default(),
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct AppState {
     /// Tokens already verified, keyed by the whole signed token, with their expiry (Unix s).
     verified: Arc<Mutex<HashMap<String, VerifiedToken>>>,
     seen: Arc<Mutex<HashMap<(AppId, UserId), Instant>>>,
+    /// Rate limits, shared by REST and the WebSocket so a user has one budget whatever the path.
+    pub limits: Arc<limit::Limits>,
     /// The real-time gateway, when enabled.
     pub ws: Option<ws::Gateway>,
 }
@@ -79,6 +85,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Self {
         AppState {
             store,
+            limits: Arc::new(limit::Limits::new(&config.rate)),
             config: Arc::new(config),
             keys: Arc::new(KeyCache::default()),
             verified: Arc::new(Mutex::new(HashMap::new())),

@@ -569,6 +569,9 @@ pub fn document() -> OpenApi {
             .description("refused: `{\"error\":{\"code\":..,\"message\":..}}` with 400/401/403/404/409/413/422")
             .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorDto"))))
             .build();
+        if metered(&route) {
+            op = op.response("429", rate_limited());
+        }
         op = op.response("default", error);
         paths = paths.path(route.path, PathItem::new(route.method, op.build()));
     }
@@ -628,6 +631,37 @@ pub fn document() -> OpenApi {
         .build()
 }
 
+/// Whether a route can answer 429: every route of an app or its users (the per-app budget,
+/// and for some the per-user write or read budget) and the seed-004 routes (per address).
+fn metered(route: &Route) -> bool {
+    !matches!(route.caller, Caller::Admin) && !matches!(route.path, "/healthz" | "/readyz")
+}
+
+/// The 429 answer, with its `Retry-After` header.
+fn rate_limited() -> utoipa::openapi::Response {
+    let seconds = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1));
+    let retry_after = utoipa::openapi::header::HeaderBuilder::new()
+        .schema(Some(seconds))
+        .description(Some(
+            "whole seconds to wait before trying again (at least 1)",
+        ))
+        .build();
+    ResponseBuilder::new()
+        .description(
+            "`rate_limited`: over a budget (per user: sends, edits and deletes, or expensive reads \
+             such as history, changes, events and search; per app; per client address for \
+             routes without a credential)",
+        )
+        .header("Retry-After", retry_after)
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorDto"))),
+        )
+        .build()
+}
+
 pub fn router() -> Router<AppState> {
     let doc = std::sync::Arc::new(document());
     Router::new().route(
@@ -658,5 +692,8 @@ mod tests {
         }
         assert!(doc["paths"]["/v1/rooms/{number}/messages"]["post"].is_object());
         assert!(doc["paths"]["/v1/rooms/{number}/messages"]["get"].is_object());
+        let limited = &doc["paths"]["/v1/rooms/{number}/messages"]["post"]["responses"]["429"];
+        assert!(limited["headers"]["Retry-After"].is_object(), "{limited}");
+        assert!(doc["paths"]["/healthz"]["get"]["responses"]["429"].is_null());
     }
 }

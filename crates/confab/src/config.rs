@@ -32,11 +32,29 @@ pub struct Config {
     pub ws_resume_cap: u64,
     pub ws_max_message_bytes: usize,
     pub ws_connections_per_user: usize,
-    pub ws_sends_per_second: u32,
     pub ws_auth_timeout_ms: u64,
     pub ws_ping_seconds: u64,
     pub ws_presence_grace_ms: u64,
     pub ws_presence_room_limit: usize,
+    /// Rate limits (token buckets; a rate of 0 turns that limit off). Writes per user (sends,
+    /// edits, deletes, WebSocket replays) over REST and the socket together; the old key
+    /// `ws_sends_per_second` names the same rate.
+    pub sends_per_second: u32,
+    pub sends_burst: u32,
+    /// Expensive reads per user (history, threads, changes, search) or per app (events).
+    pub reads_per_second: u32,
+    pub reads_burst: u32,
+    /// Requests per app, its users' included.
+    pub app_requests_per_second: u32,
+    pub app_requests_burst: u32,
+    /// Requests to the seed-004 routes per client address.
+    pub anon_requests_per_second: u32,
+    pub anon_requests_burst: u32,
+    /// Apps created without the admin key per client address.
+    pub anon_apps_per_hour: u32,
+    pub anon_apps_burst: u32,
+    /// Most callers each limiter remembers.
+    pub rate_limit_keys: usize,
 }
 
 impl Default for Config {
@@ -60,11 +78,21 @@ impl Default for Config {
             ws_resume_cap: 50_000,
             ws_max_message_bytes: 64 * 1024,
             ws_connections_per_user: 16,
-            ws_sends_per_second: 20,
             ws_auth_timeout_ms: 10_000,
             ws_ping_seconds: 20,
             ws_presence_grace_ms: 5_000,
             ws_presence_room_limit: 1000,
+            sends_per_second: 20,
+            sends_burst: 20,
+            reads_per_second: 20,
+            reads_burst: 60,
+            app_requests_per_second: 2000,
+            app_requests_burst: 4000,
+            anon_requests_per_second: 20,
+            anon_requests_burst: 60,
+            anon_apps_per_hour: 20,
+            anon_apps_burst: 5,
+            rate_limit_keys: 100_000,
         }
     }
 }
@@ -89,11 +117,23 @@ pub const KEYS: &[&str] = &[
     "ws_resume_cap",
     "ws_max_message_bytes",
     "ws_connections_per_user",
-    "ws_sends_per_second",
     "ws_auth_timeout_ms",
     "ws_ping_seconds",
     "ws_presence_grace_ms",
     "ws_presence_room_limit",
+    // The old name first, so the new one wins when both are set.
+    "ws_sends_per_second",
+    "sends_per_second",
+    "sends_burst",
+    "reads_per_second",
+    "reads_burst",
+    "app_requests_per_second",
+    "app_requests_burst",
+    "anon_requests_per_second",
+    "anon_requests_burst",
+    "anon_apps_per_hour",
+    "anon_apps_burst",
+    "rate_limit_keys",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +183,9 @@ fn log_filter(value: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// Highest rate or burst a limit accepts.
+const MAX_RATE: u32 = 100_000_000;
 
 fn num<T>(value: &str, min: T, max: T) -> Result<T, String>
 where
@@ -227,9 +270,6 @@ impl Config {
             "ws_connections_per_user" => {
                 self.ws_connections_per_user = num(value, 1, 1_000_000).map_err(err)?
             }
-            "ws_sends_per_second" => {
-                self.ws_sends_per_second = num(value, 1, 1_000_000).map_err(err)?
-            }
             "ws_auth_timeout_ms" => {
                 self.ws_auth_timeout_ms = num(value, 10, 600_000).map_err(err)?
             }
@@ -239,6 +279,31 @@ impl Config {
             }
             "ws_presence_room_limit" => {
                 self.ws_presence_room_limit = num(value, 0, 100_000_000).map_err(err)?
+            }
+            "sends_per_second" | "ws_sends_per_second" => {
+                self.sends_per_second = num(value, 0, MAX_RATE).map_err(err)?
+            }
+            "sends_burst" => self.sends_burst = num(value, 1, MAX_RATE).map_err(err)?,
+            "reads_per_second" => self.reads_per_second = num(value, 0, MAX_RATE).map_err(err)?,
+            "reads_burst" => self.reads_burst = num(value, 1, MAX_RATE).map_err(err)?,
+            "app_requests_per_second" => {
+                self.app_requests_per_second = num(value, 0, MAX_RATE).map_err(err)?
+            }
+            "app_requests_burst" => {
+                self.app_requests_burst = num(value, 1, MAX_RATE).map_err(err)?
+            }
+            "anon_requests_per_second" => {
+                self.anon_requests_per_second = num(value, 0, MAX_RATE).map_err(err)?
+            }
+            "anon_requests_burst" => {
+                self.anon_requests_burst = num(value, 1, MAX_RATE).map_err(err)?
+            }
+            "anon_apps_per_hour" => {
+                self.anon_apps_per_hour = num(value, 0, MAX_RATE).map_err(err)?
+            }
+            "anon_apps_burst" => self.anon_apps_burst = num(value, 1, MAX_RATE).map_err(err)?,
+            "rate_limit_keys" => {
+                self.rate_limit_keys = num(value, 1000, 100_000_000).map_err(err)?
             }
             _ => return Err(err("unknown key".into())),
         }
@@ -308,12 +373,28 @@ impl Config {
             resume_cap: self.ws_resume_cap,
             max_message_bytes: self.ws_max_message_bytes,
             connections_per_user: self.ws_connections_per_user,
-            sends_per_second: self.ws_sends_per_second,
             auth_timeout: Duration::from_millis(self.ws_auth_timeout_ms),
             ping_interval: Duration::from_secs(self.ws_ping_seconds),
             presence_grace: Duration::from_millis(self.ws_presence_grace_ms),
             presence_room_limit: self.ws_presence_room_limit,
             ..confab_api::ws::WsConfig::default()
+        }
+    }
+
+    /// The rate limits, for the API.
+    pub fn rate(&self) -> confab_api::limit::LimitConfig {
+        use confab_api::limit::Rate;
+        let r = |per_second: u32, burst: u32| Rate::new(f64::from(per_second), f64::from(burst));
+        confab_api::limit::LimitConfig {
+            sends: r(self.sends_per_second, self.sends_burst),
+            reads: r(self.reads_per_second, self.reads_burst),
+            app: r(self.app_requests_per_second, self.app_requests_burst),
+            anonymous: r(self.anon_requests_per_second, self.anon_requests_burst),
+            app_creations: Rate::new(
+                f64::from(self.anon_apps_per_hour) / 3600.0,
+                f64::from(self.anon_apps_burst),
+            ),
+            max_keys: self.rate_limit_keys,
         }
     }
 
@@ -398,5 +479,32 @@ mod tests {
             .expect("in range");
         let e = c.validate().expect_err("too small for a full message");
         assert!(e.to_string().contains("ws_max_message_bytes"), "{e}");
+    }
+
+    #[test]
+    fn rate_limits_are_checked_and_the_old_send_key_still_works() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "CONFAB_WS_SENDS_PER_SECOND").then(|| "7".to_string()))
+            .expect("accepted");
+        assert_eq!(c.sends_per_second, 7);
+        c.apply_env(|k| match k {
+            "CONFAB_WS_SENDS_PER_SECOND" => Some("7".to_string()),
+            "CONFAB_SENDS_PER_SECOND" => Some("9".to_string()),
+            _ => None,
+        })
+        .expect("accepted");
+        assert_eq!(c.sends_per_second, 9, "the new name wins");
+        c.apply_toml(
+            "anon_apps_per_hour = 36
+reads_per_second = 0
+",
+            "confab.toml",
+        )
+        .expect("accepted");
+        let rate = c.rate();
+        assert!((rate.app_creations.per_second - 0.01).abs() < 1e-9);
+        assert_eq!(rate.reads.per_second, 0.0);
+        let e = c.set("sends_burst", "0", "test").expect_err("refused");
+        assert!(e.to_string().contains("sends_burst"), "{e}");
     }
 }

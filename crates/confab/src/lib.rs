@@ -179,6 +179,7 @@ pub fn api_config(config: &Config, admin_key: String) -> ApiConfig {
         max_body_bytes: config.max_body_bytes,
         open_app_creation: config.open_app_creation,
         header_timeout: std::time::Duration::from_millis(config.http_header_timeout_ms),
+        rate: config.rate(),
     }
 }
 

@@ -75,6 +75,7 @@ async fn app_dto(state: &AppState, token: &str) -> ApiResult<CompatAppDto> {
 
 pub async fn create_app(
     State(state): State<AppState>,
+    _metered: crate::limit::AppCreation,
     headers: HeaderMap,
     Json(req): Json<NameReq>,
 ) -> ApiResult<(StatusCode, axum::Json<CompatAppDto>)> {
@@ -93,6 +94,7 @@ pub async fn create_app(
 
 pub async fn rename_app(
     State(state): State<AppState>,
+    _metered: crate::limit::Anonymous,
     Path(token): Path<String>,
     Json(req): Json<NameReq>,
 ) -> ApiResult<axum::Json<CompatAppDto>> {
@@ -110,6 +112,7 @@ pub async fn rename_app(
 
 pub async fn get_app(
     State(state): State<AppState>,
+    _metered: crate::limit::Anonymous,
     Path(token): Path<String>,
 ) -> ApiResult<axum::Json<CompatAppDto>> {
     Ok(axum::Json(app_dto(&state, &token).await?))
@@ -126,6 +129,7 @@ fn chat_dto(room: &confab_core::model::Room) -> CompatChatDto {
 
 pub async fn create_chat(
     State(state): State<AppState>,
+    _metered: crate::limit::Anonymous,
     Path(token): Path<String>,
 ) -> ApiResult<(StatusCode, axum::Json<CompatChatDto>)> {
     let app = app_id(&state, &token).await?;
@@ -158,6 +162,7 @@ async fn chat(state: &AppState, app: AppId, number: i64) -> ApiResult<confab_cor
 
 pub async fn get_chat(
     State(state): State<AppState>,
+    _metered: crate::limit::Anonymous,
     Path((token, number)): Path<(String, i64)>,
 ) -> ApiResult<axum::Json<CompatChatDto>> {
     let app = app_id(&state, &token).await?;
@@ -176,6 +181,7 @@ fn message_dto(item: &Item) -> CompatMessageDto {
 
 pub async fn create_message(
     State(state): State<AppState>,
+    _metered: crate::limit::Anonymous,
     Path((token, number)): Path<(String, i64)>,
     Json(req): Json<CompatMessageReq>,
 ) -> ApiResult<(StatusCode, axum::Json<CompatMessageDto>)> {
@@ -205,6 +211,7 @@ pub async fn create_message(
 
 pub async fn get_message(
     State(state): State<AppState>,
+    _metered: crate::limit::Anonymous,
     Path((token, number, seq)): Path<(String, i64, i64)>,
 ) -> ApiResult<axum::Json<CompatMessageDto>> {
     let app = app_id(&state, &token).await?;
@@ -228,6 +235,7 @@ pub struct AutocompleteParams {
 
 pub async fn autocomplete(
     State(state): State<AppState>,
+    anon: crate::limit::Anonymous,
     Path((token, number)): Path<(String, i64)>,
     Query(p): Query<AutocompleteParams>,
 ) -> ApiResult<axum::Json<CompatAutocompleteDto>> {
@@ -249,6 +257,7 @@ pub async fn autocomplete(
         }
     };
     let keyword = p.keyword.unwrap_or_default();
+    anon.search(&state, &keyword)?;
     let skip = (page - 1) * limit;
     let found = run_search(
         &state,

@@ -5,6 +5,7 @@ use crate::cursor;
 use crate::dto::{EventDto, EventPageDto};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppCaller, Query};
+use crate::limit;
 use axum::extract::State;
 use confab_core::ids::Offset;
 use serde::Deserialize;
@@ -21,6 +22,10 @@ pub async fn list_events(
     caller: AppCaller,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<axum::Json<EventPageDto>> {
+    state
+        .limits
+        .app_read(caller.keys.id, limit::READ_COST)
+        .map_err(limit::refused)?;
     let limit = cursor::limit(q.limit, 100, 1000)?;
     let after = q.after.unwrap_or(0);
     if after < 0 {

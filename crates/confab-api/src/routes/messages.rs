@@ -8,6 +8,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query, UserCaller};
+use crate::limit::{self, READ_COST};
 use axum::extract::State;
 use axum::http::StatusCode;
 use confab_core::ids::{Pos, RoomNumber, Seq};
@@ -33,6 +34,11 @@ pub async fn send_message(
     if let Some(c) = &req.client_id {
         validate::client_id(c)?;
     }
+    // The same budget as sends over the WebSocket.
+    state
+        .limits
+        .write(me.app, &me.user)
+        .map_err(limit::refused)?;
     let cmd = Command::Send {
         app: me.app,
         actor: Some(me.user),
@@ -161,6 +167,10 @@ pub async fn list_messages(
 ) -> ApiResult<SizedJson<ItemPageDto>> {
     let limit = cursor::limit(p.limit, 50, 200)?;
     let query = p.query()?;
+    state
+        .limits
+        .user_read(me.app, &me.user, READ_COST)
+        .map_err(limit::refused)?;
     let (access, items, before, after) = state
         .store
         .timeline(me.app, RoomNumber(number), &me.user, query, limit)
@@ -196,6 +206,10 @@ pub async fn edit_message(
     Json(req): Json<EditReq>,
 ) -> ApiResult<axum::Json<ItemDto>> {
     validate::text(&req.text, &state.config.limits)?;
+    state
+        .limits
+        .write(me.app, &me.user)
+        .map_err(limit::refused)?;
     let cmd = Command::Edit {
         app: me.app,
         actor: me.user,
@@ -211,6 +225,10 @@ pub async fn delete_message(
     me: UserCaller,
     Path((number, seq)): Path<(i64, i64)>,
 ) -> ApiResult<axum::Json<ItemDto>> {
+    state
+        .limits
+        .write(me.app, &me.user)
+        .map_err(limit::refused)?;
     let cmd = Command::Delete {
         app: me.app,
         actor: me.user,
@@ -228,6 +246,10 @@ pub async fn list_replies(
 ) -> ApiResult<SizedJson<ItemPageDto>> {
     let limit = cursor::limit(p.limit, 50, 200)?;
     let query = p.query()?;
+    state
+        .limits
+        .user_read(me.app, &me.user, READ_COST)
+        .map_err(limit::refused)?;
     let parent = one_item(&state, &me, number, seq).await?;
     if parent.kind != ItemKind::Message {
         return Err(
@@ -280,6 +302,10 @@ pub async fn list_changes(
             "since must be 0 or more",
         ));
     }
+    state
+        .limits
+        .user_read(me.app, &me.user, READ_COST)
+        .map_err(limit::refused)?;
     readable(&state, me.app, number, &me.user).await?;
     let page = state
         .store

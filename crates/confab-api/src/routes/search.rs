@@ -6,6 +6,7 @@ use crate::cursor;
 use crate::dto::{SearchHitDto, SearchPageDto};
 use crate::error::ApiResult;
 use crate::extract::{Path, Query, UserCaller};
+use crate::limit;
 use axum::extract::State;
 use confab_core::ids::{AppId, RoomNumber, Seq, Timestamp};
 use confab_core::search::{self, Scope};
@@ -82,6 +83,11 @@ pub async fn search_room(
     Path(number): Path<i64>,
     Query(p): Query<SearchParams>,
 ) -> ApiResult<axum::Json<SearchPageDto>> {
+    let cost = limit::search_cost(p.q.as_deref().unwrap_or(""));
+    state
+        .limits
+        .user_read(me.app, &me.user, cost)
+        .map_err(limit::refused)?;
     readable(&state, me.app, number, &me.user).await?;
     let scope = Scope::Room(RoomNumber(number));
     Ok(axum::Json(page(&state, me.app, scope, p).await?))
@@ -92,6 +98,11 @@ pub async fn search_mine(
     me: UserCaller,
     Query(p): Query<SearchParams>,
 ) -> ApiResult<axum::Json<SearchPageDto>> {
+    let cost = limit::search_cost(p.q.as_deref().unwrap_or(""));
+    state
+        .limits
+        .user_read(me.app, &me.user, cost)
+        .map_err(limit::refused)?;
     let scope = Scope::Joined(me.user);
     Ok(axum::Json(page(&state, me.app, scope, p).await?))
 }

@@ -19,10 +19,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use confab_core::bus::Bus;
-use confab_core::ids::{AppId, UserId};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 pub use bus::LocalBus;
@@ -39,8 +37,6 @@ pub struct WsConfig {
     pub max_message_bytes: usize,
     /// Open connections one user may have.
     pub connections_per_user: usize,
-    /// Sends per second per user over the socket (token bucket, burst of the same size).
-    pub sends_per_second: u32,
     /// Time to send a valid `auth` frame.
     pub auth_timeout: Duration,
     /// Heartbeat: a ping this often; silent for two intervals means dead.
@@ -60,7 +56,6 @@ impl Default for WsConfig {
             resume_cap: 50_000,
             max_message_bytes: 64 * 1024,
             connections_per_user: 16,
-            sends_per_second: 20,
             auth_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             presence_grace: Duration::from_secs(5),
@@ -80,12 +75,6 @@ struct Inner {
     config: WsConfig,
     bus: Arc<dyn Bus>,
     hub: mpsc::UnboundedSender<hub::HubCmd>,
-    buckets: Mutex<HashMap<(AppId, UserId), Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    at: Instant,
 }
 
 impl Gateway {
@@ -102,7 +91,6 @@ impl Gateway {
                 config,
                 bus,
                 hub: tx,
-                buckets: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -128,30 +116,6 @@ impl Gateway {
     /// Closes every connection ("going away") and stops the hub.
     pub fn shutdown(&self) {
         self.hub(hub::HubCmd::Shutdown);
-    }
-
-    /// Takes one send from `user`'s bucket; `Err(ms)` says how long until one is available.
-    pub(crate) fn take_send(&self, app: AppId, user: &UserId) -> Result<(), u64> {
-        let rate = f64::from(self.inner.config.sends_per_second.max(1));
-        let now = Instant::now();
-        let Ok(mut buckets) = self.inner.buckets.lock() else {
-            return Ok(());
-        };
-        if buckets.len() > 100_000 {
-            buckets.retain(|_, b| now.duration_since(b.at).as_secs_f64() * rate < rate);
-        }
-        let b = buckets.entry((app, user.clone())).or_insert(Bucket {
-            tokens: rate,
-            at: now,
-        });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(rate);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err((((1.0 - b.tokens) / rate) * 1000.0).ceil() as u64)
-        }
     }
 }
 

@@ -188,12 +188,13 @@ pub fn error(e: &ApiError, reference: &Option<Value>) -> Bytes {
     }))
 }
 
-pub fn rate_limited(reference: &Option<Value>, retry_after_ms: u64) -> Bytes {
+/// A refusal for going over a rate limit, with the time to wait before trying again.
+pub fn rate_limited(reference: &Option<Value>, retry_after_ms: u64, message: &str) -> Bytes {
     text(&json!({
         "type": "error",
         "code": "rate_limited",
         "status": 429,
-        "message": "too many sends, retry later",
+        "message": message,
         "retry_after_ms": retry_after_ms,
         "ref": reference,
     }))

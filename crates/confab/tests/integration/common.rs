@@ -32,6 +32,19 @@ impl Server {
             log: "warn".into(),
             ..Config::default()
         };
+        // Many tests send hundreds of messages or pages as fast as they can from one user or
+        // one address; production limits would make them fail or slow. Limits stay on (very
+        // high), so the metering code runs in every test; the tests of limits set low ones.
+        config.sends_per_second = 1_000_000;
+        config.sends_burst = 1_000_000;
+        config.reads_per_second = 1_000_000;
+        config.reads_burst = 1_000_000;
+        config.app_requests_per_second = 1_000_000;
+        config.app_requests_burst = 1_000_000;
+        config.anon_requests_per_second = 1_000_000;
+        config.anon_requests_burst = 1_000_000;
+        config.anon_apps_per_hour = 1_000_000;
+        config.anon_apps_burst = 1_000_000;
         tweak(&mut config);
         let running = confab::start(&config).await.expect("server starts");
         Server {

@@ -41,6 +41,9 @@ fn spawn_serve(data_dir: &Path, log: &Path, level: &str) -> Spawned {
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("CONFAB_LOG", level)
+        // These tests send in bursts; the rate limits have tests of their own.
+        .env("CONFAB_SENDS_PER_SECOND", "0")
+        .env("CONFAB_READS_PER_SECOND", "0")
         .stderr(Stdio::from(file))
         .spawn()
         .expect("serve starts");

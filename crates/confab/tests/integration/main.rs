@@ -9,6 +9,7 @@ mod compat;
 mod durability;
 mod faults;
 mod history;
+mod limits;
 mod members;
 mod messages;
 mod rooms;

@@ -672,7 +672,11 @@ async fn ws_refuses_missing_or_bad_auth_bad_and_oversize_frames() {
 
 #[tokio::test]
 async fn ws_sends_are_idempotent_and_rate_limited() {
-    let s = Server::start_with(|c| c.ws_sends_per_second = 2).await;
+    let s = Server::start_with(|c| {
+        c.sends_per_second = 2;
+        c.sends_burst = 2;
+    })
+    .await;
     let app = s.app("demo").await;
     let alice = s.user(&app, "alice").await;
     let room = s.group(&alice, "private", &[]).await;

@@ -227,15 +227,35 @@ impl Session {
             .map_err(|_| End(close::GOING_AWAY, "stopping"))?;
         self.write(&protocol::ready(self.id, &self.user, &rooms))
             .await?;
+        let asked = resume.is_some();
         let resume = resume.map(|m| parse_resume(&m)).unwrap_or_default();
-        for (i, r) in rooms.iter().enumerate() {
-            let room = RoomNumber(r.room);
-            // Changes routed before the subscription took effect are read from the store.
-            let target = Pos(r
-                .pos
-                .max(routed.get(i).copied().flatten().map_or(0, |p| p.0)));
-            let from = resume.get(&room).copied().unwrap_or(Pos(r.pos));
-            self.replay(room, from, target).await?;
+        let plan: Vec<(RoomNumber, Pos, Pos)> = rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let room = RoomNumber(r.room);
+                // Changes routed before the subscription took effect are read from the store.
+                let target = Pos(r
+                    .pos
+                    .max(routed.get(i).copied().flatten().map_or(0, |p| p.0)));
+                let from = resume.get(&room).copied().unwrap_or(Pos(r.pos));
+                (room, from, target)
+            })
+            .collect();
+        // A reconnect that asks for a replay pays for it like a `resume` frame, or reconnecting
+        // in a loop would replay without limit. Only the rooms it names count (the others
+        // replay at most what arrived while subscribing). Over budget, each named room with a
+        // backlog gets a `reset` (the client pages its history over REST) instead of the
+        // replay: explicit, never a skip.
+        let named = |room: &RoomNumber| resume.contains_key(room);
+        let ranges = plan.iter().filter(|p| named(&p.0)).map(|p| (p.1, p.2));
+        let over = asked && self.meter_replay(ranges).is_err();
+        for (room, from, target) in plan {
+            if over && from < target && named(&room) {
+                self.reset(room, target).await?;
+            } else {
+                self.replay(room, from, target).await?;
+            }
         }
         self.flush().await?;
         // Deliveries that came in meanwhile wait in the inbox; the lanes pass them by until
@@ -260,12 +280,7 @@ impl Session {
             return Ok(());
         }
         if (target.0 - from.0) as u64 > self.gw.config().resume_cap {
-            let c = Cursor {
-                pos: target,
-                member: true,
-            };
-            self.conn.set_cursor(room, c);
-            return self.feed(&protocol::reset(room, target)).await;
+            return self.reset(room, target).await;
         }
         let c = Cursor {
             pos: from,
@@ -273,6 +288,16 @@ impl Session {
         };
         self.conn.set_cursor(room, c);
         self.fill(room, None).await
+    }
+
+    /// Skips the room's backlog up to `target` with a `reset` frame.
+    async fn reset(&mut self, room: RoomNumber, target: Pos) -> Result<(), End> {
+        let c = Cursor {
+            pos: target,
+            member: true,
+        };
+        self.conn.set_cursor(room, c);
+        self.feed(&protocol::reset(room, target)).await
     }
 
     /// Sends the room's changes from the store after the cursor, up to `upto` (else to the

@@ -1,15 +1,17 @@
 //! The client's requests on an open connection: send, typing, read, resume, ping. A send is
-//! the same operation as the REST send (same validation, rules and idempotency), plus the
-//! per-user rate limit of the socket.
+//! the same operation as the REST send (same validation, rules, idempotency and per-user rate
+//! limit: REST and the socket draw from one budget). A resume replays from the store, so it
+//! draws from that budget too, in proportion to what it would replay.
 
 use super::{End, Session, parse_resume};
 use crate::error::ApiError;
+use crate::limit;
 use crate::ws::protocol::{self, ClientFrame};
 use confab_core::bus::BusMessage;
 use confab_core::ids::{Pos, RoomNumber, Seq};
 use confab_core::{Command, DomainError, ErrorCode, Outcome, validate};
 use serde_json::json;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl Session {
     pub(super) async fn request(&mut self, text: &str) -> Result<(), End> {
@@ -30,7 +32,11 @@ impl Session {
                 reference,
             } => match self.send(room, text, reply_to, client_id).await {
                 Ok((seq, pos, created)) => protocol::ack_send(&reference, seq, pos, created),
-                Err(SendError::Limited(ms)) => protocol::rate_limited(&reference, ms),
+                Err(SendError::Limited(wait)) => protocol::rate_limited(
+                    &reference,
+                    limit::wait_ms(wait),
+                    "too many sends, retry later",
+                ),
                 Err(SendError::Api(e)) => protocol::error(&e, &reference),
             },
             ClientFrame::Typing { room, reference } => match self.typing(RoomNumber(room)) {
@@ -57,12 +63,27 @@ impl Session {
                 }
             }
             ClientFrame::Resume { rooms, reference } => {
-                for (room, from) in parse_resume(&rooms) {
-                    if let Some(c) = self.conn.cursor(room) {
-                        self.replay(room, from, c.pos).await?;
+                let wanted: Vec<(RoomNumber, Pos, Pos)> = parse_resume(&rooms)
+                    .into_iter()
+                    .filter_map(|(room, from)| {
+                        let c = self.conn.cursor(room).filter(|c| c.member)?;
+                        Some((room, from, c.pos))
+                    })
+                    .collect();
+                // Metered before anything is read: a refused resume replays nothing.
+                match self.meter_replay(wanted.iter().map(|w| (w.1, w.2))) {
+                    Err(wait) => protocol::rate_limited(
+                        &reference,
+                        limit::wait_ms(wait),
+                        "too many resumes, retry later",
+                    ),
+                    Ok(()) => {
+                        for (room, from, to) in wanted {
+                            self.replay(room, from, to).await?;
+                        }
+                        protocol::ack(&reference, json!({}))
                     }
                 }
-                protocol::ack(&reference, json!({}))
             }
             ClientFrame::Ping { reference } => protocol::pong(&reference),
         };
@@ -80,8 +101,10 @@ impl Session {
         if let Some(c) = &client_id {
             validate::client_id(c).map_err(ApiError::from)?;
         }
-        self.gw
-            .take_send(self.app, &self.user)
+        let limits = &self.state.limits;
+        limits.app(self.app).map_err(SendError::Limited)?;
+        limits
+            .write(self.app, &self.user)
             .map_err(SendError::Limited)?;
         let cmd = Command::Send {
             app: self.app,
@@ -101,6 +124,32 @@ impl Session {
             Outcome::Item { item, created } => Ok((item.seq, item.pos, created)),
             _ => Err(SendError::Api(ApiError::internal())),
         }
+    }
+
+    /// Charges a replay of these `(from, to)` ranges to the user's sends budget (and one
+    /// request to the app's): a unit for the request, one per room with something to replay,
+    /// and one per [`limit::REPLAYED_PER_TOKEN`] changes. Cost follows the work and the bytes
+    /// a replay makes, so looping a resume of a long room is throttled hardest. A room past
+    /// the resume cap gets a `reset`, which costs only its room.
+    pub(super) fn meter_replay(
+        &self,
+        ranges: impl Iterator<Item = (Pos, Pos)>,
+    ) -> Result<(), Duration> {
+        let cap = self.gw.config().resume_cap;
+        let (mut rooms, mut changes) = (0u64, 0u64);
+        for (from, to) in ranges {
+            let backlog = u64::try_from(to.0.saturating_sub(from.0.max(0))).unwrap_or(0);
+            if backlog > 0 {
+                rooms += 1;
+                if backlog <= cap {
+                    changes = changes.saturating_add(backlog);
+                }
+            }
+        }
+        self.state.limits.app(self.app)?;
+        self.state
+            .limits
+            .replay(self.app, &self.user, rooms, changes)
     }
 
     fn typing(&mut self, room: RoomNumber) -> Result<(), ApiError> {
@@ -132,7 +181,7 @@ impl Session {
 }
 
 enum SendError {
-    Limited(u64),
+    Limited(Duration),
     Api(ApiError),
 }
 
