@@ -197,7 +197,8 @@ impl Drop for Lent {
     }
 }
 
-fn writer_loop(conn: Connection,
+fn writer_loop(
+    conn: Connection,
     mut rx: mpsc::Receiver<Job>,
     publish: broadcast::Sender<Arc<Event>>,
     index: Arc<index::Shared>,
@@ -224,7 +225,9 @@ fn writer_loop(conn: Connection,
         let jobs = std::mem::take(&mut batch);
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(jobs)));
         if run.is_err() {
-            tracing::error!("the writer failed on a batch; it was rolled back and nothing in it was acknowledged");
+            tracing::error!(
+                "the writer failed on a batch; it was rolled back and nothing in it was acknowledged"
+            );
             let _ = writer.conn.execute_batch("ROLLBACK");
             writer.cache.forget();
             writer.failing = true;

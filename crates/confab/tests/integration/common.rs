@@ -59,6 +59,13 @@ impl Server {
         self.running = Some(running);
     }
 
+    /// Stops the server as an operator would (for tests of shutdown itself).
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("server stops");
+        }
+    }
+
     /// The store of the running server (for rebuilds).
     pub fn store(&self) -> std::sync::Arc<confab_store_sqlite::SqliteStore> {
         self.running.as_ref().expect("running").store.clone()

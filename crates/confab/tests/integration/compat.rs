@@ -547,7 +547,13 @@ async fn both_apis_see_the_same_data() {
     let room = s.group(&alice, "private", &[]).await;
     s.send(&alice, room, "from the own API").await;
     let token = &app.token;
-    let got = call(&s, Method::GET, &format!("/api/v1/apps/{token}/chats/{room}"), None).await;
+    let got = call(
+        &s,
+        Method::GET,
+        &format!("/api/v1/apps/{token}/chats/{room}"),
+        None,
+    )
+    .await;
     assert_error(&got, StatusCode::NOT_FOUND, "chat_not_found");
     // A chat made by the compatible API is a room of the app, with app-sent messages.
     let chat = new_chat(&s, token).await;

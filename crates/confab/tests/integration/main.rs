@@ -8,6 +8,7 @@ mod cli;
 mod compat;
 mod durability;
 mod history;
+mod hostile;
 mod members;
 mod messages;
 mod rooms;
