@@ -89,26 +89,33 @@ fn trickle(mut stream: tokio::net::tcp::OwnedWriteHalf) -> tokio::task::JoinHand
 #[tokio::test]
 async fn a_trickled_body_is_answered_408_and_its_connection_closed() {
     let s = Server::start_with(|c| c.http_body_timeout_ms = 300).await;
-    let mut stream = TcpStream::connect(s.base.trim_start_matches("http://"))
-        .await
-        .expect("connect");
-    stream
-        .write_all(post_app_head(&s.admin_key, 1000).as_bytes())
-        .await
-        .expect("headers");
-    let (mut read, write) = stream.into_split();
-    let trickler = trickle(write);
-    let mut buf = Vec::new();
-    timeout(PATIENCE, read.read_to_end(&mut buf))
-        .await
-        .expect("the server answers and closes in time")
-        .ok();
-    trickler.abort();
-    let text = String::from_utf8_lossy(&buf);
-    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or(""))
-        .expect("a JSON error body");
-    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+    // With a valid key the body is read (and times out); with a wrong one it is refused
+    // unread. Either way the trickler gets an answer and loses its connection.
+    for (key, status, code) in [
+        (s.admin_key.as_str(), "408", "request_timeout"),
+        ("not-the-admin-key", "401", "unauthorized"),
+    ] {
+        let mut stream = TcpStream::connect(s.base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        stream
+            .write_all(post_app_head(key, 1000).as_bytes())
+            .await
+            .expect("headers");
+        let (mut read, write) = stream.into_split();
+        let trickler = trickle(write);
+        let mut buf = Vec::new();
+        timeout(PATIENCE, read.read_to_end(&mut buf))
+            .await
+            .expect("the server answers and closes in time")
+            .ok();
+        trickler.abort();
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{text}");
+        let body: Value = serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or(""))
+            .expect("a JSON error body");
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
     // A client that sends its body promptly is unaffected.
     let app = s.app("prompt").await;
     assert!(!app.token.is_empty());
