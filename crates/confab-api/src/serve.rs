@@ -47,7 +47,7 @@ enum Phase {
 /// connection ends the pause sooner.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Least time between two warnings that accepting fails.
+/// Least time between two warnings of the same trouble.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves, then stops accepting, asks every connection to end after
@@ -65,20 +65,18 @@ pub async fn run(
     // Told whenever a connection's descriptor is closed, for an accept loop short of them.
     let closed = Arc::new(Notify::new());
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut at_cap = false;
-    let mut last_warned: Option<Instant> = None;
-    let mut failed_accepts = 0u64;
+    // Both can recur many times a second under attack; the log (maybe on a full disk) gets
+    // one line per WARN_EVERY with the count of the others.
+    let mut at_cap = Throttled::default();
+    let mut starved = Throttled::default();
     loop {
         let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => {
-                at_cap = false;
-                slot
-            }
+            Ok(slot) => slot,
             Err(_) => {
-                if !at_cap {
-                    at_cap = true;
+                if let Some(times) = at_cap.due() {
                     tracing::warn!(
                         max_connections = limits.max_connections,
+                        times,
                         "connection cap reached; new clients wait until a connection ends"
                     );
                 }
@@ -102,17 +100,13 @@ pub async fn run(
             Err(e) => {
                 // Out of descriptors or memory, say. Retrying at once would spin; waiting for
                 // a connection to close (or a short while: other descriptors may free) does
-                // not. Clients meanwhile wait in the listen backlog. Said at most every
-                // WARN_EVERY so the log (maybe on a full disk) does not fill with it.
-                failed_accepts += 1;
-                if last_warned.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
-                    last_warned = Some(Instant::now());
+                // not. Clients meanwhile wait in the listen backlog.
+                if let Some(times) = starved.due() {
                     tracing::warn!(
                         error = %e,
-                        failed_accepts,
+                        times,
                         "cannot accept connections; waiting for a descriptor to free"
                     );
-                    failed_accepts = 0;
                 }
                 drop(slot);
                 tokio::select! {
@@ -186,6 +180,26 @@ pub async fn run(
         let _ = all_closed.recv().await;
     }
     Ok(())
+}
+
+/// A warning said at most once per [`WARN_EVERY`].
+#[derive(Default)]
+struct Throttled {
+    last: Option<Instant>,
+    /// Occurrences since the last time it was said, this one included.
+    times: u64,
+}
+
+impl Throttled {
+    /// Counts an occurrence; `Some(count)` when it is time to say it.
+    fn due(&mut self) -> Option<u64> {
+        self.times += 1;
+        if self.last.is_some_and(|t| t.elapsed() < WARN_EVERY) {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        Some(std::mem::take(&mut self.times))
+    }
 }
 
 /// Resolves to true once the server is at `phase` or later (false if the server is gone,
