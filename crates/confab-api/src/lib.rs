@@ -1,15 +1,19 @@
 //! Confab's HTTP API. `app(state)` builds the router; `serve(listener, state, shutdown)` runs it
-//! until the shutdown future resolves, then drains in-flight requests.
+//! until the shutdown future resolves, then drains in-flight requests for a bounded time.
 
 pub mod auth;
+mod body_deadline;
+mod cors;
 pub mod cursor;
 pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod limit;
 mod openapi;
+mod page;
 mod routes;
 mod serve;
+pub mod socket;
 pub mod ws;
 
 use crate::error::{ApiError, ApiResult};
@@ -43,6 +47,16 @@ pub struct ApiConfig {
     pub header_timeout: Duration,
     /// Rate limits per user, app and client address.
     pub rate: limit::LimitConfig,
+    /// Time a client has to send a request's whole body once its headers are in.
+    pub body_timeout: Duration,
+    /// Time a write may wait for the peer to read before the connection is closed.
+    pub write_timeout: Duration,
+    /// Connections (WebSockets included) served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish at shutdown before their connections close.
+    pub shutdown_grace: Duration,
+    /// Origins browsers may call the API from (`*`: any); empty: no CORS headers at all.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -56,6 +70,11 @@ impl Default for ApiConfig {
             open_app_creation: true,
             header_timeout: Duration::from_secs(30),
             rate: limit::LimitConfig::default(),
+            body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(10),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -242,11 +261,23 @@ impl KeyCache {
 /// The whole router.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    routes::router()
+    let body_timeout = state.config.body_timeout;
+    let cors = cors::Cors::new(&state.config.cors_origins);
+    let router = routes::router()
         .merge(openapi::router())
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            body_timeout,
+            body_deadline::limit,
+        ));
+    // Outside routing, so a preflight is answered whatever the path's methods are.
+    let router = match cors {
+        Some(cors) => router.layer(axum::middleware::from_fn_with_state(cors, cors::apply)),
+        None => router,
+    };
+    router
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |req: &axum::http::Request<_>| {
@@ -263,12 +294,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for up to
+/// `shutdown_grace` and closes the connections that remain.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let header_timeout = state.config.header_timeout;
-    serve::run(listener, app(state), header_timeout, shutdown).await
+    let c = &state.config;
+    let limits = serve::Limits {
+        header_timeout: c.header_timeout,
+        write_timeout: c.write_timeout,
+        max_connections: c.max_connections,
+        shutdown_grace: c.shutdown_grace,
+    };
+    serve::run(listener, app(state), limits, shutdown).await
 }

@@ -131,7 +131,7 @@ fn routes() -> Vec<Route> {
         r(
             G,
             "/v1/events",
-            "The app's event log after an offset",
+            "The app's event log after an offset (a page stops at `limit` events or ~1 MiB)",
             App,
             Option::None,
             "200",
@@ -391,7 +391,7 @@ fn routes() -> Vec<Route> {
         r(
             G,
             "/v1/rooms/{number}/changes",
-            "Changes after a position",
+            "Changes after a position (a page stops at `limit` changes or ~1 MiB)",
             User,
             Option::None,
             "200",
@@ -573,6 +573,13 @@ pub fn document() -> OpenApi {
             op = op.response("429", rate_limited());
         }
         op = op.response("default", error);
+        if route.body.is_some() {
+            let late = ResponseBuilder::new()
+                .description("`request_timeout`: the body did not arrive within `http_body_timeout_ms`; the connection is closed")
+                .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorDto"))))
+                .build();
+            op = op.response("408", late);
+        }
         paths = paths.path(route.path, PathItem::new(route.method, op.build()));
     }
     let components = ComponentsBuilder::new()

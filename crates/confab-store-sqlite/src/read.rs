@@ -312,6 +312,30 @@ pub fn replies(
     page(q, limit, row.room.last_seq.0, &fetch)
 }
 
+/// Stored bytes of event bodies one page of events or changes reads at most (one row always).
+/// Rows are counted by the caller's limit too; this keeps a page of huge rows (long texts,
+/// escaped) from loading tens of MB, and the API cuts the encoded page to its own budget.
+const PAGE_READ_BYTES: usize = 1 << 20;
+
+/// Collects rows until their stored size passes [`PAGE_READ_BYTES`]; says whether it stopped
+/// early (rows were left: the page has more).
+fn within_budget<T>(
+    rows: impl Iterator<Item = rusqlite::Result<T>>,
+    size: impl Fn(&T) -> usize,
+) -> StoreResult<(Vec<T>, bool)> {
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    for row in rows {
+        let row = row.map_err(be)?;
+        if total >= PAGE_READ_BYTES && !kept.is_empty() {
+            return Ok((kept, true));
+        }
+        total = total.saturating_add(size(&row));
+        kept.push(row);
+    }
+    Ok((kept, false))
+}
+
 pub fn changes(
     conn: &Connection,
     app: AppId,
@@ -332,7 +356,7 @@ pub fn changes(
             limit + 1
         ))
         .map_err(be)?;
-    let raw = stmt
+    let found = stmt
         .query_map(params![app.0, room.0, since.0], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -342,10 +366,9 @@ pub fn changes(
                 r.get::<_, Option<i64>>(4)?,
             ))
         })
-        .map_err(be)?
-        .collect::<Result<Vec<_>, _>>()
         .map_err(be)?;
-    let has_more = raw.len() > limit;
+    let (raw, cut) = within_budget(found, |r| r.3.len())?;
+    let has_more = cut || raw.len() > limit;
     let mut rows = Vec::with_capacity(raw.len().min(limit));
     for (pos, at, v, body, seq) in raw.into_iter().take(limit) {
         let body = EventBody::decode(v, &body).map_err(StoreError::Internal)?;
@@ -376,7 +399,7 @@ pub fn events(
             limit + 1
         ))
         .map_err(be)?;
-    let raw = stmt
+    let found = stmt
         .query_map(params![app.0, after.0], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -385,10 +408,9 @@ pub fn events(
                 r.get::<_, String>(3)?,
             ))
         })
-        .map_err(be)?
-        .collect::<Result<Vec<_>, _>>()
         .map_err(be)?;
-    let has_more = raw.len() > limit;
+    let (raw, cut) = within_budget(found, |r| r.3.len())?;
+    let has_more = cut || raw.len() > limit;
     let mut rows = Vec::with_capacity(raw.len().min(limit));
     for (offset, at, v, body) in raw.into_iter().take(limit) {
         let body = EventBody::decode(v, &body).map_err(StoreError::Internal)?;

@@ -26,6 +26,19 @@ pub struct Config {
     /// Time a client has to send a request's headers, in ms; a kept-alive connection that
     /// stays idle that long is closed too.
     pub http_header_timeout_ms: u64,
+    /// Time a client has to send a request's body once its headers are in, in ms; past it
+    /// the request is answered 408.
+    pub http_body_timeout_ms: u64,
+    /// Time a response write may wait for the client to read, in ms; past it the connection
+    /// is closed and its buffered answer freed.
+    pub http_write_timeout_ms: u64,
+    /// Connections served at once, WebSockets included; 0 derives it from the process's
+    /// descriptor limit (see [`Config::max_connections`]).
+    pub max_connections: usize,
+    /// Time in-flight requests get to finish at shutdown, in ms.
+    pub shutdown_grace_ms: u64,
+    /// Origins allowed to call the API from a browser (`*` for any); empty: no CORS.
+    pub cors_origins: Vec<String>,
     /// WebSocket gateway: frames queued per connection before it is cut off as too slow.
     pub ws_queue: usize,
     /// Largest backlog replayed per room on resume; beyond it the room gets a `reset`.
@@ -74,6 +87,11 @@ impl Default for Config {
             log: "info".into(),
             open_app_creation: true,
             http_header_timeout_ms: 30_000,
+            http_body_timeout_ms: 30_000,
+            http_write_timeout_ms: 30_000,
+            max_connections: 0,
+            shutdown_grace_ms: 10_000,
+            cors_origins: Vec::new(),
             ws_queue: 1024,
             ws_resume_cap: 50_000,
             ws_max_message_bytes: 64 * 1024,
@@ -113,6 +131,11 @@ pub const KEYS: &[&str] = &[
     "log",
     "open_app_creation",
     "http_header_timeout_ms",
+    "http_body_timeout_ms",
+    "http_write_timeout_ms",
+    "max_connections",
+    "shutdown_grace_ms",
+    "cors_origins",
     "ws_queue",
     "ws_resume_cap",
     "ws_max_message_bytes",
@@ -262,6 +285,17 @@ impl Config {
             "http_header_timeout_ms" => {
                 self.http_header_timeout_ms = num(value, 10, 3_600_000).map_err(err)?
             }
+            "http_body_timeout_ms" => {
+                self.http_body_timeout_ms = num(value, 10, 3_600_000).map_err(err)?
+            }
+            "http_write_timeout_ms" => {
+                self.http_write_timeout_ms = num(value, 10, 3_600_000).map_err(err)?
+            }
+            "max_connections" => self.max_connections = num(value, 0, 10_000_000).map_err(err)?,
+            "shutdown_grace_ms" => {
+                self.shutdown_grace_ms = num(value, 0, 3_600_000).map_err(err)?
+            }
+            "cors_origins" => self.cors_origins = origins(value).map_err(err)?,
             "ws_queue" => self.ws_queue = num(value, 1, 1_000_000).map_err(err)?,
             "ws_resume_cap" => self.ws_resume_cap = num(value, 0, 100_000_000).map_err(err)?,
             "ws_max_message_bytes" => {
@@ -322,11 +356,18 @@ impl Config {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
+                // A list of strings (`cors_origins = ["https://a.example"]`) is the same as
+                // their comma-separated text.
+                toml::Value::Array(items) if items.iter().all(toml::Value::is_str) => items
+                    .iter()
+                    .filter_map(toml::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 _ => {
                     return Err(ConfigError {
                         key: k,
                         source_name: file.to_owned(),
-                        problem: "must be a string or a number".into(),
+                        problem: "must be a string, a number or a list of strings".into(),
                     });
                 }
             };
@@ -398,6 +439,17 @@ impl Config {
         }
     }
 
+    /// The connection cap in force: `max_connections`, or when that is 0, the descriptor limit
+    /// less a reserve for the database, the log and the runtime (a quarter of the limit, at
+    /// most 256), so the cap is reached before the descriptors run out.
+    pub fn max_connections(&self) -> usize {
+        if self.max_connections > 0 {
+            return self.max_connections;
+        }
+        let limit = descriptor_limit().unwrap_or(1024);
+        (limit - (limit / 4).min(256)).max(1)
+    }
+
     pub fn database_path(&self) -> PathBuf {
         if self.database.is_empty() {
             self.data_dir.join("confab.db")
@@ -405,6 +457,44 @@ impl Config {
             PathBuf::from(&self.database)
         }
     }
+}
+
+/// The process's (soft) limit on open descriptors, if it has one it can tell.
+#[cfg(unix)]
+fn descriptor_limit() -> Option<usize> {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    limit
+        .current
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX).min(10_000_000))
+}
+
+#[cfg(not(unix))]
+fn descriptor_limit() -> Option<usize> {
+    None
+}
+
+/// A comma-separated list of origins, each `*` or `scheme://host[:port]` as browsers send it.
+fn origins(value: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for o in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let o = o.trim_end_matches('/');
+        let ok = o == "*"
+            || o.split_once("://").is_some_and(|(scheme, rest)| {
+                !scheme.is_empty()
+                    && scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                    && !rest.is_empty()
+                    && !rest.contains(['/', '?', '#', '@', ' '])
+            });
+        if !ok {
+            return Err(format!(
+                "'{o}' is not an origin like https://app.example.com (or *)"
+            ));
+        }
+        out.push(o.to_ascii_lowercase());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -458,6 +548,37 @@ mod tests {
         ] {
             c.set("listen", bad, "--listen").expect_err(bad);
         }
+    }
+
+    #[test]
+    fn transport_settings_parse_and_the_cap_follows_the_descriptor_limit() {
+        let mut c = Config::default();
+        c.apply_toml(
+            "cors_origins = [\"https://App.example\", \"http://localhost:3000/\"]\n",
+            "confab.toml",
+        )
+        .expect("accepted");
+        assert_eq!(
+            c.cors_origins,
+            ["https://app.example", "http://localhost:3000"]
+        );
+        c.apply_env(|k| (k == "CONFAB_CORS_ORIGINS").then(|| "*".to_string()))
+            .expect("accepted");
+        assert_eq!(c.cors_origins, ["*"]);
+        let e = c
+            .set("cors_origins", "https://a.example/app", "test")
+            .expect_err("a path is not an origin");
+        assert!(e.to_string().contains("cors_origins"), "{e}");
+        assert!(c.max_connections() >= 1);
+        if let Some(limit) = descriptor_limit() {
+            assert!(c.max_connections() < limit, "a reserve is kept");
+        }
+        c.set("max_connections", "7", "test").expect("accepted");
+        assert_eq!(c.max_connections(), 7);
+        let e = c
+            .set("http_body_timeout_ms", "0", "test")
+            .expect_err("too short");
+        assert!(e.to_string().contains("http_body_timeout_ms"), "{e}");
     }
 
     #[test]

@@ -180,6 +180,11 @@ pub fn api_config(config: &Config, admin_key: String) -> ApiConfig {
         open_app_creation: config.open_app_creation,
         header_timeout: std::time::Duration::from_millis(config.http_header_timeout_ms),
         rate: config.rate(),
+        body_timeout: std::time::Duration::from_millis(config.http_body_timeout_ms),
+        write_timeout: std::time::Duration::from_millis(config.http_write_timeout_ms),
+        max_connections: config.max_connections(),
+        shutdown_grace: std::time::Duration::from_millis(config.shutdown_grace_ms),
+        cors_origins: config.cors_origins.clone(),
     }
 }
 
@@ -198,7 +203,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    /// Stops accepting, lets in-flight requests finish (for up to `shutdown_grace_ms`, then
+    /// closes their connections), and waits for the server to end.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
         self.gateway.shutdown();

@@ -38,7 +38,7 @@ pub async fn list_events(
         .store
         .events(caller.keys.id, Offset(after), limit)
         .await?;
-    let events: Vec<EventDto> = page
+    let mut events: Vec<EventDto> = page
         .rows
         .iter()
         .map(|e| EventDto {
@@ -49,10 +49,11 @@ pub async fn list_events(
             data: e.body.public_json(),
         })
         .collect();
+    let cut = crate::page::fit(&mut events);
     let next_after = events.last().map_or(after, |e| e.offset);
     Ok(axum::Json(EventPageDto {
         events,
         next_after,
-        has_more: page.has_more,
+        has_more: page.has_more || cut,
     }))
 }

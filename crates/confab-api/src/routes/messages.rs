@@ -311,11 +311,12 @@ pub async fn list_changes(
         .store
         .changes(me.app, RoomNumber(number), Pos(since), limit)
         .await?;
-    let changes: Vec<ChangeDto> = page.rows.iter().map(ChangeDto::new).collect();
+    let mut changes: Vec<ChangeDto> = page.rows.iter().map(ChangeDto::new).collect();
+    let cut = crate::page::fit(&mut changes);
     let next_since = changes.last().map_or(since, |c| c.pos);
     Ok(axum::Json(ChangePageDto {
         changes,
         next_since,
-        has_more: page.has_more,
+        has_more: page.has_more || cut,
     }))
 }

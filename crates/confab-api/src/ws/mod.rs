@@ -151,9 +151,15 @@ pub async fn ws_upgrade(State(state): State<AppState>, req: Request) -> Result<R
                 return;
             }
         };
-        type Tcp = hyper_util::rt::TokioIo<tokio::net::TcpStream>;
-        match upgraded.downcast::<Tcp>() {
-            Ok(p) => session::run(p.io.into_inner(), p.read_buf, state, gateway).await,
+        type Accepted = hyper_util::rt::TokioIo<crate::socket::Socket>;
+        match upgraded.downcast::<Accepted>() {
+            Ok(p) => {
+                // The session has its own handling of slow peers, so it takes the bare
+                // stream; the slot keeps counting it against the connection cap.
+                let (tcp, slot) = p.io.into_inner().into_parts();
+                session::run(tcp, p.read_buf, state, gateway).await;
+                drop(slot);
+            }
             Err(_) => tracing::warn!("a websocket on a connection that is not plain TCP"),
         }
     });

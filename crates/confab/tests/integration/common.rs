@@ -90,8 +90,8 @@ impl Server {
         self.running = Some(running);
     }
 
-    /// Stops the server; its data directory is kept if the test owns it.
-    pub async fn stop(mut self) {
+    /// Stops the server as an operator would (for tests of shutdown itself).
+    pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await.expect("server stops");
         }

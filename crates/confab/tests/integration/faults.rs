@@ -202,7 +202,7 @@ async fn the_data_directory_and_its_files_are_private() {
         std::fs::Permissions::from_mode(0o644),
     )
     .expect("chmod");
-    let s = Server::start_with(|c| c.data_dir = data.clone()).await;
+    let mut s = Server::start_with(|c| c.data_dir = data.clone()).await;
     let app = s.app("modes").await;
     let alice = s.user(&app, "alice").await;
     let room = s.group(&alice, "private", &[]).await;
@@ -223,7 +223,7 @@ async fn the_data_directory_and_its_files_are_private() {
 async fn a_damaged_search_index_is_rebuilt_from_the_log() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().to_path_buf();
-    let s = Server::start_with(|c| c.data_dir = data.clone()).await;
+    let mut s = Server::start_with(|c| c.data_dir = data.clone()).await;
     let app = s.app("index").await;
     let alice = s.user(&app, "alice").await;
     let room = s.group(&alice, "private", &[]).await;

@@ -9,6 +9,7 @@ mod compat;
 mod durability;
 mod faults;
 mod history;
+mod hostile;
 mod limits;
 mod members;
 mod messages;
