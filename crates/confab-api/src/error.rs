@@ -13,7 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// For 429: how long until the request would be accepted (sent as `Retry-After`).
+    /// For 429 and 503: how long until the request is worth trying again (sent as
+    /// `Retry-After`).
     pub retry_after: Option<std::time::Duration>,
 }
 
@@ -85,11 +86,14 @@ impl From<StoreError> for ApiError {
             StoreError::Domain(d) => d.into(),
             StoreError::Unavailable(cause) | StoreError::Conflict(cause) => {
                 tracing::warn!(%cause, "store unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "storage unavailable, retry later",
-                )
+                ApiError {
+                    retry_after: Some(std::time::Duration::from_secs(1)),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "storage unavailable, retry later",
+                    )
+                }
             }
             StoreError::Internal(cause) => {
                 tracing::error!(%cause, "store failure");

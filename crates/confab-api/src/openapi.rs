@@ -572,6 +572,9 @@ pub fn document() -> OpenApi {
         if metered(&route) {
             op = op.response("429", rate_limited());
         }
+        if route.path != "/healthz" {
+            op = op.response("503", unavailable());
+        }
         op = op.response("default", error);
         if route.body.is_some() {
             let late = ResponseBuilder::new()
@@ -644,8 +647,25 @@ fn metered(route: &Route) -> bool {
     !matches!(route.caller, Caller::Admin) && !matches!(route.path, "/healthz" | "/readyz")
 }
 
+/// The 503 answer: the store cannot take the request now; nothing was done.
+fn unavailable() -> utoipa::openapi::Response {
+    with_retry_after(
+        "`unavailable` (or `not_ready` from /readyz): the database cannot be reached or written \
+         (a full disk, say); the request had no effect",
+    )
+}
+
 /// The 429 answer, with its `Retry-After` header.
 fn rate_limited() -> utoipa::openapi::Response {
+    with_retry_after(
+        "`rate_limited`: over a budget (per user: sends, edits and deletes, or expensive reads \
+         such as history, changes, events and search; per app; per client address for \
+         routes without a credential)",
+    )
+}
+
+/// An error answer with a `Retry-After` header.
+fn with_retry_after(description: &str) -> utoipa::openapi::Response {
     let seconds = ObjectBuilder::new()
         .schema_type(Type::Integer)
         .minimum(Some(1));
@@ -656,11 +676,7 @@ fn rate_limited() -> utoipa::openapi::Response {
         ))
         .build();
     ResponseBuilder::new()
-        .description(
-            "`rate_limited`: over a budget (per user: sends, edits and deletes, or expensive reads \
-             such as history, changes, events and search; per app; per client address for \
-             routes without a credential)",
-        )
+        .description(description)
         .header("Retry-After", retry_after)
         .content(
             "application/json",

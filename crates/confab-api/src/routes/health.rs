@@ -14,11 +14,14 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "store not ready");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "store unreachable",
-        )
+        ApiError {
+            retry_after: Some(std::time::Duration::from_secs(1)),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the store cannot read or write now",
+            )
+        }
     })?;
     Ok(Json(json!({"status": "ready"})))
 }

@@ -432,20 +432,25 @@ async fn a_full_disk_refuses_writes_and_the_server_recovers_when_space_returns()
     let big = "y".repeat(7900);
     let mut refused = 0;
     for i in 0..60 {
-        let got = s
-            .post(
-                &format!("/v1/rooms/{room}/messages"),
-                &alice,
-                json!({"text": format!("{i} {big}")}),
-            )
-            .await;
-        match got.0 {
-            StatusCode::CREATED => acknowledged.push(got.1["seq"].as_i64().expect("seq")),
+        let resp = s
+            .client
+            .post(format!("{}/v1/rooms/{room}/messages", s.base))
+            .bearer_auth(&alice)
+            .json(&json!({"text": format!("{i} {big}")}))
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status();
+        let retry_after = resp.headers().get("retry-after").cloned();
+        let body: serde_json::Value = resp.json().await.expect("JSON");
+        match status {
+            StatusCode::CREATED => acknowledged.push(body["seq"].as_i64().expect("seq")),
             StatusCode::SERVICE_UNAVAILABLE => {
-                assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+                assert_error(&(status, body), status, "unavailable");
+                assert_eq!(retry_after.expect("Retry-After"), "1");
                 refused += 1;
             }
-            other => panic!("unexpected {other}: {}", got.1),
+            other => panic!("unexpected {other}: {body}"),
         }
     }
     assert!(refused > 0, "the disk never filled");
