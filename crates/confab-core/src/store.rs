@@ -154,6 +154,29 @@ pub struct RoomState {
 }
 
 /// A write transaction, as the rules need it. Reads see the transaction's own writes.
+///
+/// # Serialization contract
+/// The rules read numbers and add one to them (a room's `last_seq` and `last_pos`, an app's last
+/// room number), and check that a key is free before taking it. With one writer that is safe by
+/// construction; a store with several writers (several nodes on one database) must give every
+/// transaction the same guarantees through locks, and nothing may rely on there being one writer:
+///
+/// - **A room is locked by the first read of it** ([`Tx::room`]) until commit, exclusively:
+///   its counters are read and incremented only under that lock, and so are the rows that belong
+///   to it ([`Tx::member`], [`Tx::successor`], [`Tx::item`], [`Tx::item_by_client_id`] read rows
+///   written only under it). A store that locks several rooms in one transaction takes them in
+///   one global order (ascending internal id, say, all up front for a batch), so two writers
+///   never deadlock.
+/// - **New room numbers** ([`Tx::last_room_number`]) are read under a lock on the app's room
+///   counter held until commit.
+/// - **New unique keys** ([`Tx::room_by_alias`], [`Tx::direct_room`], [`Tx::app_token_taken`],
+///   [`Tx::next_app_id`]): concurrent checks of the same key are serialized (a lock on the key
+///   held until commit), or the store maps the losing insert to [`crate::StoreError::Conflict`]
+///   and runs the command again.
+/// - **The app's log offset** of an appended event may be taken only when the transaction
+///   commits (in commit order, so that a reader of the log never skips an event): the rules
+///   never read [`Event::offset`] of what [`Tx::append`] returns, and no projection uses it.
+/// - Users are created by upsert and never deleted: [`Tx::user`] needs no lock.
 pub trait Tx {
     fn now(&self) -> Timestamp;
     fn app(&mut self, app: AppId) -> StoreResult<Option<App>>;
