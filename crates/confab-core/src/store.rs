@@ -142,6 +142,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drops every projection and replays the whole log into it.
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64>;
+
+    /// Appends events decided by another store (a copy of its log, one app's events in that
+    /// app's offset order, in pages), keeping their apps, offsets and numbers, and applies them
+    /// to the projections, all of a call in one transaction. Events already present (the same
+    /// app and offset) are refused, so a copy never doubles or mixes logs.
+    async fn import(&self, events: Vec<Event>) -> StoreResult<()>;
+
+    /// How many events the whole log holds, all apps together.
+    async fn log_len(&self) -> StoreResult<u64>;
     /// Whether the store answers.
     async fn ping(&self) -> StoreResult<()>;
 }

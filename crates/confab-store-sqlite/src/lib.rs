@@ -62,6 +62,8 @@ enum Job {
     Rebuild(Progress, oneshot::Sender<StoreResult<u64>>),
     /// The readiness probe: answered by the writer itself, so a stopped or stuck writer shows.
     Ping(oneshot::Sender<StoreResult<()>>),
+    /// Events of another store's log (see `Store::import`).
+    Import(Vec<Event>, oneshot::Sender<StoreResult<()>>),
 }
 
 /// How long a readiness probe waits for the writer and for a reader.
@@ -309,6 +311,13 @@ impl Writer {
                 Job::Ping(reply) => {
                     let _ = reply.send(self.ping());
                 }
+                Job::Import(events, reply) => {
+                    let result = import(&self.conn, &events);
+                    self.cache.forget();
+                    self.failing = result.is_err();
+                    let _ = reply.send(result);
+                    self.index.wake();
+                }
             }
         }
         if !commands.is_empty() {
@@ -433,6 +442,32 @@ fn run_one(
             }
             exec_cached(conn, "ROLLBACK TO cmd")?;
             exec_cached(conn, "RELEASE cmd")?;
+            Err(e)
+        }
+    }
+}
+
+/// Inserts events of another store's log as they are and applies them, in one transaction.
+fn import(conn: &Connection, events: &[Event]) -> StoreResult<()> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(be)?;
+    let result = events.iter().try_for_each(|ev| {
+        tx::insert_event(conn, ev).map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StoreError::internal(format!(
+                    "the target already holds event {} of app {}",
+                    ev.offset.0, ev.app.0
+                ))
+            }
+            other => be(other),
+        })?;
+        projection::apply(conn, ev).map_err(be)
+    });
+    match result.and_then(|()| conn.execute_batch("COMMIT").map_err(be)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
             Err(e)
         }
     }
@@ -757,6 +792,19 @@ impl Store for SqliteStore {
 
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64> {
         self.submit(|reply| Job::Rebuild(progress, reply)).await
+    }
+
+    async fn import(&self, events: Vec<Event>) -> StoreResult<()> {
+        self.submit(|reply| Job::Import(events, reply)).await
+    }
+
+    async fn log_len(&self) -> StoreResult<u64> {
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(be)
+        })
+        .await
     }
 
     async fn ping(&self) -> StoreResult<()> {

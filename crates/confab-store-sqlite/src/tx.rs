@@ -224,7 +224,7 @@ fn redact(conn: &Connection, app: AppId, room: RoomNumber, seq: Seq) -> rusqlite
     Ok(())
 }
 
-fn insert_event(conn: &Connection, ev: &Event) -> rusqlite::Result<()> {
+pub(crate) fn insert_event(conn: &Connection, ev: &Event) -> rusqlite::Result<()> {
     let (room, pos) = ev
         .body
         .room_pos()

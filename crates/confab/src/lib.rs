@@ -2,6 +2,7 @@
 //! binary and the integration tests both go through [`start`].
 
 pub mod config;
+pub mod copy;
 
 use anyhow::Context;
 use confab_api::{ApiConfig, AppState};

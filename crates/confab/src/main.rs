@@ -63,6 +63,14 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Copy everything into another, empty database by replaying the event log.
+    Copy {
+        /// The target database: a SQLite file path (later also a PostgreSQL URL).
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Operator commands.
     Admin {
         #[command(subcommand)]
@@ -142,6 +150,29 @@ fn init_tracing(level: &str) {
         .init();
 }
 
+/// A progress bar on stderr when it is a terminal (replays of millions of events take a while).
+fn progress_bar() -> confab_core::store::Progress {
+    let tty = std::io::stderr().is_terminal();
+    Arc::new(move |done, total| {
+        if tty {
+            let width = 40usize;
+            let filled = if total == 0 {
+                width
+            } else {
+                (done as usize * width) / total as usize
+            };
+            eprint!(
+                "\r[{}{}] {done}/{total} events",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            if done == total {
+                eprintln!();
+            }
+        }
+    })
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -192,29 +223,29 @@ async fn main() -> anyhow::Result<()> {
             let config = load(&common, None)?;
             let _lock = confab::lock_data_dir(&config)?;
             let store = confab::open_store(&config)?;
-            let tty = std::io::stderr().is_terminal();
-            let progress: confab_core::store::Progress = Arc::new(move |done, total| {
-                if tty {
-                    let width = 40usize;
-                    let filled = if total == 0 {
-                        width
-                    } else {
-                        (done as usize * width) / total as usize
-                    };
-                    eprint!(
-                        "\r[{}{}] {done}/{total} events",
-                        "#".repeat(filled),
-                        " ".repeat(width - filled)
-                    );
-                    if done == total {
-                        eprintln!();
-                    }
-                }
-            });
             let started = std::time::Instant::now();
-            let n = store.rebuild(progress).await?;
+            let n = store.rebuild(progress_bar()).await?;
             println!(
                 "rebuilt projections from {n} events in {:.1?}",
+                started.elapsed()
+            );
+        }
+        Cmd::Copy { to, common } => {
+            let config = load(&common, None)?;
+            let _lock = confab::lock_data_dir(&config)?;
+            let source = confab::open_store(&config)?;
+            let mut target_config = config.clone();
+            target_config.set("database", &to, "--to")?;
+            if target_config.database_path() == config.database_path() {
+                bail!("--to names the source database itself");
+            }
+            let target = confab::open_store(&target_config)?;
+            let started = std::time::Instant::now();
+            let copied = confab::copy::copy(&source, &target, progress_bar()).await?;
+            println!(
+                "copied {} events of {} apps into {to} in {:.1?}; counts checked",
+                copied.events,
+                copied.apps,
                 started.elapsed()
             );
         }

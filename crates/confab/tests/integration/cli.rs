@@ -119,3 +119,64 @@ fn serve_exits_cleanly_on_sigterm_and_keeps_the_admin_key_private() {
         let _ = child.kill();
     }
 }
+
+/// `confab copy` moves a data directory into another, empty database: the same apps, users,
+/// rooms, messages (a deleted one stays redacted) and counts, and the same tokens still work.
+#[tokio::test]
+async fn copy_moves_everything_into_an_empty_database() {
+    use crate::common::Server;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (source, other) = (dir.path().join("source"), dir.path().join("other"));
+    let mut s = Server::start_with(|c| c.data_dir = source.clone()).await;
+    let app = s.app("moving").await;
+    let alice = s.user(&app, "alice").await;
+    s.user(&app, "bob").await;
+    let room = s.group(&alice, "public", &["bob"]).await;
+    for i in 0..30 {
+        s.send(&alice, room, &format!("message {i}")).await;
+    }
+    let gone = s.send(&alice, room, "to be deleted").await["seq"]
+        .as_i64()
+        .expect("seq");
+    let (status, _) = s
+        .delete(&format!("/v1/rooms/{room}/messages/{gone}"), &alice)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let history = format!("/v1/rooms/{room}/messages?limit=100");
+    let (_, before) = s.get(&history, &alice).await;
+    let (_, counts) = s.get("/v1/app", &app.secret).await;
+    let (_, log) = s.get("/v1/events?limit=1000", &app.secret).await;
+    s.stop().await;
+
+    std::fs::create_dir(&other).expect("dir");
+    let target = other.join("copy.db");
+    let d = source.to_str().expect("utf-8 path");
+    let t = target.to_str().expect("utf-8 path");
+    let (ok, out, err) = run(confab().args(["copy", "--to", t, "--data-dir", d]));
+    assert!(ok, "{err}");
+    assert!(out.contains("counts checked"), "{out}");
+    // Into a database that is not empty: refused.
+    let (ok, _, err) = run(confab().args(["copy", "--to", t, "--data-dir", d]));
+    assert!(!ok);
+    assert!(err.contains("not empty"), "{err}");
+
+    let copy = Server::start_with(|c| {
+        c.data_dir = other.clone();
+        c.database = t.to_owned();
+    })
+    .await;
+    // The log first: a user's requests below add `user_seen` events to it.
+    assert_eq!(copy.get("/v1/events?limit=1000", &app.secret).await.1, log);
+    assert_eq!(copy.get("/v1/app", &app.secret).await.1, counts);
+    let (status, after) = copy.get(&history, &alice).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{after}");
+    assert_eq!(before, after);
+    let (status, hits) = copy
+        .get(
+            &format!("/v1/rooms/{room}/search?q=message&limit=50"),
+            &alice,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(hits["hits"].as_array().map(Vec::len), Some(30), "{hits}");
+}
