@@ -28,13 +28,18 @@ fn invalid(message: impl Into<String>) -> DomainError {
     DomainError::new(ErrorCode::InvalidInput, message)
 }
 
-/// A message text: non-empty (after trimming), at most `max_text_chars` characters.
+/// A message text: non-empty (after trimming), at most `max_text_chars` characters, no NUL.
 pub fn text(text: &str, limits: &Limits) -> Result<(), DomainError> {
     if text.trim().is_empty() {
         return Err(DomainError::new(
             ErrorCode::TextEmpty,
             "text must not be empty",
         ));
+    }
+    // PostgreSQL cannot store U+0000 in text (nor in JSON it parses): refused at the door,
+    // the same for every store, rather than failing inside one of them.
+    if text.contains('\0') {
+        return Err(invalid("text must not contain the NUL character (U+0000)"));
     }
     let n = text.chars().count();
     if n > limits.max_text_chars {
@@ -129,6 +134,12 @@ pub fn client_id(value: &str) -> Result<(), DomainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_refuses_nul() {
+        assert!(text("a\0b", &Limits::default()).is_err());
+        assert!(text("a\tb", &Limits::default()).is_ok());
+    }
 
     #[test]
     fn text_limits_count_characters_not_bytes() {

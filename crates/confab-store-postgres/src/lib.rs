@@ -1,0 +1,396 @@
+//! Confab's store on PostgreSQL, for one node or many on one database. Each node runs one
+//! writer thread that commits many commands per transaction (group commit) on a blocking
+//! connection, so the rules' `Tx` stays synchronous; reads go through a pool of async
+//! connections. How writes stay correct with several nodes (lock order, offsets taken last,
+//! unique keys) is told in `writer`.
+//!
+//! Every table's key starts with the app, so the schema can later be distributed by app
+//! (Citus-style) without change.
+
+mod conn;
+mod fault;
+mod projection;
+mod read;
+mod rows;
+mod schema;
+mod search;
+mod tx;
+mod writer;
+
+pub use schema::VERSION as SCHEMA_VERSION;
+
+use async_trait::async_trait;
+use confab_core::bus::BusError;
+use confab_core::command::{Command, Outcome};
+use confab_core::error::StoreError;
+use confab_core::event::Event;
+use confab_core::ids::{AppId, Offset, Pos, RoomNumber, Seq, UserId};
+use confab_core::model::{
+    Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
+    RoomSummary, User,
+};
+use confab_core::store::{CommitFeed, Progress, Store, StoreResult};
+use fault::pg as be;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use writer::Job;
+
+/// How long a readiness probe waits for the writer and for a reader.
+const PING_DEADLINE: Duration = Duration::from_secs(5);
+/// How long making a connection may take, unless the URL says (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a read waits for a pooled connection before answering "unavailable".
+const POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Pooled read connections of this node.
+    pub readers: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { readers: 8 }
+    }
+}
+
+pub struct PgStore {
+    jobs: mpsc::Sender<Job>,
+    pool: deadpool_postgres::Pool,
+    committed: broadcast::Sender<Arc<Event>>,
+}
+
+/// The URL parsed, with a connect timeout unless it names one.
+fn config(url: &str) -> StoreResult<tokio_postgres::Config> {
+    let mut cfg = tokio_postgres::Config::from_str(url)
+        .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(CONNECT_TIMEOUT);
+    }
+    cfg.keepalives(true);
+    cfg.application_name("confab");
+    Ok(cfg)
+}
+
+/// Connects once and applies pending migrations; returns how many ran.
+pub async fn migrate(url: &str) -> StoreResult<usize> {
+    let (mut client, connection) = config(url)?
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| StoreError::unavailable(format!("connecting: {e}")))?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "migration connection ended");
+        }
+    });
+    let ran = schema::migrate(&mut client).await;
+    drop(client);
+    let _ = task.await;
+    ran
+}
+
+impl PgStore {
+    /// Connects, migrates (safe when several nodes start at once), starts the writer thread
+    /// and the read pool.
+    pub async fn open(url: &str, options: Options) -> StoreResult<PgStore> {
+        migrate(url).await?;
+        let cfg = config(url)?;
+        let manager = deadpool_postgres::Manager::from_config(
+            cfg,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(options.readers.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(StoreError::internal)?;
+        let mut wcfg = postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
+        if wcfg.get_connect_timeout().is_none() {
+            wcfg.connect_timeout(CONNECT_TIMEOUT);
+        }
+        wcfg.keepalives(true);
+        wcfg.application_name("confab-writer");
+        let (jobs, rx) = mpsc::channel(4096);
+        let (committed, _) = broadcast::channel(4096);
+        let mut writer = writer::Writer::new(wcfg, committed.clone());
+        let (ready_tx, ready_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("confab-pg-writer".into())
+            .spawn(move || {
+                // Connect before answering, so a node that cannot write does not start.
+                let ready = writer.conn().map(|_| ());
+                let ok = ready.is_ok();
+                let _ = ready_tx.send(ready);
+                if ok {
+                    writer.run(rx);
+                }
+            })
+            .map_err(StoreError::unavailable)?;
+        ready_rx
+            .await
+            .map_err(|_| StoreError::internal("the writer thread ended while starting"))??;
+        let store = PgStore {
+            jobs,
+            pool,
+            committed,
+        };
+        // A reader must work too.
+        let _reader = store.client().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(fault::pool)
+    }
+
+    async fn submit<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Job,
+    ) -> StoreResult<T> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::unavailable("the writer stopped"))?;
+        rx.await
+            .map_err(|_| StoreError::unavailable("the writer dropped the request"))?
+    }
+}
+
+/// The writer's broadcast of committed events, as the port's feed.
+struct Feed(broadcast::Receiver<Arc<Event>>);
+
+#[async_trait]
+impl CommitFeed for Feed {
+    async fn recv(&mut self) -> Result<Arc<Event>, BusError> {
+        use broadcast::error::RecvError;
+        self.0.recv().await.map_err(|e| match e {
+            RecvError::Lagged(n) => BusError::Lagged(n),
+            RecvError::Closed => BusError::Closed,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn execute(&self, cmd: Command) -> StoreResult<Outcome> {
+        self.submit(|reply| Job::Command(cmd, reply)).await
+    }
+
+    fn committed(&self) -> Box<dyn CommitFeed> {
+        Box::new(Feed(self.committed.subscribe()))
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<App>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {} FROM apps ORDER BY id", rows::APP_COLS);
+        read::query(&c, &sql, &[])
+            .await?
+            .iter()
+            .map(rows::app)
+            .collect()
+    }
+
+    async fn app_by_token(&self, token: &str) -> StoreResult<Option<App>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {} FROM apps WHERE token = $1", rows::APP_COLS);
+        read::opt(&c, &sql, &[&token])
+            .await?
+            .map(|r| rows::app(&r))
+            .transpose()
+    }
+
+    async fn app_keys_by_token(&self, token: &str) -> StoreResult<Option<AppKeys>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {} FROM apps WHERE token = $1", rows::KEYS_COLS);
+        read::opt(&c, &sql, &[&token])
+            .await?
+            .map(|r| rows::keys(&r))
+            .transpose()
+    }
+
+    async fn app_keys_by_secret_hash(&self, hash: &str) -> StoreResult<Option<AppKeys>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {} FROM apps WHERE secret_hash = $1",
+            rows::KEYS_COLS
+        );
+        read::opt(&c, &sql, &[&hash])
+            .await?
+            .map(|r| rows::keys(&r))
+            .transpose()
+    }
+
+    async fn app_keys_by_key_id(&self, key_id: &str) -> StoreResult<Option<AppKeys>> {
+        let c = self.client().await?;
+        let sql = format!("SELECT {} FROM apps WHERE key_id = $1", rows::KEYS_COLS);
+        read::opt(&c, &sql, &[&key_id])
+            .await?
+            .map(|r| rows::keys(&r))
+            .transpose()
+    }
+
+    async fn app_stats(&self, app: AppId) -> StoreResult<AppStats> {
+        read::app_stats(&self.client().await?, app).await
+    }
+
+    async fn user(&self, app: AppId, user: &UserId) -> StoreResult<Option<User>> {
+        let c = self.client().await?;
+        let sql = format!(
+            "SELECT {} FROM users WHERE app_id = $1 AND user_id = $2",
+            rows::USER_COLS
+        );
+        read::opt(&c, &sql, &[&app.0, &user.as_str()])
+            .await?
+            .map(|r| rows::user(&r))
+            .transpose()
+    }
+
+    async fn access(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: Option<&UserId>,
+    ) -> StoreResult<Option<Access>> {
+        read::access(&self.client().await?, app, room, viewer).await
+    }
+
+    async fn room_by_alias(&self, app: AppId, alias: &str) -> StoreResult<Option<RoomNumber>> {
+        let c = self.client().await?;
+        read::opt(
+            &c,
+            "SELECT number FROM rooms WHERE app_id = $1 AND alias = $2 AND NOT deleted",
+            &[&app.0, &alias],
+        )
+        .await?
+        .map(|r| rows::get(&r, 0).map(RoomNumber))
+        .transpose()
+    }
+
+    async fn rooms_of_user(
+        &self,
+        app: AppId,
+        user: &UserId,
+        state: MemberState,
+        after: Option<(i64, RoomNumber)>,
+        limit: usize,
+    ) -> StoreResult<Page<RoomSummary>> {
+        read::rooms_of_user(&self.client().await?, app, user, state, after, limit).await
+    }
+
+    async fn public_rooms(
+        &self,
+        app: AppId,
+        after: Option<RoomNumber>,
+        limit: usize,
+    ) -> StoreResult<Page<Room>> {
+        read::public_rooms(&self.client().await?, app, after, limit).await
+    }
+
+    async fn members(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        state: Option<MemberState>,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> StoreResult<Page<Member>> {
+        read::members(&self.client().await?, app, room, state, after, limit).await
+    }
+
+    async fn history(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        query: HistoryQuery,
+        limit: usize,
+    ) -> StoreResult<(Vec<Item>, bool, bool)> {
+        read::history(&self.client().await?, app, room, query, limit).await
+    }
+
+    async fn timeline(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: &UserId,
+        query: HistoryQuery,
+        limit: usize,
+    ) -> StoreResult<Option<(Access, Vec<Item>, bool, bool)>> {
+        let c = self.client().await?;
+        let Some(access) = read::access(&c, app, room, Some(viewer)).await? else {
+            return Ok(None);
+        };
+        if confab_core::rules::can_read_timeline(&access).is_err() {
+            return Ok(Some((access, Vec::new(), false, false)));
+        }
+        let (items, before, after) = read::history(&c, app, room, query, limit).await?;
+        Ok(Some((access, items, before, after)))
+    }
+
+    async fn item(&self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<Option<Item>> {
+        read::item(&self.client().await?, app, room, seq).await
+    }
+
+    async fn replies(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        parent: Seq,
+        query: HistoryQuery,
+        limit: usize,
+    ) -> StoreResult<(Vec<Item>, bool, bool)> {
+        read::replies(&self.client().await?, app, room, parent, query, limit).await
+    }
+
+    async fn changes(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        since: Pos,
+        limit: usize,
+    ) -> StoreResult<Page<Change>> {
+        read::changes(&self.client().await?, app, room, since, limit).await
+    }
+
+    async fn events(&self, app: AppId, after: Offset, limit: usize) -> StoreResult<Page<Event>> {
+        read::events(&self.client().await?, app, after, limit).await
+    }
+
+    async fn search(
+        &self,
+        app: AppId,
+        scope: confab_core::search::Scope,
+        query: confab_core::search::Query,
+        before: Option<confab_core::search::Cursor>,
+        limit: usize,
+    ) -> StoreResult<Page<confab_core::search::Hit>> {
+        search::search(&self.client().await?, app, scope, query, before, limit).await
+    }
+
+    async fn rebuild(&self, progress: Progress) -> StoreResult<u64> {
+        self.submit(|reply| Job::Rebuild(progress, reply)).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let deadline =
+            |what: &str| StoreError::unavailable(format!("{what} did not answer in time"));
+        tokio::time::timeout(PING_DEADLINE, self.submit(Job::Ping))
+            .await
+            .map_err(|_| deadline("the writer"))??;
+        tokio::time::timeout(PING_DEADLINE, async {
+            let c = self.client().await?;
+            c.simple_query("SELECT 1").await.map(|_| ()).map_err(be)
+        })
+        .await
+        .map_err(|_| deadline("the reader pool"))?
+    }
+}

@@ -1,0 +1,318 @@
+//! The write transaction the rules run in. Reads see the transaction's own writes (projections
+//! are written as each event is appended); events are buffered without offsets and inserted
+//! by the writer at the end, once it has taken the app's offsets (see `writer`).
+
+use crate::conn::Conn;
+use crate::projection::{self, Deltas};
+use crate::rows::{self, APP_COLS, ITEM_COLS, MEMBER_COLS, ROOM_COLS, USER_COLS, direct_key};
+use crate::schema::ROOMS_CLASS;
+use confab_core::event::{Event, EventBody};
+use confab_core::ids::{AppId, Offset, RoomNumber, Seq, Timestamp, UserId};
+use confab_core::model::{App, Item, Member, User};
+use confab_core::store::{RoomState, StoreResult, Tx};
+use std::collections::{HashMap, HashSet};
+
+/// What one transaction has learnt and owes. Everything here is about rows this transaction
+/// has locked (rooms, their memberships) or written, so no other node can change it meanwhile.
+#[derive(Default)]
+pub struct Batch {
+    /// Appended events in order, offsets still 0.
+    pub events: Vec<Event>,
+    pub deltas: Deltas,
+    /// Rooms read under their row lock (or created here), as the rules last saw them.
+    pub rooms: HashMap<(AppId, RoomNumber), RoomState>,
+    /// Memberships read in locked rooms; `None`: no row.
+    pub members: HashMap<(AppId, RoomNumber, UserId), Option<Member>>,
+    /// Apps whose room-creation lock this transaction holds.
+    pub creating: HashSet<AppId>,
+}
+
+pub struct PgTx<'a> {
+    pub c: &'a mut Conn,
+    pub now: Timestamp,
+    pub batch: &'a mut Batch,
+}
+
+impl PgTx<'_> {
+    /// Room numbers, aliases and direct pairs of `app` are decided only under this lock; the
+    /// writer normally takes it up front (see `writer`), this is the safety net.
+    fn creating(&mut self, app: AppId) -> StoreResult<()> {
+        if self.batch.creating.insert(app) {
+            self.c.exec(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&ROOMS_CLASS, &(app.0 as i32)],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the cache right after `ev`: the message events change a room exactly as the
+    /// projection did; any other room event drops the room and its memberships, to be read
+    /// again (from this transaction's own writes).
+    fn after_event(&mut self, ev: &Event) {
+        use EventBody::*;
+        let app = ev.app;
+        let mut with = |room: RoomNumber, f: &dyn Fn(&mut confab_core::model::Room)| {
+            if let Some(s) = self.batch.rooms.get_mut(&(app, room)) {
+                f(&mut s.room);
+            }
+        };
+        match &ev.body {
+            MessagePosted { room, seq, pos, .. } => with(*room, &|r| {
+                r.last_seq = *seq;
+                r.last_pos = *pos;
+                r.messages_count += 1;
+            }),
+            MessageEdited { room, pos, .. } => with(*room, &|r| r.last_pos = *pos),
+            MessageDeleted { room, pos, .. } => with(*room, &|r| {
+                r.last_pos = *pos;
+                r.messages_count -= 1;
+            }),
+            ReadMarkerSet { room, user, .. } => {
+                self.batch.members.remove(&(app, *room, user.clone()));
+            }
+            RoomCreated { room, .. }
+            | RoomUpdated { room, .. }
+            | RoomDeleted { room, .. }
+            | Membership { room, .. } => {
+                let room = *room;
+                self.batch.rooms.remove(&(app, room));
+                self.batch
+                    .members
+                    .retain(|(a, r, _), _| !(*a == app && *r == room));
+            }
+            AppCreated { .. }
+            | AppRenamed { .. }
+            | UserUpserted { .. }
+            | UserLoggedIn { .. }
+            | UserSeen { .. } => {}
+        }
+    }
+
+    /// Empties the text the log holds for a deleted message (see `EventBody::MessagePosted`):
+    /// in the rows committed before, and in the events of this transaction not yet inserted.
+    fn redact(&mut self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<()> {
+        self.c.exec(
+            "UPDATE events SET body = jsonb_set(jsonb_set(body::jsonb, '{text}', '\"\"'),
+                 '{redacted}', 'true')::text
+             WHERE app_id = $1 AND room_no = $2 AND seq = $3
+               AND type IN ('message_posted', 'message_edited')",
+            &[&app.0, &room.0, &seq.0],
+        )?;
+        for ev in self.batch.events.iter_mut().filter(|e| e.app == app) {
+            match &mut ev.body {
+                EventBody::MessagePosted {
+                    room: r,
+                    seq: s,
+                    text,
+                    redacted,
+                    ..
+                }
+                | EventBody::MessageEdited {
+                    room: r,
+                    seq: s,
+                    text,
+                    redacted,
+                    ..
+                } if *r == room && *s == seq => {
+                    text.clear();
+                    *redacted = true;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Tx for PgTx<'_> {
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    fn app(&mut self, app: AppId) -> StoreResult<Option<App>> {
+        self.c
+            .opt(
+                &format!("SELECT {APP_COLS} FROM apps WHERE id = $1"),
+                &[&app.0],
+            )?
+            .map(|r| rows::app(&r))
+            .transpose()
+    }
+
+    fn next_app_id(&mut self) -> StoreResult<AppId> {
+        // Under the app-creation lock (taken by the writer). From the log as well as the
+        // projection: an app id is never reused, and this transaction's new apps have rows
+        // but no logged events yet.
+        let r = self.c.one(
+            "SELECT GREATEST((SELECT MAX(app_id) FROM events), (SELECT MAX(id) FROM apps), 0) + 1",
+            &[],
+        )?;
+        Ok(AppId(rows::get(&r, 0)?))
+    }
+
+    fn app_token_taken(&mut self, token: &str) -> StoreResult<bool> {
+        Ok(self
+            .c
+            .opt("SELECT 1 FROM apps WHERE token = $1", &[&token])?
+            .is_some())
+    }
+
+    fn last_room_number(&mut self, app: AppId) -> StoreResult<RoomNumber> {
+        self.creating(app)?;
+        let r = self.c.one(
+            "SELECT COALESCE(MAX(number), 0) FROM rooms WHERE app_id = $1",
+            &[&app.0],
+        )?;
+        Ok(RoomNumber(rows::get(&r, 0)?))
+    }
+
+    fn user(&mut self, app: AppId, user: &UserId) -> StoreResult<Option<User>> {
+        self.c
+            .opt(
+                &format!("SELECT {USER_COLS} FROM users WHERE app_id = $1 AND user_id = $2"),
+                &[&app.0, &user.as_str()],
+            )?
+            .map(|r| rows::user(&r))
+            .transpose()
+    }
+
+    fn room(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Option<RoomState>> {
+        if let Some(state) = self.batch.rooms.get(&(app, room)) {
+            return Ok(Some(state.clone()));
+        }
+        // Normally locked up front with the batch's other rooms; a room reached otherwise is
+        // locked now, so its counters are never read unlocked.
+        let Some(r) = self.c.opt(
+            &format!("SELECT {ROOM_COLS} FROM rooms WHERE app_id = $1 AND number = $2 FOR UPDATE"),
+            &[&app.0, &room.0],
+        )?
+        else {
+            return Ok(None);
+        };
+        let row = rows::room_at(&r, 0)?;
+        let state = RoomState {
+            room: row.room,
+            direct: row.direct,
+        };
+        self.batch.rooms.insert((app, room), state.clone());
+        Ok(Some(state))
+    }
+
+    fn room_by_alias(&mut self, app: AppId, alias: &str) -> StoreResult<Option<RoomNumber>> {
+        self.creating(app)?;
+        self.c
+            .opt(
+                "SELECT number FROM rooms WHERE app_id = $1 AND alias = $2",
+                &[&app.0, &alias],
+            )?
+            .map(|r| rows::get(&r, 0).map(RoomNumber))
+            .transpose()
+    }
+
+    fn direct_room(
+        &mut self,
+        app: AppId,
+        a: &UserId,
+        b: &UserId,
+    ) -> StoreResult<Option<RoomNumber>> {
+        self.creating(app)?;
+        self.c
+            .opt(
+                "SELECT number FROM rooms WHERE app_id = $1 AND direct_key = $2",
+                &[&app.0, &direct_key(a, b)],
+            )?
+            .map(|r| rows::get(&r, 0).map(RoomNumber))
+            .transpose()
+    }
+
+    fn member(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        user: &UserId,
+    ) -> StoreResult<Option<Member>> {
+        let key = (app, room, user.clone());
+        if let Some(m) = self.batch.members.get(&key) {
+            return Ok(m.clone());
+        }
+        let member = self
+            .c
+            .opt(
+                &format!(
+                    "SELECT {MEMBER_COLS} FROM members
+                     WHERE app_id = $1 AND room_no = $2 AND user_id = $3"
+                ),
+                &[&app.0, &room.0, &user.as_str()],
+            )?
+            .map(|r| rows::member_at(&r, 0))
+            .transpose()?;
+        self.batch.members.insert(key, member.clone());
+        Ok(member)
+    }
+
+    fn successor(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        except: &UserId,
+    ) -> StoreResult<Option<UserId>> {
+        self.c
+            .opt(
+                "SELECT user_id FROM members
+                 WHERE app_id = $1 AND room_no = $2 AND state = 'joined' AND user_id <> $3
+                 ORDER BY role = 'admin' DESC, since ASC LIMIT 1",
+                &[&app.0, &room.0, &except.as_str()],
+            )?
+            .map(|r| rows::get(&r, 0).map(UserId))
+            .transpose()
+    }
+
+    fn item(&mut self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<Option<Item>> {
+        self.c
+            .opt(
+                &format!(
+                    "SELECT {ITEM_COLS} FROM items WHERE app_id = $1 AND room_no = $2 AND seq = $3"
+                ),
+                &[&app.0, &room.0, &seq.0],
+            )?
+            .map(|r| rows::item(&r))
+            .transpose()
+    }
+
+    fn item_by_client_id(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        sender: Option<&UserId>,
+        client_id: &str,
+    ) -> StoreResult<Option<Item>> {
+        self.c
+            .opt(
+                &format!(
+                    "SELECT {ITEM_COLS} FROM items WHERE app_id = $1 AND room_no = $2
+                       AND client_id = $3 AND sender IS NOT DISTINCT FROM $4 LIMIT 1"
+                ),
+                &[&app.0, &room.0, &client_id, &sender.map(UserId::as_str)],
+            )?
+            .map(|r| rows::item(&r))
+            .transpose()
+    }
+
+    fn append(&mut self, app: AppId, body: EventBody) -> StoreResult<Event> {
+        let event = Event {
+            app,
+            // Taken at the end of the transaction, under the app row's lock.
+            offset: Offset(0),
+            at: self.now,
+            body,
+        };
+        projection::apply(self.c, &event, &mut self.batch.deltas)?;
+        self.after_event(&event);
+        self.batch.events.push(event.clone());
+        if let EventBody::MessageDeleted { room, seq, .. } = &event.body {
+            self.redact(app, *room, *seq)?;
+        }
+        Ok(event)
+    }
+}
