@@ -380,6 +380,21 @@ impl Store for PgStore {
         self.submit(|reply| Job::Rebuild(progress, reply)).await
     }
 
+    async fn import(&self, events: Vec<Event>) -> StoreResult<()> {
+        self.submit(|reply| Job::Import(events, reply)).await
+    }
+
+    async fn log_len(&self) -> StoreResult<u64> {
+        let c = self.client().await?;
+        let rows = read::query(&c, "SELECT COUNT(*) FROM events", &[]).await?;
+        let n: i64 = rows
+            .first()
+            .map(|r| rows::get(r, 0))
+            .transpose()?
+            .unwrap_or(0);
+        Ok(n as u64)
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let deadline =
             |what: &str| StoreError::unavailable(format!("{what} did not answer in time"));

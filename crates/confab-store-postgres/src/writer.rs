@@ -58,6 +58,8 @@ pub enum Job {
     /// The readiness probe: answered by the writer itself, so a stopped or stuck writer (or
     /// a database it cannot reach) shows.
     Ping(Reply<()>),
+    /// Events of another store's log (see `Store::import`).
+    Import(Vec<Event>, Reply<()>),
 }
 
 pub struct Writer {
@@ -146,6 +148,10 @@ impl Writer {
                 }
                 Job::Ping(reply) => {
                     let r = self.with_conn(|c| c.batch("SELECT 1"));
+                    let _ = reply.send(r);
+                }
+                Job::Import(events, reply) => {
+                    let r = self.with_conn(|c| import(c, &events));
                     let _ = reply.send(r);
                 }
             }
@@ -467,6 +473,35 @@ fn insert_events(c: &mut Conn, events: &[Event]) -> StoreResult<()> {
         &[&app, &offset, &room, &pos, &seq, &kind, &v, &at, &body],
     )?;
     Ok(())
+}
+
+/// Inserts events of another store's log as they are and applies them, in one transaction,
+/// beside writers as a batch would (the rebuild lock shared). An event already present (same app
+/// and offset) fails the insert, so a copy never mixes two logs; the app rows' offsets follow
+/// the imported events because pages come in each app's offset order.
+fn import(c: &mut Conn, events: &[Event]) -> StoreResult<()> {
+    c.batch("BEGIN")?;
+    let r = (|| {
+        c.exec(
+            "SELECT pg_advisory_xact_lock_shared($1, $2)",
+            &[&LOCK_CLASS, &LOCK_REBUILD],
+        )?;
+        let mut deltas = Deltas::new();
+        for ev in events {
+            projection::apply(c, ev, &mut deltas)?;
+        }
+        for (app, d) in deltas {
+            projection::settle_app(c, app, d)?;
+        }
+        insert_events(c, events)
+    })();
+    match r.and_then(|()| c.batch("COMMIT")) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = c.batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
 
 /// Empties every projection and replays the log, app by app in offset order (each app's

@@ -167,6 +167,10 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+fn is_postgres_url(value: &str) -> bool {
+    value.starts_with("postgres://") || value.starts_with("postgresql://")
+}
+
 /// `IP:PORT`, or `HOST:PORT` with a host name that resolves (`localhost:8080`).
 fn listen_address(value: &str) -> Result<(), String> {
     use std::net::ToSocketAddrs;
@@ -244,9 +248,9 @@ impl Config {
                 self.data_dir = PathBuf::from(value);
             }
             "database" => {
-                if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+                if is_postgres_url(value) && !value.contains('@') && !value.contains("user=") {
                     return Err(err(
-                        "PostgreSQL is not supported by this build yet; use a SQLite path".into(),
+                        "a PostgreSQL URL must name its user (postgres://USER@HOST/DB)".into(),
                     ));
                 }
                 self.database = value.to_owned();
@@ -448,6 +452,28 @@ impl Config {
         }
         let limit = descriptor_limit().unwrap_or(1024);
         (limit - (limit / 4).min(256)).max(1)
+    }
+
+    /// Whether the database is PostgreSQL (a URL) rather than a SQLite file.
+    pub fn is_postgres(&self) -> bool {
+        is_postgres_url(&self.database)
+    }
+
+    /// The database for logs and messages: the path, or the URL without its password.
+    pub fn database_display(&self) -> String {
+        if !self.is_postgres() {
+            return self.database_path().display().to_string();
+        }
+        match self.database.split_once("://") {
+            Some((scheme, rest)) => match rest.split_once('@') {
+                Some((who, place)) => {
+                    let user = who.split(':').next().unwrap_or("");
+                    format!("{scheme}://{user}@{place}")
+                }
+                None => self.database.clone(),
+            },
+            None => self.database.clone(),
+        }
     }
 
     pub fn database_path(&self) -> PathBuf {

@@ -16,9 +16,18 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Opens (creating and migrating) the store the configuration names. The caller holds the
-/// data directory (see [`lock_data_dir`]).
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens (creating and migrating) the store the configuration names: PostgreSQL for a
+/// `postgres://` URL, else SQLite. The caller holds the data directory (see [`lock_data_dir`]).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.is_postgres() {
+        let options = confab_store_postgres::Options {
+            readers: config.readers.max(2),
+        };
+        let store = confab_store_postgres::PgStore::open(&config.database, options)
+            .await
+            .with_context(|| format!("cannot open database {}", config.database_display()))?;
+        return Ok(Arc::new(store));
+    }
     let path = config.database_path();
     warn_if_emptied(config, &path);
     let durability = if config.durability == "normal" {
@@ -69,7 +78,7 @@ fn warn_if_emptied(config: &Config, db: &Path) {
 /// The data directory, held by this process for as long as the value lives: one server (or
 /// one operator command) at a time per data directory.
 pub struct DataDirLock {
-    _file: std::fs::File,
+    _file: Option<std::fs::File>,
 }
 
 /// Creates the data directory if needed, private to the server's user (0700), and locks it.
@@ -93,6 +102,11 @@ pub fn lock_data_dir(config: &Config) -> anyhow::Result<DataDirLock> {
     builder
         .create(dir)
         .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    // Only an embedded database needs one process per data directory: with PostgreSQL, nodes
+    // (and operator commands) share the database safely.
+    if config.is_postgres() {
+        return Ok(DataDirLock { _file: None });
+    }
     let path = dir.join("confab.lock");
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);
@@ -131,7 +145,7 @@ pub fn lock_data_dir(config: &Config) -> anyhow::Result<DataDirLock> {
     let _ = file.rewind();
     let _ = write!(file, "{}", std::process::id());
     let _ = file.flush();
-    Ok(DataDirLock { _file: file })
+    Ok(DataDirLock { _file: Some(file) })
 }
 
 /// The admin key: configured, else kept in `admin.key` in the data dir, made on first start.
@@ -226,7 +240,7 @@ impl Running {
 /// Opens the store and starts serving on `config.listen` (port 0 picks a free one).
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let lock = lock_data_dir(config)?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let (admin_key, admin_key_new) = admin_key(config)?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await

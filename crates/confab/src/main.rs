@@ -32,7 +32,8 @@ struct Common {
     /// Where the data lives [env: CONFAB_DATA_DIR] [default: ./confab-data]
     #[arg(long, global = true)]
     data_dir: Option<String>,
-    /// The database: a SQLite file path [env: CONFAB_DATABASE] [default: DATA_DIR/confab.db]
+    /// The database: a SQLite file path or a postgres://USER@HOST/DB URL [env: CONFAB_DATABASE]
+    /// [default: DATA_DIR/confab.db]
     #[arg(long, global = true)]
     database: Option<String>,
     /// The admin key [env: CONFAB_ADMIN_KEY] [default: generated into DATA_DIR/admin.key]
@@ -65,7 +66,7 @@ enum Cmd {
     },
     /// Copy everything into another, empty database by replaying the event log.
     Copy {
-        /// The target database: a SQLite file path (later also a PostgreSQL URL).
+        /// The target database: a SQLite file path or a postgres://USER@HOST/DB URL.
         #[arg(long)]
         to: String,
         #[command(flatten)]
@@ -209,20 +210,24 @@ async fn main() -> anyhow::Result<()> {
                     running.admin_key
                 );
             }
-            tracing::info!(addr = %running.addr, db = %config.database_path().display(), "confab listening");
+            tracing::info!(addr = %running.addr, db = %config.database_display(), "confab listening");
             running.wait(shutdown_signal()).await?;
             tracing::info!("confab stopped");
         }
         Cmd::Migrate { common } => {
             let config = load(&common, None)?;
             let _lock = confab::lock_data_dir(&config)?;
-            let n = confab_store_sqlite::migrate(&config.database_path())?;
+            let n = if config.is_postgres() {
+                confab_store_postgres::migrate(&config.database).await?
+            } else {
+                confab_store_sqlite::migrate(&config.database_path())?
+            };
             println!("migrations applied: {n}");
         }
         Cmd::Rebuild { common } => {
             let config = load(&common, None)?;
             let _lock = confab::lock_data_dir(&config)?;
-            let store = confab::open_store(&config)?;
+            let store = confab::open_store(&config).await?;
             let started = std::time::Instant::now();
             let n = store.rebuild(progress_bar()).await?;
             println!(
@@ -233,13 +238,13 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Copy { to, common } => {
             let config = load(&common, None)?;
             let _lock = confab::lock_data_dir(&config)?;
-            let source = confab::open_store(&config)?;
+            let source = confab::open_store(&config).await?;
             let mut target_config = config.clone();
             target_config.set("database", &to, "--to")?;
-            if target_config.database_path() == config.database_path() {
+            if target_config.database_display() == config.database_display() {
                 bail!("--to names the source database itself");
             }
-            let target = confab::open_store(&target_config)?;
+            let target = confab::open_store(&target_config).await?;
             let started = std::time::Instant::now();
             let copied = confab::copy::copy(&source, &target, progress_bar()).await?;
             println!(
@@ -254,7 +259,7 @@ async fn main() -> anyhow::Result<()> {
             // The running server's writer assumes it is the only one: an operator command
             // writing beside it would break its numbering. Refused while a server runs.
             let _lock = confab::lock_data_dir(&config)?;
-            let store = confab::open_store(&config)?;
+            let store = confab::open_store(&config).await?;
             match what {
                 Admin::Apps {
                     what: AdminApps::Create { name },

@@ -120,14 +120,21 @@ fn serve_exits_cleanly_on_sigterm_and_keeps_the_admin_key_private() {
     }
 }
 
-/// `confab copy` moves a data directory into another, empty database: the same apps, users,
-/// rooms, messages (a deleted one stays redacted) and counts, and the same tokens still work.
+/// `confab copy` moves a SQLite data directory into another, empty database (PostgreSQL when
+/// the tests run with `CONFAB_TEST_DATABASE_URL`, else another SQLite file): the same apps,
+/// users, rooms, messages (a deleted one stays redacted), counts and search, and the same
+/// tokens still work.
 #[tokio::test]
 async fn copy_moves_everything_into_an_empty_database() {
-    use crate::common::Server;
+    use crate::common::{PgDatabase, Server, postgres_server};
     let dir = tempfile::tempdir().expect("temp dir");
     let (source, other) = (dir.path().join("source"), dir.path().join("other"));
-    let mut s = Server::start_with(|c| c.data_dir = source.clone()).await;
+    let source_db = source.join("confab.db").to_str().expect("utf-8").to_owned();
+    let mut s = Server::start_with(|c| {
+        c.data_dir = source.clone();
+        c.database = source_db.clone();
+    })
+    .await;
     let app = s.app("moving").await;
     let alice = s.user(&app, "alice").await;
     s.user(&app, "bob").await;
@@ -149,9 +156,17 @@ async fn copy_moves_everything_into_an_empty_database() {
     s.stop().await;
 
     std::fs::create_dir(&other).expect("dir");
-    let target = other.join("copy.db");
+    let pg = postgres_server().map(|server| PgDatabase::create(&server));
+    let target = match &pg {
+        Some(db) => db.url(),
+        None => other
+            .join("copy.db")
+            .to_str()
+            .expect("utf-8 path")
+            .to_owned(),
+    };
     let d = source.to_str().expect("utf-8 path");
-    let t = target.to_str().expect("utf-8 path");
+    let t = target.as_str();
     let (ok, out, err) = run(confab().args(["copy", "--to", t, "--data-dir", d]));
     assert!(ok, "{err}");
     assert!(out.contains("counts checked"), "{out}");

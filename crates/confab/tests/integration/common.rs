@@ -8,6 +8,74 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+/// The PostgreSQL server the HTTP tests run against when `CONFAB_TEST_DATABASE_URL` is set
+/// (e.g. `postgres://postgres@127.0.0.1:5432`): each server then gets a database of its own,
+/// dropped with it. Unset, every server keeps embedded SQLite in its data directory.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("CONFAB_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|u| u.trim_end_matches('/').to_owned())
+}
+
+/// Whether this run is on PostgreSQL; tests of SQLite's own files say so and stop.
+pub fn on_postgres(test: &str) -> bool {
+    let pg = postgres_server().is_some();
+    if pg {
+        eprintln!("{test}: tests the embedded SQLite store's files; not run on PostgreSQL");
+    }
+    pg
+}
+
+/// A database made for one server on the test PostgreSQL; dropped on drop.
+pub struct PgDatabase {
+    server: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub fn create(server: &str) -> PgDatabase {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("random name");
+        let name = format!(
+            "confab_http_{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let (admin, sql) = (
+            format!("{server}/postgres"),
+            format!("CREATE DATABASE \"{name}\""),
+        );
+        // The blocking client runs its own runtime: keep it off the test's runtime thread.
+        std::thread::spawn(move || {
+            postgres::Client::connect(&admin, postgres::NoTls)
+                .and_then(|mut c| c.batch_execute(&sql))
+        })
+        .join()
+        .expect("create thread")
+        .expect("CONFAB_TEST_DATABASE_URL names a PostgreSQL that lets us create a database");
+        PgDatabase {
+            server: server.to_owned(),
+            name,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server, self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin = format!("{}/postgres", self.server);
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let _ = std::thread::spawn(move || {
+            postgres::Client::connect(&admin, postgres::NoTls)
+                .and_then(|mut c| c.batch_execute(&sql))
+        })
+        .join();
+    }
+}
+
 pub struct Server {
     pub base: String,
     pub admin_key: String,
@@ -15,6 +83,8 @@ pub struct Server {
     pub config: Config,
     running: Option<confab::Running>,
     _dir: Option<TempDir>,
+    /// Dropped after `running` (fields drop in order), so the server has let go of it.
+    _pg: Option<PgDatabase>,
 }
 
 impl Server {
@@ -46,6 +116,14 @@ impl Server {
         config.anon_apps_per_hour = 1_000_000;
         config.anon_apps_burst = 1_000_000;
         tweak(&mut config);
+        // A test that names its own database keeps it.
+        let pg = match postgres_server() {
+            Some(server) if config.database.is_empty() => Some(PgDatabase::create(&server)),
+            _ => None,
+        };
+        if let Some(db) = &pg {
+            config.database = db.url();
+        }
         let running = confab::start(&config).await.expect("server starts");
         Server {
             base: format!("http://{}", running.addr),
@@ -58,6 +136,7 @@ impl Server {
             config,
             running: Some(running),
             _dir: Some(dir),
+            _pg: pg,
         }
     }
 
@@ -76,6 +155,7 @@ impl Server {
             },
             running: None,
             _dir: None,
+            _pg: None,
         }
     }
 

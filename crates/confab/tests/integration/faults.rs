@@ -143,6 +143,9 @@ async fn reads_cancelled_by_their_clients_keep_the_reader_pool() {
 
 #[tokio::test]
 async fn a_data_directory_in_use_is_refused_to_servers_and_operator_commands() {
+    if crate::common::on_postgres("a_data_directory_in_use_is_refused...") {
+        return;
+    }
     let s = Server::start().await;
     let app = s.app("locked").await;
     s.user(&app, "alice").await;
@@ -185,6 +188,9 @@ async fn a_data_directory_in_use_is_refused_to_servers_and_operator_commands() {
 #[cfg(unix)]
 #[tokio::test]
 async fn the_data_directory_and_its_files_are_private() {
+    if crate::common::on_postgres("the_data_directory_and_its_files_are_private") {
+        return;
+    }
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
@@ -221,6 +227,9 @@ async fn the_data_directory_and_its_files_are_private() {
 
 #[tokio::test]
 async fn a_damaged_search_index_is_rebuilt_from_the_log() {
+    if crate::common::on_postgres("a_damaged_search_index_is_rebuilt_from_the_log") {
+        return;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().to_path_buf();
     let mut s = Server::start_with(|c| c.data_dir = data.clone()).await;
