@@ -3,78 +3,14 @@
 //! search index, an emptied database.
 
 use crate::common::{Server, assert_error};
+use crate::process::{client_of, confab, spawn_serve};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-
-fn confab() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_confab"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CONFAB_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-/// A `confab serve` child process; killed when dropped.
-struct Spawned {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `confab serve` on `data_dir`, its log written to `log`; waits for its address.
-fn spawn_serve(data_dir: &Path, log: &Path, level: &str) -> Spawned {
-    let file = std::fs::File::create(log).expect("log file");
-    let child = confab()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("CONFAB_LOG", level)
-        // These tests send in bursts; the rate limits have tests of their own.
-        .env("CONFAB_SENDS_PER_SECOND", "0")
-        .env("CONFAB_READS_PER_SECOND", "0")
-        .stderr(Stdio::from(file))
-        .spawn()
-        .expect("serve starts");
-    // Owned at once, so that a failed wait below still kills and reaps it.
-    let mut spawned = Spawned {
-        child,
-        addr: String::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(rest) = text.split("addr=").nth(1) {
-            spawned.addr = rest.split_whitespace().next().expect("address").to_owned();
-            return spawned;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not start: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn client_of(spawned: &Spawned, data_dir: &Path) -> Server {
-    let key = std::fs::read_to_string(data_dir.join("admin.key")).expect("admin key");
-    Server::external(
-        format!("http://{}", spawned.addr),
-        key.trim().to_owned(),
-        data_dir,
-    )
-}
 
 /// History requests whose clients reset the connection while the read runs: the reader
 /// connections all come back, and reads keep answering.
@@ -263,7 +199,7 @@ async fn an_emptied_database_is_reported_loudly() {
     let data = dir.path().join("data");
     let log = dir.path().join("first.log");
     {
-        let spawned = spawn_serve(&data, &log, "info");
+        let spawned = spawn_serve(&data, &log, "info", &[]);
         let s = client_of(&spawned, &data);
         s.app("before").await;
     }
@@ -273,7 +209,7 @@ async fn an_emptied_database_is_reported_loudly() {
         let _ = std::fs::remove_file(data.join(journal));
     }
     let log = dir.path().join("second.log");
-    let _spawned = spawn_serve(&data, &log, "info");
+    let _spawned = spawn_serve(&data, &log, "info", &[]);
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(
         text.contains("EMPTY") && text.contains("confab.db") && text.contains("admin.key"),
@@ -427,7 +363,7 @@ async fn a_full_disk_refuses_writes_and_the_server_recovers_when_space_returns()
     let data = fs.0.join("data");
     let log = fs.0.join("server.log");
     let filler = fs.0.join("filler");
-    let mut spawned = spawn_serve(&data, &log, "debug");
+    let mut spawned = spawn_serve(&data, &log, "debug", &[]);
     let s = client_of(&spawned, &data);
     let app = s.app("full").await;
     let alice = s.user(&app, "alice").await;
@@ -484,7 +420,7 @@ async fn a_full_disk_refuses_writes_and_the_server_recovers_when_space_returns()
     spawned.child.kill().expect("kill -9");
     spawned.child.wait().expect("reaped");
     drop(spawned);
-    let spawned = spawn_serve(&data, &fs.0.join("again.log"), "info");
+    let spawned = spawn_serve(&data, &fs.0.join("again.log"), "info", &[]);
     let s = client_of(&spawned, &data);
     let (status, page) = s
         .get(&format!("/v1/rooms/{room}/messages?limit=200"), &alice)

@@ -13,6 +13,8 @@ mod hostile;
 mod limits;
 mod members;
 mod messages;
+mod nodes;
+mod process;
 mod rooms;
 mod search;
 mod smoke;
