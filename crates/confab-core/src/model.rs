@@ -69,6 +69,35 @@ pub enum Visibility {
     Private,
 }
 
+impl RoomKind {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Direct => "direct",
+            RoomKind::Group => "group",
+        }
+    }
+}
+
+impl Visibility {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+}
+
+/// The key stores keep a direct room's pair under, the same whichever member asks first.
+pub fn direct_key(a: &UserId, b: &UserId) -> String {
+    if a <= b {
+        format!("{a}\n{b}")
+    } else {
+        format!("{b}\n{a}")
+    }
+}
+
 /// A room as the rules need it and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Room {

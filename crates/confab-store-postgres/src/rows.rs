@@ -158,24 +158,11 @@ pub fn item(r: &Row) -> StoreResult<Item> {
 }
 
 pub fn kind_str(k: RoomKind) -> &'static str {
-    match k {
-        RoomKind::Direct => "direct",
-        RoomKind::Group => "group",
-    }
+    k.as_str()
 }
 
 pub fn visibility_str(v: Visibility) -> &'static str {
-    match v {
-        Visibility::Public => "public",
-        Visibility::Private => "private",
-    }
+    v.as_str()
 }
 
-/// The unique key of a direct room's pair.
-pub fn direct_key(a: &UserId, b: &UserId) -> String {
-    if a <= b {
-        format!("{a}\n{b}")
-    } else {
-        format!("{b}\n{a}")
-    }
-}
+pub use confab_core::model::direct_key;
