@@ -72,6 +72,13 @@ pub fn fold(text: &str) -> String {
 impl Query {
     /// Parses a query string. Refuses an empty query, and one too long or with too many terms.
     pub fn parse(raw: &str) -> Result<Query, DomainError> {
+        // No text holds U+0000 (`validate::text` refuses it, and PostgreSQL cannot store it).
+        if raw.contains('\0') {
+            return Err(DomainError::new(
+                ErrorCode::InvalidQuery,
+                "the query must not contain U+0000",
+            ));
+        }
         if raw.chars().count() > MAX_QUERY_CHARS {
             return Err(DomainError::new(
                 ErrorCode::QueryTooLong,
