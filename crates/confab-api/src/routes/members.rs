@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query, UserCaller};
 use axum::extract::State;
 use confab_core::command::Decision;
-use confab_core::ids::{RoomNumber, UserId};
+use confab_core::ids::RoomNumber;
 use confab_core::model::{MemberState, Role};
 use confab_core::{Command, Outcome};
 use serde::Deserialize;
@@ -45,7 +45,12 @@ pub async fn list_members(
         })?),
     };
     let after = match &q.cursor {
-        Some(c) => Some(UserId(cursor::decode("members", c, 1)?.remove(0))),
+        // A cursor is client input like any other: what it names must be a user id.
+        Some(c) => Some(
+            confab_core::validate::user_id(&cursor::decode("members", c, 1)?.remove(0)).map_err(
+                |_| ApiError::bad_request("invalid_cursor", "this cursor names no member"),
+            )?,
+        ),
         None => None,
     };
     readable(&state, me.app, number, &me.user).await?;

@@ -265,6 +265,12 @@ async fn malformed_values_are_refused_and_change_nothing() {
         let got = s.get(&path, &alice).await;
         assert!(got.0.is_client_error(), "{path}: {} {}", got.0, got.1);
     }
+    use base64::Engine;
+    let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("members\na\0b");
+    let got = s
+        .get(&format!("/v1/rooms/{room}/members?cursor={cursor}"), &alice)
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_cursor");
     let got = s
         .call(Method::GET, "/api/v1/apps/ab%00cdefgh", None, None)
         .await;
