@@ -57,10 +57,13 @@ impl Meter {
     }
 }
 
+/// Each room's owner (a sender index) and further members (user ids).
+type Groups = Vec<(usize, Vec<String>)>;
+
 /// Which rooms each sender posts into, in turn: with at least as many rooms as senders, room
 /// `r` belongs to sender `r % senders` alone; with fewer, sender `s` is a member of room
 /// `s % rooms`.
-fn plan(senders: usize, rooms: usize) -> (Vec<(usize, Vec<String>)>, Vec<Vec<usize>>) {
+fn plan(senders: usize, rooms: usize) -> (Groups, Vec<Vec<usize>>) {
     let mut groups = Vec::with_capacity(rooms);
     let mut of_sender = vec![Vec::new(); senders];
     for r in 0..rooms {
