@@ -47,7 +47,7 @@ pub fn per_unit(before: &Snapshot, after: &Snapshot, count: u64) -> String {
     for (name, t) in &after.0 {
         let used = t.saturating_sub(before.0.get(name).copied().unwrap_or(0));
         let group = match name.as_str() {
-            "confab-sqlite-w" => "writer",
+            "confab-sqlite-w" | "confab-pg-write" => "writer",
             "confab-search-i" => "indexer",
             n if n.starts_with("tokio") => "runtime",
             _ => "other",

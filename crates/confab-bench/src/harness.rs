@@ -1,11 +1,13 @@
 //! The server under test, started in this process on 127.0.0.1:0 with a fresh data dir and
 //! `durability = full`, and an HTTP client that keeps its connections.
 
+use crate::pg::TempDb;
 use anyhow::{Context, bail};
 use confab_core::Command;
 use confab_core::ids::{AppId, RoomNumber, UserId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tempfile::TempDir;
 
 /// Idle connections kept per host: more than the largest number of concurrent clients.
@@ -44,12 +46,33 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
         .context("cannot build the HTTP client")
 }
 
+/// The store a server under test runs on.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StoreKind {
+    /// Embedded SQLite in the temp data dir (WAL, `synchronous=FULL`).
+    Sqlite,
+    /// A fresh database on the PostgreSQL server of `--pg`.
+    Postgres,
+}
+
+impl StoreKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "SQLite",
+            StoreKind::Postgres => "PostgreSQL",
+        }
+    }
+}
+
 pub struct Server {
     pub base: String,
     pub admin_key: String,
     pub client: reqwest::Client,
     pub running: confab::Running,
     _dir: Option<TempDir>,
+    /// Dropped after the server has stopped (fields drop in order): dropping the last handle
+    /// drops the database.
+    db: Option<Arc<TempDb>>,
 }
 
 /// An app as its backend sees it.
@@ -59,7 +82,28 @@ pub struct BenchApp {
 }
 
 impl Server {
+    /// A server on SQLite.
     pub async fn start() -> anyhow::Result<Server> {
+        Server::node(None, None).await
+    }
+
+    /// A server on the store `kind`: with PostgreSQL, on a database of its own, made on the
+    /// server of `pg` and dropped when the server is stopped.
+    pub async fn start_on(kind: StoreKind, pg: &str) -> anyhow::Result<Server> {
+        let db = match kind {
+            StoreKind::Sqlite => None,
+            StoreKind::Postgres => Some(Arc::new(fresh_db(pg).await?)),
+        };
+        Server::node(db, None).await
+    }
+
+    /// The PostgreSQL database this server uses, if any (to start more nodes on it).
+    pub fn database(&self) -> Option<Arc<TempDb>> {
+        self.db.clone()
+    }
+
+    /// A server (one node) on `db`, else on SQLite; `admin_key` to share one among nodes.
+    pub async fn node(db: Option<Arc<TempDb>>, admin_key: Option<&str>) -> anyhow::Result<Server> {
         // `CONFAB_BENCH_KEEP=DIR` keeps the data (in DIR) for a look afterwards.
         let (dir, path) = match std::env::var_os("CONFAB_BENCH_KEEP") {
             Some(keep) => (None, std::path::PathBuf::from(keep)),
@@ -73,6 +117,12 @@ impl Server {
         config.set("listen", "127.0.0.1:0", "bench")?;
         config.data_dir = path;
         config.set("durability", "full", "bench")?;
+        if let Some(db) = &db {
+            config.set("database", &db.url, "bench")?;
+        }
+        if let Some(key) = admin_key {
+            config.set("admin_key", key, "bench")?;
+        }
         lift_rate_limits(&mut config)?;
         let running = confab::start(&config).await?;
         Ok(Server {
@@ -81,6 +131,7 @@ impl Server {
             client: client()?,
             running,
             _dir: dir,
+            db,
         })
     }
 
@@ -232,6 +283,12 @@ impl Server {
         )
         .await
     }
+}
+
+/// A new database on the PostgreSQL server of `pg`.
+pub async fn fresh_db(pg: &str) -> anyhow::Result<TempDb> {
+    let pg = pg.to_owned();
+    crate::blocking(move || TempDb::create(&pg)).await
 }
 
 fn str_field(v: &Value, key: &str) -> anyhow::Result<String> {

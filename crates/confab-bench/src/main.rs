@@ -6,7 +6,10 @@ mod cpu;
 mod harness;
 mod history;
 mod latency;
+mod nodes;
+mod pg;
 mod raw;
+mod rooms;
 mod search;
 mod sends;
 mod stats;
@@ -14,6 +17,7 @@ mod ws;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use harness::StoreKind;
 use stats::Table;
 
 /// The same allocator as the `confab` binary, so the server measured here is the one shipped.
@@ -42,6 +46,12 @@ enum Scenario {
     History,
     /// Newest-first search over many messages in many rooms, and the index's cost on sends.
     Search,
+    /// Concurrent durable sends into one room, then spread over 64 and over 1,000 rooms, with
+    /// the bytes written per message.
+    Rooms,
+    /// Two and three in-process servers on one PostgreSQL database, the senders split across
+    /// them (not part of `all`).
+    Nodes,
     /// WebSocket fan-out to 10,000 members, two-member latency, idle connection memory (the
     /// server and the clients run in child processes; not part of `all`).
     Ws,
@@ -49,9 +59,30 @@ enum Scenario {
     All,
 }
 
+/// The stores a run measures.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stores {
+    Sqlite,
+    Postgres,
+    /// SQLite, then PostgreSQL, in the same run.
+    Both,
+}
+
 /// Options; each scenario reads the ones that concern it.
 #[derive(Args, Clone)]
 pub struct Opts {
+    /// The store of the server under test (sends, history, search, rooms; latency and ws
+    /// always run on SQLite, nodes always on PostgreSQL).
+    #[arg(long, global = true, value_enum, default_value_t = Stores::Sqlite)]
+    pub store: Stores,
+    /// The PostgreSQL server (a URL naming the user; a database name in it is ignored): each
+    /// server under test gets a database of its own there, dropped at the end.
+    #[arg(
+        long,
+        global = true,
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
+    pub pg: String,
     /// Measured duration of the sends and history scenarios, in seconds.
     #[arg(long, global = true, default_value_t = 10.0)]
     pub seconds: f64,
@@ -93,6 +124,16 @@ pub struct Opts {
     pub ws_rate: f64,
 }
 
+impl Opts {
+    pub fn stores(&self) -> Vec<StoreKind> {
+        match self.store {
+            Stores::Sqlite => vec![StoreKind::Sqlite],
+            Stores::Postgres => vec![StoreKind::Postgres],
+            Stores::Both => vec![StoreKind::Sqlite, StoreKind::Postgres],
+        }
+    }
+}
+
 /// Runs blocking work off the async workers.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
@@ -127,21 +168,41 @@ async fn run(scenario: Scenario, opts: &Opts) -> anyhow::Result<()> {
          {cores} worker threads); durability full (WAL, synchronous=FULL); data in {}",
         std::env::temp_dir().display()
     );
+    if opts.store != Stores::Sqlite || scenario == Scenario::Nodes {
+        println!(
+            "PostgreSQL: fresh databases on {} (default synchronous_commit: one WAL flush per \
+             commit), on the same machine",
+            opts.pg
+        );
+    }
     let all = scenario == Scenario::All;
     let mut tables: Vec<Table> = Vec::new();
+    let stores = opts.stores();
     if all || scenario == Scenario::Sends {
-        tables.push(report(sends::run(opts).await?));
+        for &kind in &stores {
+            tables.push(report(sends::run(opts, kind).await?));
+        }
     }
     if all || scenario == Scenario::Latency {
         tables.push(report(latency::run(opts).await?));
     }
     if all || scenario == Scenario::History {
-        tables.push(report(history::run(opts).await?));
+        for &kind in &stores {
+            tables.push(report(history::run(opts, kind).await?));
+        }
     }
     if all || scenario == Scenario::Search {
-        for t in search::run(opts).await? {
-            tables.push(report(t));
+        for &kind in &stores {
+            for t in search::run(opts, kind).await? {
+                tables.push(report(t));
+            }
         }
+    }
+    if all || scenario == Scenario::Rooms {
+        tables.push(report(rooms::run(opts).await?));
+    }
+    if scenario == Scenario::Nodes {
+        tables.push(report(nodes::run(opts).await?));
     }
     if scenario == Scenario::Ws {
         tables.push(report(ws::run(opts).await?));

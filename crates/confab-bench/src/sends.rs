@@ -1,11 +1,11 @@
-//! Durable sends over HTTP from many concurrent senders into one room, and the raw SQLite
-//! group-commit loop measured in the same run.
+//! Durable sends over HTTP from many concurrent senders into one room, and the raw group-commit
+//! loop of the same store (SQLite or PostgreSQL) measured in the same run.
 
 use crate::cpu;
-use crate::harness::{Server, message_text, store_send};
-use crate::raw;
+use crate::harness::{Server, StoreKind, message_text, store_send};
 use crate::stats::{Samples, Table, ms, rate, thousands};
 use crate::{Opts, blocking};
+use crate::{pg, raw};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use std::time::{Duration, Instant};
@@ -115,10 +115,32 @@ pub async fn post_message(
     }
 }
 
-pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
+/// The targets of a store: issue 2's for SQLite, issue 11's for PostgreSQL.
+pub struct SendTargets {
+    pub per_sec: f64,
+    pub p99: Duration,
+}
+
+pub fn send_targets(kind: StoreKind) -> SendTargets {
+    match kind {
+        StoreKind::Sqlite => SendTargets {
+            per_sec: 20_000.0,
+            p99: Duration::from_millis(25),
+        },
+        StoreKind::Postgres => SendTargets {
+            per_sec: 10_000.0,
+            p99: Duration::from_millis(50),
+        },
+    }
+}
+
+pub async fn run(opts: &Opts, kind: StoreKind) -> anyhow::Result<Table> {
     let senders = opts.senders.max(1);
-    eprintln!("[sends] starting the server, {senders} users, one room");
-    let server = Server::start().await?;
+    eprintln!(
+        "[sends] starting the server on {}, {senders} users, one room",
+        kind.name()
+    );
+    let server = Server::start_on(kind, &opts.pg).await?;
     let app = server.app("bench-sends").await?;
     let tokens = server.users(&app, "s", senders).await?;
     let members: Vec<String> = (1..senders).map(|i| format!("s{i}")).collect();
@@ -135,6 +157,10 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let end = measure_from + seconds;
     let url = server.url(&format!("/v1/rooms/{room}/messages"));
     let cpu_from = cpu::snapshot_at(measure_from);
+    let pg_from = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        pg::postgres_ticks()
+    });
     let mut set = JoinSet::new();
     for (s, token) in tokens.iter().enumerate() {
         let client = server.client.clone();
@@ -155,6 +181,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         &cpu::snapshot(),
         http.samples.len() as u64,
     );
+    let pg_ticks = pg::postgres_ticks().saturating_sub(pg_from.await?);
     let after = server.room(&tokens[0], room).await?;
     let stored = after["messages_count"].as_i64().unwrap_or(-1)
         - before["messages_count"].as_i64().unwrap_or(0);
@@ -193,35 +220,32 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     );
     server.stop().await?;
 
-    eprintln!(
-        "[sends] raw SQLite: {senders} producer threads -> one group-commit writer, {:.1} s",
-        opts.raw_seconds
-    );
-    let dir = tempfile::tempdir()?;
-    let d = dir.path().to_path_buf();
-    let group = blocking(move || raw::group_commit(&d, senders, 512, raw_for)).await?;
-    eprintln!("[sends] raw SQLite: batches of {senders} inserts per transaction, back to back");
-    let d = dir.path().to_path_buf();
-    let batched = blocking(move || raw::batched(&d, senders, raw_for)).await?;
+    let baseline = baseline(opts, kind, senders, raw_for).await?;
 
+    let durable = match kind {
+        StoreKind::Sqlite => "WAL, synchronous=FULL",
+        StoreKind::Postgres => "synchronous_commit=on",
+    };
     let mut t = Table::new(format!(
-        "sends: {senders} concurrent senders, one room, durable (WAL, synchronous=FULL), {:.0} s",
+        "sends on {}: {senders} concurrent senders, one room, durable ({durable}), {:.0} s",
+        kind.name(),
         opts.seconds
     ));
     let p50 = http.samples.pct(50.0);
     let p99 = http.samples.pct(99.0);
+    let target = send_targets(kind);
     t.check(
         "HTTP sends/s",
         rate(http.per_sec, "msg/s"),
-        ">= 20,000 msg/s",
-        http.per_sec >= 20_000.0,
+        &format!(">= {}", rate(target.per_sec, "msg/s")),
+        http.per_sec >= target.per_sec,
     );
     t.info("latency p50", ms(p50));
     t.check(
         "latency p99",
         ms(p99),
-        "<= 25 ms",
-        p99 <= Duration::from_millis(25),
+        &format!("<= {}", ms(target.p99)),
+        p99 <= target.p99,
     );
     t.info("latency max", ms(http.samples.max()));
     t.info(
@@ -238,6 +262,15 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     );
     t.check("errors", thousands(http.errors), "0", http.errors == 0);
     t.info("CPU per message over HTTP (server and client)", http_cpu);
+    if kind == StoreKind::Postgres {
+        t.info(
+            "CPU per message of the postgres processes (whole cluster)",
+            format!(
+                "{:.1} µs",
+                pg_ticks as f64 * 1e4 / http.samples.len().max(1) as f64
+            ),
+        );
+    }
     t.info(
         "diagnostic: store.execute direct, no HTTP (rate, p50/p99)",
         format!(
@@ -248,32 +281,83 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         ),
     );
     t.info("diagnostic: CPU per message, no HTTP", direct_cpu);
+    let name = kind.name();
     t.info(
-        &format!("raw SQLite group commit ({senders} producers -> 1 writer)"),
+        &format!("raw {name} group commit ({senders} producers -> 1 writer)"),
         format!(
             "{} (mean batch {:.1} rows)",
-            rate(group.per_sec(), "rows/s"),
-            group.mean_batch()
+            rate(baseline.group.per_sec(), "rows/s"),
+            baseline.group.mean_batch()
         ),
     );
     t.info(
         "ratio server / raw group commit",
-        format!("{:.2}", http.per_sec / group.per_sec()),
+        format!("{:.2}", http.per_sec / baseline.group.per_sec()),
     );
     t.info(
-        &format!("raw SQLite, {senders} inserts per commit, one thread"),
+        &format!("raw {name}, {senders} rows per commit, one thread"),
         format!(
             "{} ({} commits/s)",
-            rate(batched.per_sec(), "rows/s"),
-            thousands((batched.commits as f64 / batched.elapsed.as_secs_f64()) as u64)
+            rate(baseline.batched.per_sec(), "rows/s"),
+            thousands(
+                (baseline.batched.commits as f64 / baseline.batched.elapsed.as_secs_f64()) as u64
+            )
         ),
     );
     t.info(
         "ratio server / raw batched",
-        format!("{:.2}", http.per_sec / batched.per_sec()),
+        format!("{:.2}", http.per_sec / baseline.batched.per_sec()),
     );
     if let Some(e) = http.first_error.or(direct.first_error) {
         t.note(format!("first error: {e}"));
     }
     Ok(t)
+}
+
+/// The raw loops of one store, measured right after its server stopped.
+pub struct Baseline {
+    pub group: raw::RawRate,
+    pub batched: raw::RawRate,
+}
+
+/// SQLite: a temp database in WAL + FULL; PostgreSQL: a fresh database (one set-based insert
+/// per batch, committed on its own). Both: `senders` producers into one group-commit writer,
+/// then one thread committing `senders` rows at a time back to back.
+pub async fn baseline(
+    opts: &Opts,
+    kind: StoreKind,
+    senders: usize,
+    run_for: Duration,
+) -> anyhow::Result<Baseline> {
+    let name = kind.name();
+    eprintln!(
+        "[sends] raw {name}: {senders} producer threads -> one group-commit writer, {:.1} s",
+        run_for.as_secs_f64()
+    );
+    match kind {
+        StoreKind::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            let d = dir.path().to_path_buf();
+            let group = blocking(move || raw::group_commit(&d, senders, 512, run_for)).await?;
+            eprintln!("[sends] raw {name}: batches of {senders} rows per commit, back to back");
+            let d = dir.path().to_path_buf();
+            let batched = blocking(move || raw::batched(&d, senders, run_for)).await?;
+            Ok(Baseline { group, batched })
+        }
+        StoreKind::Postgres => {
+            let db = crate::harness::fresh_db(&opts.pg).await?;
+            let url = db.url.clone();
+            // The store's writer takes at most 256 commands per transaction.
+            let group = blocking(move || pg::group_commit(&url, senders, 256, run_for)).await?;
+            eprintln!("[sends] raw {name}: batches of {senders} rows per commit, back to back");
+            let url = db.url.clone();
+            let batched = blocking(move || pg::batched(&url, senders, run_for)).await?;
+            blocking(move || {
+                drop(db);
+                Ok(())
+            })
+            .await?;
+            Ok(Baseline { group, batched })
+        }
+    }
 }

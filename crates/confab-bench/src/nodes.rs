@@ -1,0 +1,197 @@
+//! Several nodes on one PostgreSQL database: one, two and three servers in this process, each
+//! with its own store (writer, pool), all on one fresh database, the senders split across them
+//! (sender `s` talks to node `s % n`), into one room and then over 64 rooms. Aggregate
+//! throughput, and a check that every room's seqs are gapless: the seqs the 201 answers
+//! carried (warm-up included) are exactly `first..=last` with no repeat, and `last` is the
+//! room's `last_seq`.
+
+use crate::Opts;
+use crate::harness::{Server, fresh_db, message_text};
+use crate::sends::{closed_loop, gather};
+use crate::stats::{Table, ms, rate};
+use anyhow::Context;
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// One admin key for all nodes of a run, so any node can create the app.
+const ADMIN_KEY: &str = "ck_admin_bench_nodes_shared_key";
+
+/// (room index, seq) of every accepted send.
+type Seqs = Arc<Mutex<Vec<(usize, i64)>>>;
+
+/// POSTs one message and records its seq; Ok only for 201.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    auth: &str,
+    body: String,
+    room: usize,
+    seqs: &Seqs,
+) -> Result<(), String> {
+    let resp = client
+        .post(url)
+        .header(AUTHORIZATION, auth)
+        .header(CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    if status != StatusCode::CREATED {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&bytes)));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let seq = v["seq"].as_i64().ok_or("no seq in the answer")?;
+    if let Ok(mut s) = seqs.lock() {
+        s.push((room, seq));
+    }
+    Ok(())
+}
+
+/// What one configuration measured.
+struct Run {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: u64,
+    first_error: Option<String>,
+    /// `None` when gapless, else what is wrong.
+    gap: Option<String>,
+}
+
+async fn one(opts: &Opts, nodes: usize, rooms: usize) -> anyhow::Result<Run> {
+    let senders = opts.senders.max(1);
+    eprintln!("[nodes] {nodes} node(s), {senders} senders over {rooms} room(s): setting up");
+    // Dropped with the last node.
+    let db = Arc::new(fresh_db(&opts.pg).await?);
+    let mut servers = Vec::with_capacity(nodes);
+    for _ in 0..nodes {
+        servers.push(Server::node(Some(db.clone()), Some(ADMIN_KEY)).await?);
+    }
+    drop(db);
+    let head = &servers[0];
+    let app = head.app("bench-nodes").await?;
+    let tokens = head.users(&app, "s", senders).await?;
+    let mut numbers = Vec::with_capacity(rooms);
+    for r in 0..rooms {
+        let members: Vec<String> = (0..senders)
+            .filter(|s| s % rooms == r && *s != r)
+            .map(|s| format!("s{s}"))
+            .collect();
+        numbers.push(head.group(&tokens[r % senders], &members).await?);
+    }
+
+    let measure_from = Instant::now() + Duration::from_secs_f64(opts.warmup);
+    let end = measure_from + Duration::from_secs_f64(opts.seconds);
+    let seqs: Seqs = Arc::new(Mutex::new(Vec::with_capacity(1 << 20)));
+    let mut set = JoinSet::new();
+    for (s, token) in tokens.iter().enumerate() {
+        let node = &servers[s % nodes];
+        let room = s % rooms;
+        let url = node.url(&format!("/v1/rooms/{}/messages", numbers[room]));
+        let client = node.client.clone();
+        let auth = format!("Bearer {token}");
+        let seqs = seqs.clone();
+        set.spawn(async move {
+            closed_loop(measure_from, end, |i| {
+                let body = serde_json::json!({ "text": message_text(s, i) }).to_string();
+                let (client, url, auth, seqs) = (&client, &url, &auth, &seqs);
+                async move { post(client, url, auth, body, room, seqs).await }
+            })
+            .await
+        });
+    }
+    let http = gather(set, measure_from).await?;
+
+    let mut by_room: Vec<Vec<i64>> = vec![Vec::new(); rooms];
+    for (r, seq) in seqs.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter() {
+        by_room[*r].push(*seq);
+    }
+    let mut gap = None;
+    for (r, mut got) in by_room.into_iter().enumerate() {
+        got.sort_unstable();
+        let details = head.room(&tokens[r % senders], numbers[r]).await?;
+        let last = details["last_seq"].as_i64().context("no last_seq")?;
+        let (Some(lo), Some(hi)) = (got.first().copied(), got.last().copied()) else {
+            gap = Some(format!("room {}: no message accepted", numbers[r]));
+            break;
+        };
+        let contiguous = got.windows(2).all(|w| w[1] == w[0] + 1);
+        if !contiguous || hi != last {
+            gap = Some(format!(
+                "room {}: {} seqs from {lo} to {hi}, last_seq {last}",
+                numbers[r],
+                got.len()
+            ));
+            break;
+        }
+    }
+    for s in servers {
+        s.stop().await?;
+    }
+    Ok(Run {
+        per_sec: http.per_sec,
+        p50: http.samples.pct(50.0),
+        p99: http.samples.pct(99.0),
+        errors: http.errors,
+        first_error: http.first_error,
+        gap,
+    })
+}
+
+pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
+    let senders = opts.senders.max(1);
+    let mut t = Table::new(format!(
+        "nodes on one PostgreSQL database: {senders} senders over HTTP split across the nodes, \
+         {:.0} s each, a fresh database per line",
+        opts.seconds
+    ));
+    for rooms in [1, 64] {
+        let mut single = None;
+        for nodes in [1, 2, 3] {
+            let r = one(opts, nodes, rooms).await?;
+            let base = *single.get_or_insert(r.per_sec);
+            let label = format!("{nodes} node(s), {rooms} room(s)");
+            let figure = format!(
+                "{} (x{:.2} of one node), p50 / p99 {} / {}",
+                rate(r.per_sec, "msg/s"),
+                r.per_sec / base,
+                ms(r.p50),
+                ms(r.p99)
+            );
+            if nodes == 1 {
+                t.info(&label, figure);
+            } else {
+                // "Not below one node's", with a margin for this shared machine's noise.
+                t.check(
+                    &label,
+                    figure,
+                    ">= x0.95 of one node",
+                    r.per_sec >= 0.95 * base,
+                );
+            }
+            t.check(
+                &format!("{label}: seqs gapless"),
+                r.gap.clone().unwrap_or_else(|| "yes".into()),
+                "gapless",
+                r.gap.is_none(),
+            );
+            if r.errors > 0 {
+                t.check(
+                    &format!("{label}: errors"),
+                    r.errors.to_string(),
+                    "0",
+                    false,
+                );
+                if let Some(e) = r.first_error {
+                    t.note(format!("{label}: first error: {e}"));
+                }
+            }
+        }
+    }
+    Ok(t)
+}
