@@ -253,15 +253,20 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
 /// Starts the real-time gateway on an in-process bus, fed by the store's committed events.
 fn start_gateway(store: &Arc<dyn Store>, config: &Config) -> confab_api::ws::Gateway {
-    use confab_core::bus::{Bus, BusError, BusMessage};
+    use confab_core::bus::{Bus, BusError};
     let bus: Arc<dyn Bus> = Arc::new(confab_api::ws::LocalBus::new(16 * 1024));
     let gateway = confab_api::ws::Gateway::start(store.clone(), bus.clone(), config.ws());
     let mut committed = store.committed();
     let gw = gateway.clone();
+    let store = store.clone();
     tokio::spawn(async move {
         loop {
             match committed.recv().await {
-                Ok(event) => bus.publish(BusMessage::Committed(event)),
+                Ok(event) => {
+                    if let Some(msg) = confab_api::ws::bus::wire_of(&*store, &event).await {
+                        bus.publish(msg);
+                    }
+                }
                 Err(BusError::Lagged(n)) => {
                     // Lost events may include membership changes: every client resumes.
                     tracing::warn!(lost = n, "bus forwarder lagged behind the store");
