@@ -6,6 +6,8 @@
 //! - `confab.<app>.app`: the app's membership changes and room deletions (a second copy, so a
 //!   node hears that one of its users joined a room it does not follow yet) and presence.
 //!
+//! (`confab` is the default prefix: deployments sharing one NATS each take their own.)
+//!
 //! Publishing never waits for NATS: messages go into a bounded queue that one task hands to
 //! the client; when the queue is full or NATS is unreachable they are dropped and counted
 //! ([`NatsBus::dropped`]). Receivers report [`BusError::Lagged`] after a reconnect, a
@@ -26,21 +28,28 @@ use tokio::sync::{mpsc, watch};
 pub struct NatsConfig {
     /// The server(s), e.g. `nats://127.0.0.1:4222` (comma-separated for a cluster).
     pub url: String,
+    /// The first token(s) of every subject; the nodes of one deployment share it.
+    pub prefix: String,
     /// Messages waiting to be handed to the client; beyond this, publishing drops.
     pub queue: usize,
     /// Messages waiting in one receiver; beyond this, it reports a lag.
     pub inbox: usize,
     /// Longest wait between two reconnection attempts.
     pub max_reconnect_delay: Duration,
+    /// How long [`NatsBus::connect`] waits for the first connection before going on without
+    /// it (publishing drops until it is made).
+    pub connect_wait: Duration,
 }
 
 impl NatsConfig {
     pub fn new(url: impl Into<String>) -> Self {
         NatsConfig {
             url: url.into(),
+            prefix: "confab".into(),
             queue: 64 * 1024,
             inbox: 16 * 1024,
             max_reconnect_delay: Duration::from_secs(1),
+            connect_wait: Duration::from_secs(5),
         }
     }
 }
@@ -57,6 +66,8 @@ struct Signals {
     lag: watch::Sender<u64>,
     /// The connection was lost and not yet regained.
     down: AtomicBool,
+    /// Whether the client is connected now.
+    connected: watch::Sender<bool>,
 }
 
 impl Signals {
@@ -65,9 +76,11 @@ impl Signals {
         match event {
             Event::Disconnected => {
                 self.down.store(true, Ordering::Relaxed);
+                self.connected.send_replace(false);
                 tracing::warn!("NATS connection lost; live delivery across nodes paused");
             }
             Event::Connected => {
+                self.connected.send_replace(true);
                 if self.down.swap(false, Ordering::Relaxed) {
                     tracing::info!("NATS connection regained; gateways resync");
                     self.lagged();
@@ -92,6 +105,7 @@ impl Signals {
 /// The bus on a NATS connection.
 pub struct NatsBus {
     client: async_nats::Client,
+    prefix: Arc<str>,
     out: mpsc::Sender<(String, Bytes)>,
     dropped: Arc<AtomicU64>,
     signals: Arc<Signals>,
@@ -108,7 +122,9 @@ impl NatsBus {
         let signals = Arc::new(Signals {
             lag,
             down: AtomicBool::new(false),
+            connected: watch::channel(false).0,
         });
+        let mut connected = signals.connected.subscribe();
         let sig = signals.clone();
         let max_delay = config.max_reconnect_delay;
         let client = async_nats::ConnectOptions::new()
@@ -129,12 +145,22 @@ impl NatsBus {
                 url: config.url.clone(),
                 reason: e.to_string(),
             })?;
+        // A node whose NATS is up is connected before it serves (else the first changes after
+        // start-up would be dropped); one whose NATS is down starts anyway.
+        let wait = connected.wait_for(|c| *c);
+        if tokio::time::timeout(config.connect_wait, wait)
+            .await
+            .is_err()
+        {
+            tracing::warn!(url = %config.url, "NATS not reachable yet; starting without it, cross-node delivery begins once it is");
+        }
         let (out, queue) = mpsc::channel(config.queue.max(16));
         let dropped = Arc::new(AtomicU64::new(0));
         tokio::spawn(publisher(client.clone(), queue, dropped.clone()));
         let (alive, _) = watch::channel(());
         Ok(NatsBus {
             client,
+            prefix: config.prefix.into(),
             out,
             dropped,
             signals,
@@ -150,10 +176,10 @@ impl NatsBus {
 }
 
 /// The NATS subject of a topic.
-pub fn subject(topic: Topic) -> String {
+pub fn subject(prefix: &str, topic: Topic) -> String {
     match topic {
-        Topic::Room(app, room) => format!("confab.{}.{}", app.0, room.0),
-        Topic::App(app) => format!("confab.{}.app", app.0),
+        Topic::Room(app, room) => format!("{prefix}.{}.{}", app.0, room.0),
+        Topic::App(app) => format!("{prefix}.{}.app", app.0),
     }
 }
 
@@ -163,7 +189,7 @@ impl Bus for NatsBus {
         for topic in [msg.room_topic(), msg.app_topic()].into_iter().flatten() {
             if self
                 .out
-                .try_send((subject(topic), payload.clone()))
+                .try_send((subject(&self.prefix, topic), payload.clone()))
                 .is_err()
             {
                 count_drop(&self.dropped);
@@ -174,6 +200,7 @@ impl Bus for NatsBus {
     fn subscribe(&self) -> Box<dyn BusReceiver> {
         Box::new(receiver::NatsReceiver::new(
             self.client.clone(),
+            self.prefix.clone(),
             self.inbox,
             self.signals.lag.subscribe(),
             self.signals.clone(),

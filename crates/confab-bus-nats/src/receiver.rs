@@ -5,7 +5,7 @@
 use super::{Signals, subject};
 use async_trait::async_trait;
 use confab_core::bus::{BusError, BusMessage, BusReceiver, Topic};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
@@ -20,6 +20,7 @@ enum Via {
 
 pub(crate) struct NatsReceiver {
     client: async_nats::Client,
+    prefix: Arc<str>,
     tx: broadcast::Sender<(Via, BusMessage)>,
     rx: broadcast::Receiver<(Via, BusMessage)>,
     topics: HashMap<Topic, JoinHandle<()>>,
@@ -31,6 +32,7 @@ pub(crate) struct NatsReceiver {
 impl NatsReceiver {
     pub(crate) fn new(
         client: async_nats::Client,
+        prefix: Arc<str>,
         inbox: usize,
         lag: watch::Receiver<u64>,
         signals: Arc<Signals>,
@@ -39,6 +41,7 @@ impl NatsReceiver {
         let (tx, rx) = broadcast::channel(inbox);
         NatsReceiver {
             client,
+            prefix,
             tx,
             rx,
             topics: HashMap::new(),
@@ -103,9 +106,17 @@ impl BusReceiver for NatsReceiver {
         let client = self.client.clone();
         let tx = self.tx.clone();
         let signals = self.signals.clone();
+        let subject = subject(&self.prefix, topic);
+        // The subscription is queued on the connection now when the client has room (it
+        // nearly always has), not when the task first runs: whatever this node publishes
+        // afterwards then reaches the server after it, so no local change falls in between.
+        let now = client.subscribe(subject.clone()).now_or_never();
         let task = tokio::spawn(async move {
-            let subject = subject(topic);
-            let mut sub = match client.subscribe(subject.clone()).await {
+            let subscribed = match now {
+                Some(done) => done,
+                None => client.subscribe(subject.clone()).await,
+            };
+            let mut sub = match subscribed {
                 Ok(sub) => sub,
                 Err(e) => {
                     // Nothing of this topic will come: the gateway must resync rather than

@@ -232,7 +232,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let gateway = start_gateway(&store, config);
+    let gateway = start_gateway(&store, config).await?;
     let state = AppState::new(store.clone(), api_config(config, admin_key.clone()))
         .with_ws(gateway.clone());
     let (tx, rx) = oneshot::channel::<()>();
@@ -251,10 +251,24 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     })
 }
 
-/// Starts the real-time gateway on an in-process bus, fed by the store's committed events.
-fn start_gateway(store: &Arc<dyn Store>, config: &Config) -> confab_api::ws::Gateway {
+/// Starts the real-time gateway, fed by the store's committed events: on NATS when `nats` is
+/// set (several nodes), else on an in-process bus.
+async fn start_gateway(
+    store: &Arc<dyn Store>,
+    config: &Config,
+) -> anyhow::Result<confab_api::ws::Gateway> {
     use confab_core::bus::{Bus, BusError};
-    let bus: Arc<dyn Bus> = Arc::new(confab_api::ws::LocalBus::new(16 * 1024));
+    let bus: Arc<dyn Bus> = if config.nats.is_empty() {
+        Arc::new(confab_api::ws::LocalBus::new(16 * 1024))
+    } else {
+        let mut nats = confab_bus_nats::NatsConfig::new(config.nats.clone());
+        nats.prefix = config.nats_prefix.clone();
+        let bus = confab_bus_nats::NatsBus::connect(nats)
+            .await
+            .context("the bus on NATS")?;
+        tracing::info!(nats = %config.nats, "real-time bus on NATS");
+        Arc::new(bus)
+    };
     let gateway = confab_api::ws::Gateway::start(store.clone(), bus.clone(), config.ws());
     let mut committed = store.committed();
     let gw = gateway.clone();
@@ -276,5 +290,5 @@ fn start_gateway(store: &Arc<dyn Store>, config: &Config) -> confab_api::ws::Gat
             }
         }
     });
-    gateway
+    Ok(gateway)
 }
