@@ -40,8 +40,10 @@ async fn nats_down_for_seconds_then_back() {
         // Paces the traffic (a send every few milliseconds), not a synchronisation.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    // A publish that waited for NATS would wait for the whole outage; the bound only leaves
+    // room for a busy machine's scheduling.
     assert!(
-        slowest < Duration::from_millis(50),
+        slowest < Duration::from_millis(500),
         "a publish waited {slowest:?}"
     );
     assert!(
