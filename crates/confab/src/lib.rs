@@ -272,11 +272,14 @@ async fn start_gateway(
     let gateway = confab_api::ws::Gateway::start(store.clone(), bus.clone(), config.ws());
     let mut committed = store.committed();
     let gw = gateway.clone();
-    let store = store.clone();
+    // Weak: the forwarder must not keep the store open after the server stops (its feed
+    // closes when the store does, which ends this task).
+    let store = Arc::downgrade(store);
     tokio::spawn(async move {
         loop {
             match committed.recv().await {
                 Ok(event) => {
+                    let Some(store) = store.upgrade() else { break };
                     if let Some(msg) = confab_api::ws::bus::wire_of(&*store, &event).await {
                         bus.publish(msg);
                     }
