@@ -1,6 +1,7 @@
 //! Wire types: what clients send and receive. Kept apart from the domain's read models and
 //! converted with plain functions, so the wire format is chosen here and nowhere else.
 
+use confab_core::bus::{ChangeData, RoomChange};
 use confab_core::event::EventBody;
 use confab_core::model::{App, AppStats, Change, Item, ItemKind, Member, Room, RoomSummary, User};
 use serde::{Deserialize, Serialize};
@@ -287,18 +288,24 @@ impl ChangeDto {
             item: c.item.as_ref().map(ItemDto::new),
         }
     }
-}
 
-/// An event's fields minus what the change already says elsewhere (type, room, position) and
-/// message texts (the item carries the current text, so a deleted text is not repeated).
-fn change_data(body: &EventBody) -> Value {
-    let mut v = body.public_json();
-    if let Value::Object(map) = &mut v {
-        for key in ["type", "room", "pos", "seq", "text"] {
-            map.remove(key);
+    /// The same change as it came over the bus (built by the node that committed it).
+    pub fn from_wire(c: &RoomChange) -> Self {
+        ChangeDto {
+            pos: c.pos.0,
+            at: c.at.to_rfc3339(),
+            kind: c.change.type_name().to_owned(),
+            data: c.change.client_json(),
+            item: c.item.clone().map(|i| ItemDto::from(Item::from(i))),
         }
     }
-    v
+}
+
+/// What clients see of an event: the fields the bus's [`ChangeData`] copies from it, less
+/// what the change already says elsewhere (type, room, position) and message texts (the item
+/// carries the current text, so a deleted text is not repeated).
+fn change_data(body: &EventBody) -> Value {
+    ChangeData::from_body(body).map_or(Value::Null, |d| d.client_json())
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -68,6 +68,11 @@ pub struct Config {
     pub anon_apps_burst: u32,
     /// Most callers each limiter remembers.
     pub rate_limit_keys: usize,
+    /// NATS server(s) for the bus between nodes (`nats://host:port`, comma-separated);
+    /// empty: an in-process bus (one node).
+    pub nats: String,
+    /// The first token(s) of the bus's NATS subjects: one per deployment sharing a NATS.
+    pub nats_prefix: String,
 }
 
 impl Default for Config {
@@ -111,6 +116,8 @@ impl Default for Config {
             anon_apps_per_hour: 20,
             anon_apps_burst: 5,
             rate_limit_keys: 100_000,
+            nats: String::new(),
+            nats_prefix: "confab".into(),
         }
     }
 }
@@ -157,6 +164,8 @@ pub const KEYS: &[&str] = &[
     "anon_apps_per_hour",
     "anon_apps_burst",
     "rate_limit_keys",
+    "nats",
+    "nats_prefix",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +178,33 @@ pub struct ConfigError {
 
 fn is_postgres_url(value: &str) -> bool {
     value.starts_with("postgres://") || value.starts_with("postgresql://")
+}
+
+/// Empty, or comma-separated `nats://HOST:PORT` (or `HOST:PORT`). This build speaks plain
+/// NATS only: `tls://` is refused here rather than failing at the first connection.
+fn nats_servers(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    for server in value.split(',').map(str::trim) {
+        let hostport = match server.split_once("://") {
+            Some(("nats", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "{scheme}:// is not supported; use nats://HOST:PORT"
+                ));
+            }
+            None => server,
+        };
+        let hostport = hostport.rsplit_once('@').map_or(hostport, |(_, h)| h);
+        let ok = hostport.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !ok {
+            return Err(format!("{server:?} is not nats://HOST:PORT"));
+        }
+    }
+    Ok(())
 }
 
 /// `IP:PORT`, or `HOST:PORT` with a host name that resolves (`localhost:8080`).
@@ -340,6 +376,23 @@ impl Config {
                 self.anon_apps_per_hour = num(value, 0, MAX_RATE).map_err(err)?
             }
             "anon_apps_burst" => self.anon_apps_burst = num(value, 1, MAX_RATE).map_err(err)?,
+            "nats" => {
+                nats_servers(value).map_err(err)?;
+                self.nats = value.to_owned();
+            }
+            "nats_prefix" => {
+                let token = |t: &str| {
+                    !t.is_empty()
+                        && t.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                };
+                if !value.split('.').all(token) {
+                    return Err(err(
+                        "must be dot-separated tokens of letters, digits, - and _".into(),
+                    ));
+                }
+                self.nats_prefix = value.to_owned();
+            }
             "rate_limit_keys" => {
                 self.rate_limit_keys = num(value, 1000, 100_000_000).map_err(err)?
             }
@@ -551,6 +604,36 @@ mod tests {
             .set("durability", "sometimes", "--durability")
             .expect_err("refused");
         assert!(e.to_string().contains("durability"), "{e}");
+    }
+
+    #[test]
+    fn nats_servers_are_checked() {
+        let mut c = Config::default();
+        assert_eq!(c.nats, "");
+        for ok in [
+            "nats://127.0.0.1:4222",
+            "n1:4222, nats://n2:4222",
+            "nats://u:p@h:4222",
+            "",
+        ] {
+            c.set("nats", ok, "--nats").expect(ok);
+            assert_eq!(c.nats, ok);
+        }
+        for bad in [
+            "tls://h:4222",
+            "nats://h",
+            "h:0",
+            "nats://:4222",
+            "nats://h:4222,",
+        ] {
+            let e = c.set("nats", bad, "CONFAB_NATS").expect_err(bad);
+            assert!(e.to_string().contains("nats"), "{e}");
+        }
+        c.set("nats_prefix", "staging.confab", "toml")
+            .expect("tokens");
+        for bad in ["", "a..b", "a.*", "a b", "a.>"] {
+            assert!(c.set("nats_prefix", bad, "toml").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -246,7 +246,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let gateway = start_gateway(&store, config);
+    let gateway = start_gateway(&store, config).await?;
     let state = AppState::new(store.clone(), api_config(config, admin_key.clone()))
         .with_ws(gateway.clone());
     let (tx, rx) = oneshot::channel::<()>();
@@ -265,17 +265,39 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     })
 }
 
-/// Starts the real-time gateway on an in-process bus, fed by the store's committed events.
-fn start_gateway(store: &Arc<dyn Store>, config: &Config) -> confab_api::ws::Gateway {
-    use confab_core::bus::{Bus, BusError, BusMessage};
-    let bus: Arc<dyn Bus> = Arc::new(confab_api::ws::LocalBus::new(16 * 1024));
+/// Starts the real-time gateway, fed by the store's committed events: on NATS when `nats` is
+/// set (several nodes), else on an in-process bus.
+async fn start_gateway(
+    store: &Arc<dyn Store>,
+    config: &Config,
+) -> anyhow::Result<confab_api::ws::Gateway> {
+    use confab_core::bus::{Bus, BusError};
+    let bus: Arc<dyn Bus> = if config.nats.is_empty() {
+        Arc::new(confab_api::ws::LocalBus::new(16 * 1024))
+    } else {
+        let mut nats = confab_bus_nats::NatsConfig::new(config.nats.clone());
+        nats.prefix = config.nats_prefix.clone();
+        let bus = confab_bus_nats::NatsBus::connect(nats)
+            .await
+            .context("the bus on NATS")?;
+        tracing::info!(nats = %config.nats, "real-time bus on NATS");
+        Arc::new(bus)
+    };
     let gateway = confab_api::ws::Gateway::start(store.clone(), bus.clone(), config.ws());
     let mut committed = store.committed();
     let gw = gateway.clone();
+    // Weak: the forwarder must not keep the store open after the server stops (its feed
+    // closes when the store does, which ends this task).
+    let store = Arc::downgrade(store);
     tokio::spawn(async move {
         loop {
             match committed.recv().await {
-                Ok(event) => bus.publish(BusMessage::Committed(event)),
+                Ok(event) => {
+                    let Some(store) = store.upgrade() else { break };
+                    if let Some(msg) = confab_api::ws::bus::wire_of(&*store, &event).await {
+                        bus.publish(msg);
+                    }
+                }
                 Err(BusError::Lagged(n)) => {
                     // Lost events may include membership changes: every client resumes.
                     tracing::warn!(lost = n, "bus forwarder lagged behind the store");
@@ -285,5 +307,5 @@ fn start_gateway(store: &Arc<dyn Store>, config: &Config) -> confab_api::ws::Gat
             }
         }
     });
-    gateway
+    Ok(gateway)
 }

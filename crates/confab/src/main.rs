@@ -51,6 +51,10 @@ enum Cmd {
         /// Address to listen on [env: CONFAB_LISTEN] [default: 127.0.0.1:8080]
         #[arg(long)]
         listen: Option<String>,
+        /// NATS for a cluster of nodes, e.g. nats://127.0.0.1:4222 [env: CONFAB_NATS]
+        /// [default: none, an in-process bus for one node]
+        #[arg(long)]
+        nats: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -113,7 +117,9 @@ enum AdminTokens {
     },
 }
 
-fn load(common: &Common, listen: Option<&str>) -> anyhow::Result<Config> {
+/// `serve` passes its own flags (`--listen`, `--nats`) too.
+fn load(common: &Common, serve: [Option<&str>; 2]) -> anyhow::Result<Config> {
+    let [listen, nats] = serve;
     let mut c = Config::default();
     if let Some(path) = &common.config {
         let text = std::fs::read_to_string(path)
@@ -123,6 +129,7 @@ fn load(common: &Common, listen: Option<&str>) -> anyhow::Result<Config> {
     c.apply_env(|k| std::env::var(k).ok())?;
     let flags = [
         ("listen", listen, "--listen"),
+        ("nats", nats, "--nats"),
         ("data_dir", common.data_dir.as_deref(), "--data-dir"),
         ("database", common.database.as_deref(), "--database"),
         ("admin_key", common.admin_key.as_deref(), "--admin-key"),
@@ -196,8 +203,12 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Serve { listen, common } => {
-            let config = load(&common, listen.as_deref())?;
+        Cmd::Serve {
+            listen,
+            nats,
+            common,
+        } => {
+            let config = load(&common, [listen.as_deref(), nats.as_deref()])?;
             init_tracing(&config.log);
             let running = confab::start(&config).await?;
             if running.admin_key_new {
@@ -215,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("confab stopped");
         }
         Cmd::Migrate { common } => {
-            let config = load(&common, None)?;
+            let config = load(&common, [None, None])?;
             let _lock = confab::lock_data_dir(&config)?;
             let n = if config.is_postgres() {
                 confab_store_postgres::migrate(&config.database).await?
@@ -225,7 +236,7 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied: {n}");
         }
         Cmd::Rebuild { common } => {
-            let config = load(&common, None)?;
+            let config = load(&common, [None, None])?;
             let _lock = confab::lock_data_dir(&config)?;
             let store = confab::open_store(&config).await?;
             let started = std::time::Instant::now();
@@ -236,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Cmd::Copy { to, common } => {
-            let config = load(&common, None)?;
+            let config = load(&common, [None, None])?;
             let _lock = confab::lock_data_dir(&config)?;
             let source = confab::open_store(&config).await?;
             let mut target_config = config.clone();
@@ -255,7 +266,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Cmd::Admin { what, common } => {
-            let config = load(&common, None)?;
+            let config = load(&common, [None, None])?;
             // The running server's writer assumes it is the only one: an operator command
             // writing beside it would break its numbering. Refused while a server runs.
             let _lock = confab::lock_data_dir(&config)?;

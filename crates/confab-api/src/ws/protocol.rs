@@ -6,6 +6,7 @@ use super::wire;
 use crate::dto::ChangeDto;
 use crate::error::ApiError;
 use bytes::Bytes;
+use confab_core::bus::RoomChange;
 use confab_core::ids::{Pos, RoomNumber, Seq, Timestamp, UserId};
 use confab_core::model::Change;
 use serde::{Deserialize, Serialize};
@@ -121,12 +122,21 @@ struct ChangeFrame<'a> {
 
 /// One change of a room, exactly as `GET /v1/rooms/{n}/changes` shows it, under `change`.
 pub fn change(room: RoomNumber, c: &Change) -> Bytes {
-    let dto = ChangeDto::new(c);
+    change_frame(room, c.pos, &ChangeDto::new(c))
+}
+
+/// A change that came over the bus, framed as [`change`] frames it (its item as it stood at
+/// the commit).
+pub fn change_wire(c: &RoomChange) -> Bytes {
+    change_frame(c.room, c.pos, &ChangeDto::from_wire(c))
+}
+
+fn change_frame(room: RoomNumber, pos: Pos, dto: &ChangeDto) -> Bytes {
     let frame = ChangeFrame {
         kind: "change",
         room: room.0,
-        pos: c.pos.0,
-        change: &dto,
+        pos: pos.0,
+        change: dto,
     };
     // Serialising plain strings, numbers and JSON values cannot fail.
     wire::frame(

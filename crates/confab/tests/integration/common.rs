@@ -115,6 +115,12 @@ impl Server {
         config.anon_requests_burst = 1_000_000;
         config.anon_apps_per_hour = 1_000_000;
         config.anon_apps_burst = 1_000_000;
+        // `CONFAB_TEST_NATS=nats://…` runs the gateway on NATS (each server under subjects of
+        // its own, as its store numbers apps from 1 like every other test's).
+        if let Ok(url) = std::env::var("CONFAB_TEST_NATS") {
+            config.nats = url;
+            config.nats_prefix = format!("test{}", unique_token());
+        }
         tweak(&mut config);
         // A test that names its own database keeps it.
         let pg = match postgres_server() {
@@ -277,6 +283,20 @@ impl Server {
         assert_eq!(status, StatusCode::CREATED, "{item}");
         item
     }
+}
+
+/// A token no other test server of this machine uses at the same time.
+fn unique_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}x{nanos}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub struct TestApp {

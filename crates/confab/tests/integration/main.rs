@@ -4,6 +4,7 @@
 mod common;
 
 mod auth;
+mod bus;
 mod cli;
 mod compat;
 mod durability;

@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Client {
+pub(crate) struct Client {
     ws: Ws,
 }
 
@@ -31,7 +31,7 @@ async fn connect(s: &Server) -> Client {
 }
 
 /// Connects, authenticates (with an optional resume map) and returns the `ready` frame.
-async fn login(s: &Server, token: &str, resume: Option<Value>) -> (Client, Value) {
+pub(crate) async fn login(s: &Server, token: &str, resume: Option<Value>) -> (Client, Value) {
     let mut c = connect(s).await;
     let mut auth = json!({"type": "auth", "token": token});
     if let Some(r) = resume {
@@ -45,13 +45,13 @@ async fn login(s: &Server, token: &str, resume: Option<Value>) -> (Client, Value
 
 /// What ended a connection, as the client saw it.
 #[derive(Debug)]
-enum Ended {
+pub(crate) enum Ended {
     Closed(Option<u16>),
     Error,
 }
 
 impl Client {
-    async fn send(&mut self, v: Value) {
+    pub(crate) async fn send(&mut self, v: Value) {
         self.ws
             .send(Message::text(v.to_string()))
             .await
@@ -66,7 +66,7 @@ impl Client {
         }
     }
 
-    async fn next_or_end(&mut self) -> Result<Value, Ended> {
+    pub(crate) async fn next_or_end(&mut self) -> Result<Value, Ended> {
         loop {
             let msg = tokio::time::timeout(WAIT, self.ws.next())
                 .await
@@ -87,7 +87,7 @@ impl Client {
 
     /// The next frame of type `ty`, skipping presence, typing and read notices (and, when
     /// waiting for an answer, changes).
-    async fn next_of(&mut self, ty: &str) -> Value {
+    pub(crate) async fn next_of(&mut self, ty: &str) -> Value {
         let mut skip = vec!["presence", "typing", "read"];
         if ty == "ack" || ty == "error" || ty == "pong" {
             skip.push("change");
@@ -105,7 +105,7 @@ impl Client {
     }
 
     /// The next `n` change frames, which must all be of `room`.
-    async fn changes(&mut self, room: i64, n: usize) -> Vec<Value> {
+    pub(crate) async fn changes(&mut self, room: i64, n: usize) -> Vec<Value> {
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
             let f = self.next_of("change").await;
@@ -127,7 +127,7 @@ impl Client {
 }
 
 /// Alice and Bob (user tokens) in a private room of a new app, and the room's number.
-async fn alice_and_bob(s: &Server) -> (String, String, i64) {
+pub(crate) async fn alice_and_bob(s: &Server) -> (String, String, i64) {
     let app = s.app("demo").await;
     let alice = s.user(&app, "alice").await;
     let bob = s.user(&app, "bob").await;
@@ -160,7 +160,7 @@ fn sender(
 }
 
 /// Every change of a room after `since`, from `/changes`.
-async fn store_changes(s: &Server, token: &str, room: i64, since: i64) -> Vec<Value> {
+pub(crate) async fn store_changes(s: &Server, token: &str, room: i64, since: i64) -> Vec<Value> {
     let mut out = Vec::new();
     let mut since = since;
     loop {
@@ -180,7 +180,7 @@ async fn store_changes(s: &Server, token: &str, room: i64, since: i64) -> Vec<Va
 }
 
 /// The received frames are exactly the store's changes: same content, in order, no gap.
-fn assert_same(received: &[Value], store: &[Value]) {
+pub(crate) fn assert_same(received: &[Value], store: &[Value]) {
     assert_eq!(received.len(), store.len(), "count");
     for (r, s) in received.iter().zip(store) {
         assert_eq!(r["pos"], s["pos"]);
@@ -188,11 +188,11 @@ fn assert_same(received: &[Value], store: &[Value]) {
     }
 }
 
-fn pos(f: &Value) -> i64 {
+pub(crate) fn pos(f: &Value) -> i64 {
     f["pos"].as_i64().expect("pos")
 }
 
-fn room_pos(ready: &Value, room: i64) -> i64 {
+pub(crate) fn room_pos(ready: &Value, room: i64) -> i64 {
     ready["rooms"]
         .as_array()
         .and_then(|rs| rs.iter().find(|r| r["room"] == room))

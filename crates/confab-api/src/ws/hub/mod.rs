@@ -1,7 +1,8 @@
 //! The dispatcher of one node. It consumes the bus in order and keeps the index room →
-//! subscribed connections. Membership events change the index in dispatch order, so a kick
-//! takes effect before any later event of the room is routed. Each change is read from the
-//! store once (so it is exactly what `/changes` returns), serialized once as a complete
+//! subscribed connections; the bus receiver listens to exactly the rooms of that index and to
+//! the apps the node has connections of. Membership changes change the index in dispatch
+//! order, so a kick takes effect before any later change of the room is routed. Each change
+//! is framed from what the bus carries (no store read), serialized once as a complete
 //! WebSocket frame, and handed with its receivers to the fan-out lanes ([`lane`]). A connection
 //! that cannot take a frame (its queues are full) is cut off, never waited for.
 
@@ -9,7 +10,7 @@ use super::WsConfig;
 pub(crate) use super::conn::Conn;
 use super::protocol::{self, close};
 use bytes::Bytes;
-use confab_core::bus::{Bus, BusError, BusMessage, BusReceiver};
+use confab_core::bus::{Bus, BusError, BusMessage, BusReceiver, Topic};
 use confab_core::ids::{AppId, Pos, RoomNumber, Timestamp, UserId};
 use confab_core::{Command, Store};
 use std::collections::{HashMap, HashSet};
@@ -98,6 +99,10 @@ struct Hub {
     rooms: HashMap<(AppId, RoomNumber), Vec<Arc<Conn>>>,
     /// The last position routed, for every room seen since start.
     routed: HashMap<(AppId, RoomNumber), Pos>,
+    /// Connections attached per app (the app's topic is listened to while there are any).
+    apps: HashMap<AppId, usize>,
+    /// Topics to start (true) or stop listening to, applied to the receiver in order.
+    interest: Vec<(Topic, bool)>,
     lanes: lane::Lanes,
 }
 
@@ -119,6 +124,8 @@ pub(crate) fn spawn(
         users: HashMap::new(),
         rooms: HashMap::new(),
         routed: HashMap::new(),
+        apps: HashMap::new(),
+        interest: Vec::new(),
         lanes,
     };
     tokio::spawn(hub.run(rx, cmds));
@@ -155,6 +162,13 @@ impl Hub {
                     Err(BusError::Closed) => break,
                 },
             }
+            for (topic, on) in self.interest.drain(..) {
+                if on {
+                    rx.listen(topic);
+                } else {
+                    rx.unlisten(topic);
+                }
+            }
         }
         self.kill_all(close::GOING_AWAY);
     }
@@ -186,6 +200,11 @@ impl Hub {
                 entry.conns.push(conn.id);
                 // A pending "offline" is called off: the user came back within the grace.
                 entry.generation += 1;
+                let n = self.apps.entry(conn.app).or_insert(0);
+                *n += 1;
+                if *n == 1 {
+                    self.interest.push((Topic::App(conn.app), true));
+                }
                 self.conns.insert(
                     conn.id,
                     ConnEntry {
@@ -204,10 +223,11 @@ impl Hub {
                 let mut routed = Vec::with_capacity(rooms.len());
                 for room in &rooms {
                     if entry.rooms.insert(*room) {
-                        self.rooms
-                            .entry((c.app, *room))
-                            .or_default()
-                            .push(c.clone());
+                        let subs = self.rooms.entry((c.app, *room)).or_default();
+                        if subs.is_empty() {
+                            self.interest.push((Topic::Room(c.app, *room), true));
+                        }
+                        subs.push(c.clone());
                     }
                     routed.push(self.routed.get(&(c.app, *room)).copied());
                 }
@@ -278,6 +298,13 @@ impl Hub {
         for room in &entry.rooms {
             self.unsubscribe(app, *room, id);
         }
+        if let Some(n) = self.apps.get_mut(&app) {
+            *n -= 1;
+            if *n == 0 {
+                self.apps.remove(&app);
+                self.interest.push((Topic::App(app), false));
+            }
+        }
         let key = (app, entry.conn.user.clone());
         let Some(u) = self.users.get_mut(&key) else {
             return;
@@ -310,13 +337,20 @@ impl Hub {
             }
             if subs.is_empty() {
                 self.rooms.remove(&(app, room));
+                self.interest.push((Topic::Room(app, room), false));
             }
         }
     }
 
     async fn on_bus(&mut self, msg: BusMessage) {
         match msg {
-            BusMessage::Committed(ev) => self.route(ev).await,
+            BusMessage::Change(c) => self.route(c).await,
+            BusMessage::Read {
+                app,
+                room,
+                user,
+                seq,
+            } => self.read_marker(app, room, &user, seq).await,
             BusMessage::Typing { app, room, user } => {
                 let Some(subs) = self.rooms.get(&(app, room)) else {
                     return;

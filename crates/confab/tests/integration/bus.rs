@@ -1,0 +1,128 @@
+//! The gateway on NATS (`nats` set), with a nats-server of the test's own that it stops and
+//! starts again: sends keep succeeding while NATS is down, and a subscriber ends complete and
+//! in order once it is back.
+
+use crate::common::Server;
+use crate::ws::{Ended, alice_and_bob, assert_same, login, pos, store_changes};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// A nats-server on a port of its own, killed when dropped.
+struct OwnNats {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnNats {
+    fn start() -> Option<OwnNats> {
+        if !std::path::Path::new(NATS_SERVER).exists() {
+            if std::env::var("CONFAB_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+                panic!("{NATS_SERVER} is required (CONFAB_REQUIRE_SERVICES=1)");
+            }
+            eprintln!("SKIPPED: {NATS_SERVER} is missing");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut n = OwnNats { port, child: None };
+        n.restart();
+        Some(n)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(NATS_SERVER)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port).parse().expect("address");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn bus_nats_outage_sends_succeed_and_subscribers_catch_up() {
+    // Heartbeat pings keep a waiting client's reads alive: bound the whole test instead.
+    tokio::time::timeout(Duration::from_secs(60), outage())
+        .await
+        .expect("the outage test ends within a minute");
+}
+
+async fn outage() {
+    let Some(mut nats) = OwnNats::start() else {
+        return;
+    };
+    let url = format!("nats://127.0.0.1:{}", nats.port);
+    let s = Server::start_with(|c| {
+        c.nats = url;
+        c.nats_prefix = "outage".into();
+    })
+    .await;
+    let (alice, bob, room) = alice_and_bob(&s).await;
+    let (mut b, _) = login(&s, &bob, None).await;
+    s.send(&alice, room, "through NATS").await;
+    let f = b.next_of("change").await;
+    assert_eq!(f["change"]["item"]["text"], "through NATS");
+    let mut seen = pos(&f);
+
+    nats.stop();
+    // Sends are acknowledged by the commit, NATS or not.
+    for i in 0..10 {
+        let (st, body) = s
+            .post(
+                &format!("/v1/rooms/{room}/messages"),
+                &alice,
+                json!({ "text": format!("while down {i}") }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+    }
+    nats.restart();
+    // Once NATS is back the gateway knows it may have missed changes: the connection is
+    // told to resume (4009), having received nothing out of order before.
+    let end = loop {
+        match b.next_or_end().await {
+            Ok(f) if f["type"] == "change" => {
+                assert_eq!(pos(&f), seen + 1, "in order, no gap: {f}");
+                seen = pos(&f);
+            }
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(end, Ended::Closed(Some(4009))), "{end:?}");
+    // Resuming gets exactly what it missed, then live changes through NATS again.
+    let (mut b, _) = login(&s, &bob, Some(json!({ room.to_string(): seen }))).await;
+    let missed = store_changes(&s, &alice, room, seen).await;
+    let got = b.changes(room, missed.len()).await;
+    assert_same(&got, &missed);
+    s.send(&alice, room, "after the outage").await;
+    let f = b.next_of("change").await;
+    assert_eq!(f["change"]["item"]["text"], "after the outage");
+}
