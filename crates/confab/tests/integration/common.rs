@@ -286,7 +286,7 @@ impl Server {
 }
 
 /// A token no other test server of this machine uses at the same time.
-fn unique_token() -> String {
+pub fn unique_token() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
