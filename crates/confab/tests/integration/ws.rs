@@ -954,28 +954,10 @@ async fn ws_fragmented_messages_pings_and_closes_follow_the_protocol() {
 /// 1..n; and a subscriber that reconnects to another node resumes exactly where it left.
 #[tokio::test]
 async fn ws_three_nodes_deliver_every_change_to_every_subscriber_in_order() {
-    use crate::common::{PgDatabase, postgres_server, unique_token};
-    let (Some(pg), Ok(nats)) = (postgres_server(), std::env::var("CONFAB_TEST_NATS")) else {
-        eprintln!(
-            "ws_three_nodes...: needs PostgreSQL and NATS (CONFAB_TEST_DATABASE_URL and \
-             CONFAB_TEST_NATS); run by scripts/test's second pass"
-        );
+    let Some((pg, nats)) = cluster_services("ws_three_nodes...") else {
         return;
     };
-    let db = PgDatabase::create(&pg);
-    let prefix = format!("cluster{}", unique_token());
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        nodes.push(
-            Server::start_with(|c| {
-                c.database = db.url();
-                c.nats = nats.clone();
-                c.nats_prefix = prefix.clone();
-                c.admin_key = "ck_admin_cluster_test_0123456789".into();
-            })
-            .await,
-        );
-    }
+    let (_db, nodes) = cluster(&pg, &nats).await;
     let app = nodes[0].app("cluster").await;
     let alice = nodes[0].user(&app, "alice").await;
     let bob = nodes[1].user(&app, "bob").await;
@@ -1019,4 +1001,88 @@ async fn ws_three_nodes_deliver_every_change_to_every_subscriber_in_order() {
     let (mut c, _) = login(&nodes[0], &carol, Some(json!({ room.to_string(): last }))).await;
     let got = c.changes(room, 35).await;
     assert_same(&got, &rest);
+}
+
+/// PostgreSQL and NATS for the cluster tests (the second pass of `scripts/test`), if set.
+fn cluster_services(test: &str) -> Option<(String, String)> {
+    match (
+        crate::common::postgres_server(),
+        std::env::var("CONFAB_TEST_NATS"),
+    ) {
+        (Some(pg), Ok(nats)) => Some((pg, nats)),
+        _ => {
+            eprintln!(
+                "{test}: needs PostgreSQL and NATS (CONFAB_TEST_DATABASE_URL and \
+                 CONFAB_TEST_NATS); run by scripts/test's second pass"
+            );
+            None
+        }
+    }
+}
+
+/// Three nodes on a new database of `pg` and on `nats`, under subjects of their own.
+async fn cluster(pg: &str, nats: &str) -> (crate::common::PgDatabase, Vec<Server>) {
+    let db = crate::common::PgDatabase::create(pg);
+    let prefix = format!("cluster{}", crate::common::unique_token());
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(
+            Server::start_with(|c| {
+                c.database = db.url();
+                c.nats = nats.to_owned();
+                c.nats_prefix = prefix.clone();
+                c.admin_key = "ck_admin_cluster_test_0123456789".into();
+            })
+            .await,
+        );
+    }
+    (db, nodes)
+}
+
+/// A kick on node A while node B sends into the room: the kicked user, connected to node C,
+/// receives what came before the kick, the kick, and nothing of that room after it.
+#[tokio::test]
+async fn ws_a_kick_on_one_node_stops_delivery_on_every_node() {
+    let Some((pg, nats)) = cluster_services("ws_a_kick_on_one_node...") else {
+        return;
+    };
+    let (_db, nodes) = cluster(&pg, &nats).await;
+    let app = nodes[0].app("kick").await;
+    let alice = nodes[0].user(&app, "alice").await;
+    let bob = nodes[0].user(&app, "bob").await;
+    let carol = nodes[0].user(&app, "carol").await;
+    let room = nodes[0].group(&alice, "private", &["bob", "carol"]).await;
+    let other = nodes[0].group(&alice, "private", &["bob"]).await;
+    let (mut b, _) = login(&nodes[2], &bob, None).await;
+    let burst = sender(&nodes[1], &carol, room, 30, 0);
+    let (st, body) = nodes[0]
+        .post(
+            &format!("/v1/rooms/{room}/members/bob/kick"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    burst.await.expect("sender");
+    nodes[1].send(&carol, room, "after the kick").await;
+    nodes[0].send(&alice, other, "marker").await;
+    let (mut kicked, mut marker, mut last) = (false, false, 0);
+    while !(kicked && marker) {
+        let f = b.next_of("change").await;
+        if f["room"] == other {
+            assert_eq!(f["change"]["item"]["text"], "marker");
+            marker = true;
+            continue;
+        }
+        assert_eq!(f["room"], room);
+        assert!(!kicked, "a change of the room after the kick: {f}");
+        assert!(pos(&f) > last, "in order");
+        last = pos(&f);
+        kicked = f["change"]["data"]["action"] == "kicked";
+    }
+    // One more marker, then nothing of the room may have come in between.
+    nodes[1].send(&alice, other, "second marker").await;
+    let f = b.next_of("change").await;
+    assert_eq!(f["room"], other, "nothing of the room after the kick: {f}");
+    assert_eq!(f["change"]["item"]["text"], "second marker");
 }
