@@ -25,6 +25,20 @@ pub trait CommitFeed: Send {
     async fn recv(&mut self) -> Result<std::sync::Arc<crate::event::Event>, crate::bus::BusError>;
 }
 
+/// A [`CommitFeed`] over a store writer's broadcast of what it committed.
+pub struct BroadcastFeed(pub tokio::sync::broadcast::Receiver<std::sync::Arc<crate::event::Event>>);
+
+#[async_trait::async_trait]
+impl CommitFeed for BroadcastFeed {
+    async fn recv(&mut self) -> Result<std::sync::Arc<crate::event::Event>, crate::bus::BusError> {
+        use tokio::sync::broadcast::error::RecvError;
+        self.0.recv().await.map_err(|e| match e {
+            RecvError::Lagged(n) => crate::bus::BusError::Lagged(n),
+            RecvError::Closed => crate::bus::BusError::Closed,
+        })
+    }
+}
+
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Decides and commits one command. Answers only after the commit is durable.

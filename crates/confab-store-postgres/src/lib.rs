@@ -20,7 +20,6 @@ mod writer;
 pub use schema::VERSION as SCHEMA_VERSION;
 
 use async_trait::async_trait;
-use confab_core::bus::BusError;
 use confab_core::command::{Command, Outcome};
 use confab_core::error::StoreError;
 use confab_core::event::Event;
@@ -29,7 +28,7 @@ use confab_core::model::{
     Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
     RoomSummary, User,
 };
-use confab_core::store::{CommitFeed, Progress, Store, StoreResult};
+use confab_core::store::{BroadcastFeed, CommitFeed, Progress, Store, StoreResult};
 use fault::pg as be;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -172,20 +171,6 @@ impl PgStore {
     }
 }
 
-/// The writer's broadcast of committed events, as the port's feed.
-struct Feed(broadcast::Receiver<Arc<Event>>);
-
-#[async_trait]
-impl CommitFeed for Feed {
-    async fn recv(&mut self) -> Result<Arc<Event>, BusError> {
-        use broadcast::error::RecvError;
-        self.0.recv().await.map_err(|e| match e {
-            RecvError::Lagged(n) => BusError::Lagged(n),
-            RecvError::Closed => BusError::Closed,
-        })
-    }
-}
-
 #[async_trait]
 impl Store for PgStore {
     async fn execute(&self, cmd: Command) -> StoreResult<Outcome> {
@@ -193,7 +178,7 @@ impl Store for PgStore {
     }
 
     fn committed(&self) -> Box<dyn CommitFeed> {
-        Box::new(Feed(self.committed.subscribe()))
+        Box::new(BroadcastFeed(self.committed.subscribe()))
     }
 
     async fn apps(&self) -> StoreResult<Vec<App>> {

@@ -18,7 +18,6 @@ pub use files::files_of;
 pub use schema::Durability;
 
 use async_trait::async_trait;
-use confab_core::bus::BusError;
 use confab_core::command::{Command, Outcome};
 use confab_core::error::StoreError;
 use confab_core::event::Event;
@@ -27,7 +26,7 @@ use confab_core::model::{
     Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
     RoomSummary, User,
 };
-use confab_core::store::{CommitFeed, Progress, Store, StoreResult};
+use confab_core::store::{BroadcastFeed, CommitFeed, Progress, Store, StoreResult};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -193,20 +192,6 @@ impl Drop for Lent {
     }
 }
 
-/// The writer's broadcast of committed events, as the port's feed.
-struct Feed(broadcast::Receiver<Arc<Event>>);
-
-#[async_trait]
-impl CommitFeed for Feed {
-    async fn recv(&mut self) -> Result<Arc<Event>, BusError> {
-        use broadcast::error::RecvError;
-        self.0.recv().await.map_err(|e| match e {
-            RecvError::Lagged(n) => BusError::Lagged(n),
-            RecvError::Closed => BusError::Closed,
-        })
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn execute(&self, cmd: Command) -> StoreResult<Outcome> {
@@ -214,7 +199,7 @@ impl Store for SqliteStore {
     }
 
     fn committed(&self) -> Box<dyn CommitFeed> {
-        Box::new(Feed(self.committed.subscribe()))
+        Box::new(BroadcastFeed(self.committed.subscribe()))
     }
 
     async fn apps(&self) -> StoreResult<Vec<App>> {
