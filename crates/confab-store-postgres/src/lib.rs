@@ -332,13 +332,20 @@ impl Store for PgStore {
         limit: usize,
     ) -> StoreResult<Option<(Access, Vec<Item>, bool, bool)>> {
         let c = self.client().await?;
-        let Some(access) = read::access(&c, app, room, Some(viewer)).await? else {
+        // Both reads go out at once on the connection (tokio-postgres pipelines them): one
+        // round trip fewer on the hot read path. The page is thrown away unread when the
+        // viewer may not see it.
+        let (access, page) = tokio::join!(
+            read::access(&c, app, room, Some(viewer)),
+            read::history(&c, app, room, query, limit)
+        );
+        let Some(access) = access? else {
             return Ok(None);
         };
         if confab_core::rules::can_read_timeline(&access).is_err() {
             return Ok(Some((access, Vec::new(), false, false)));
         }
-        let (items, before, after) = read::history(&c, app, room, query, limit).await?;
+        let (items, before, after) = page?;
         Ok(Some((access, items, before, after)))
     }
 
