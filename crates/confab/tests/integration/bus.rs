@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
 /// A nats-server on a port of its own, killed when dropped.
-struct OwnNats {
-    port: u16,
+pub(crate) struct OwnNats {
+    pub(crate) port: u16,
     child: Option<Child>,
 }
 
 impl OwnNats {
-    fn start() -> Option<OwnNats> {
+    pub(crate) fn start() -> Option<OwnNats> {
         if !std::path::Path::new(NATS_SERVER).exists() {
             if std::env::var("CONFAB_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
                 panic!("{NATS_SERVER} is required (CONFAB_REQUIRE_SERVICES=1)");
@@ -36,7 +36,7 @@ impl OwnNats {
         Some(n)
     }
 
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let child = Command::new(NATS_SERVER)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .stdout(Stdio::null())
@@ -52,7 +52,7 @@ impl OwnNats {
         }
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod bus;
 mod cli;
+mod cluster_faults;
 mod compat;
 mod durability;
 mod faults;

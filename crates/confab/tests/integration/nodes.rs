@@ -45,7 +45,7 @@ async fn send(
 }
 
 /// Every item of a room, through `s`, as seq → text.
-async fn timeline(s: &Server, token: &str, room: i64) -> BTreeMap<i64, String> {
+pub(crate) async fn timeline(s: &Server, token: &str, room: i64) -> BTreeMap<i64, String> {
     let mut all = BTreeMap::new();
     let mut after = 0;
     loop {

@@ -1004,7 +1004,7 @@ async fn ws_three_nodes_deliver_every_change_to_every_subscriber_in_order() {
 }
 
 /// PostgreSQL and NATS for the cluster tests (the second pass of `scripts/test`), if set.
-fn cluster_services(test: &str) -> Option<(String, String)> {
+pub(crate) fn cluster_services(test: &str) -> Option<(String, String)> {
     match (
         crate::common::postgres_server(),
         std::env::var("CONFAB_TEST_NATS"),
@@ -1021,7 +1021,7 @@ fn cluster_services(test: &str) -> Option<(String, String)> {
 }
 
 /// Three nodes on a new database of `pg` and on `nats`, under subjects of their own.
-async fn cluster(pg: &str, nats: &str) -> (crate::common::PgDatabase, Vec<Server>) {
+pub(crate) async fn cluster(pg: &str, nats: &str) -> (crate::common::PgDatabase, Vec<Server>) {
     let db = crate::common::PgDatabase::create(pg);
     let prefix = format!("cluster{}", crate::common::unique_token());
     let mut nodes = Vec::new();
