@@ -7,6 +7,7 @@ mod auth;
 mod bus;
 mod cli;
 mod cluster_faults;
+mod cluster_limits;
 mod compat;
 mod durability;
 mod faults;
