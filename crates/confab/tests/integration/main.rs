@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod bus;
 mod cli;
+mod cluster_clients;
 mod cluster_faults;
 mod cluster_limits;
 mod compat;
