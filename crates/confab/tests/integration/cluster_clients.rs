@@ -19,6 +19,8 @@ pub(crate) struct Feed {
     pub(crate) frames: Vec<Value>,
     pub(crate) resets: Vec<Value>,
     pub(crate) ends: Vec<String>,
+    /// When each connection was ready.
+    pub(crate) ready_at: Vec<Instant>,
 }
 
 impl Feed {
@@ -105,6 +107,7 @@ async fn follow(
             let f: Value = serde_json::from_str(text.as_str()).expect("JSON frame");
             match f["type"].as_str() {
                 Some("ready") => {
+                    feed.lock().expect("lock").ready_at.push(Instant::now());
                     if let Some(c) = connected.take() {
                         let _ = c.send(());
                     }

@@ -305,9 +305,19 @@ async fn cluster_a_node_killed_under_load_loses_nothing_and_its_clients_resume_e
         caught_up.is_ok(),
         "caught up to {last} in time: {holding:?}"
     );
+    // How long the victim's clients were without a node.
+    let resumed: Vec<u128> = subscribers[..2]
+        .iter()
+        .filter_map(|s| {
+            let feed = s.1.lock().expect("lock");
+            let at = feed.ready_at.iter().find(|t| **t > killed)?;
+            Some(at.duration_since(killed).as_millis())
+        })
+        .collect();
     eprintln!(
-        "cluster_a_node_killed: {} sends acknowledged, every client complete {} ms after the \
-         kill; connections ended: {:?}",
+        "cluster_a_node_killed: {} sends acknowledged; the victim's clients ready on another node \
+         {resumed:?} ms after the kill, every client complete {} ms after it; connections ended: \
+         {:?}",
         acked.lock().expect("lock").len(),
         killed.elapsed().as_millis(),
         ends(&subscribers)
