@@ -8,6 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query, UserCaller};
 use axum::extract::State;
 use confab_core::command::Decision;
+use confab_core::command::{Decide, Invite, SetRole};
 use confab_core::ids::RoomNumber;
 use confab_core::model::{MemberState, Role};
 use confab_core::{Command, Outcome};
@@ -109,12 +110,12 @@ pub async fn invite_member(
     Json(req): Json<InviteReq>,
 ) -> ApiResult<axum::Json<MemberDto>> {
     let target = user_id(&req.user_id)?;
-    let cmd = Command::Invite {
+    let cmd = Command::Invite(Invite {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         target,
-    };
+    });
     member_outcome(state.store.execute(cmd).await?)
 }
 
@@ -132,13 +133,13 @@ pub async fn decide_member(
         _ => return Err(ApiError::not_found("not_found", "no such route")),
     };
     let target = user_id(&target)?;
-    let cmd = Command::Decide {
+    let cmd = Command::Decide(Decide {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         target,
         decision,
-    };
+    });
     member_outcome(state.store.execute(cmd).await?)
 }
 
@@ -158,12 +159,12 @@ pub async fn set_role(
         }
     };
     let target = user_id(&target)?;
-    let cmd = Command::SetRole {
+    let cmd = Command::SetRole(SetRole {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         target,
         role,
-    };
+    });
     member_outcome(state.store.execute(cmd).await?)
 }

@@ -11,6 +11,7 @@ use crate::extract::{Json, Path, Query, UserCaller};
 use crate::limit::{self, READ_COST};
 use axum::extract::State;
 use axum::http::StatusCode;
+use confab_core::command::{DeleteMessage, EditMessage, MarkRead, SendMessage};
 use confab_core::ids::{Pos, RoomNumber, Seq};
 use confab_core::model::{HistoryQuery, Item, ItemKind};
 use confab_core::validate;
@@ -39,14 +40,14 @@ pub async fn send_message(
         .limits
         .write(me.app, &me.user)
         .map_err(limit::refused)?;
-    let cmd = Command::Send {
+    let cmd = Command::Send(SendMessage {
         app: me.app,
         actor: Some(me.user),
         room: RoomNumber(number),
         text: req.text,
         reply_to: req.reply_to.map(Seq),
         client_id: req.client_id,
-    };
+    });
     let (created, item) = item_outcome(state.store.execute(cmd).await?)?;
     let status = if created {
         StatusCode::CREATED
@@ -210,13 +211,13 @@ pub async fn edit_message(
         .limits
         .write(me.app, &me.user)
         .map_err(limit::refused)?;
-    let cmd = Command::Edit {
+    let cmd = Command::Edit(EditMessage {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         seq: Seq(seq),
         text: req.text,
-    };
+    });
     Ok(axum::Json(item_outcome(state.store.execute(cmd).await?)?.1))
 }
 
@@ -229,12 +230,12 @@ pub async fn delete_message(
         .limits
         .write(me.app, &me.user)
         .map_err(limit::refused)?;
-    let cmd = Command::Delete {
+    let cmd = Command::Delete(DeleteMessage {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         seq: Seq(seq),
-    };
+    });
     Ok(axum::Json(item_outcome(state.store.execute(cmd).await?)?.1))
 }
 
@@ -269,12 +270,12 @@ pub async fn mark_read(
     Path(number): Path<i64>,
     Json(req): Json<ReadReq>,
 ) -> ApiResult<axum::Json<ReadMarkerDto>> {
-    let cmd = Command::MarkRead {
+    let cmd = Command::MarkRead(MarkRead {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         seq: Seq(req.seq),
-    };
+    });
     match state.store.execute(cmd).await? {
         Outcome::ReadMarker(s) => Ok(axum::Json(ReadMarkerDto { read_seq: s.0 })),
         _ => Err(ApiError::internal()),

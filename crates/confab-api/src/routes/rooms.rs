@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query, UserCaller};
 use axum::extract::State;
 use axum::http::StatusCode;
+use confab_core::command::{CreateGroup, UpdateRoom};
 use confab_core::ids::RoomNumber;
 use confab_core::model::{MemberState, Visibility};
 use confab_core::validate;
@@ -56,7 +57,7 @@ pub async fn create_room(
                 .iter()
                 .map(|m| user_id(m))
                 .collect::<ApiResult<Vec<_>>>()?;
-            Command::CreateGroup {
+            Command::CreateGroup(CreateGroup {
                 app: me.app,
                 actor: Some(me.user.clone()),
                 name,
@@ -64,7 +65,7 @@ pub async fn create_room(
                 visibility: visibility.unwrap_or(Visibility::Private),
                 alias,
                 members,
-            }
+            })
         }
     };
     match state.store.execute(cmd).await? {
@@ -206,14 +207,14 @@ pub async fn update_room(
     if let Some(u) = &req.image_url {
         validate::short_field("image_url", u)?;
     }
-    let cmd = Command::UpdateRoom {
+    let cmd = Command::UpdateRoom(UpdateRoom {
         app: me.app,
         actor: me.user.clone(),
         room: RoomNumber(number),
         name: req.name,
         image_url: req.image_url,
         visibility: req.visibility,
-    };
+    });
     state.store.execute(cmd).await?;
     show(&state, &me, number).await
 }

@@ -7,6 +7,7 @@ use crate::dto::{MintTokenReq, TokenDto, UpdateMeReq, UpsertUserReq, UserDto};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppCaller, AppOrUser, Body, Json, Path, UserCaller};
 use axum::extract::State;
+use confab_core::command::{UpdateProfile, UpsertUser};
 use confab_core::ids::Timestamp;
 use confab_core::validate;
 use confab_core::{Command, DomainError, Outcome};
@@ -39,13 +40,13 @@ pub async fn upsert_user(
     if let Some(e) = &req.email {
         validate::short_field("email", e)?;
     }
-    let cmd = Command::UpsertUser {
+    let cmd = Command::UpsertUser(UpsertUser {
         app: caller.keys.id,
         user,
         name: req.name,
         image_url: req.image_url,
         email: req.email,
-    };
+    });
     user_outcome(state.store.execute(cmd).await?, true)
 }
 
@@ -118,11 +119,11 @@ pub async fn update_me(
     Json(req): Json<UpdateMeReq>,
 ) -> ApiResult<axum::Json<UserDto>> {
     check_profile(&state, req.name.as_deref(), req.image_url.as_deref())?;
-    let cmd = Command::UpdateProfile {
+    let cmd = Command::UpdateProfile(UpdateProfile {
         app: me.app,
         user: me.user,
         name: req.name,
         image_url: req.image_url,
-    };
+    });
     user_outcome(state.store.execute(cmd).await?, true)
 }

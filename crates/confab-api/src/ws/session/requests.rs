@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::limit;
 use crate::ws::protocol::{self, ClientFrame};
 use confab_core::bus::BusMessage;
+use confab_core::command::{MarkRead, SendMessage};
 use confab_core::ids::{Pos, RoomNumber, Seq};
 use confab_core::{Command, DomainError, ErrorCode, Outcome, validate};
 use serde_json::json;
@@ -48,12 +49,12 @@ impl Session {
                 seq,
                 reference,
             } => {
-                let cmd = Command::MarkRead {
+                let cmd = Command::MarkRead(MarkRead {
                     app: self.app,
                     actor: self.user.clone(),
                     room: RoomNumber(room),
                     seq: Seq(seq),
-                };
+                });
                 match self.state.store.execute(cmd).await {
                     Ok(Outcome::ReadMarker(s)) => {
                         protocol::ack(&reference, json!({"room": room, "read_seq": s.0}))
@@ -106,14 +107,14 @@ impl Session {
         limits
             .write(self.app, &self.user)
             .map_err(SendError::Limited)?;
-        let cmd = Command::Send {
+        let cmd = Command::Send(SendMessage {
             app: self.app,
             actor: Some(self.user.clone()),
             room: RoomNumber(room),
             text,
             reply_to: reply_to.map(Seq),
             client_id,
-        };
+        });
         match self
             .state
             .store
