@@ -276,11 +276,6 @@ async fn main() -> anyhow::Result<()> {
                 Admin::Apps {
                     what: AdminApps::Create { name },
                 } => {
-                    confab_core::validate::name(
-                        "name",
-                        &name,
-                        &confab_core::validate::Limits::default(),
-                    )?;
                     let secret = confab_api::auth::new_app_secret();
                     let cmd = Command::CreateApp(CreateApp {
                         name,
@@ -288,6 +283,7 @@ async fn main() -> anyhow::Result<()> {
                         secret_hash: confab_api::auth::hash_secret(&secret),
                         signing_key: confab_api::auth::random_hex(32),
                     });
+                    confab_core::validate::command(&cmd, &confab::limits(&config))?;
                     let Outcome::App(app) = store.execute(cmd).await? else {
                         bail!("unexpected outcome")
                     };

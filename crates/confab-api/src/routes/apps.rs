@@ -21,7 +21,6 @@ pub async fn create_app(
 
 /// Creates an app; the answer carries its secret, shown this once.
 pub async fn create(state: &AppState, name: String) -> ApiResult<AppDto> {
-    confab_core::validate::name("name", &name, &state.config.limits)?;
     let secret = auth::new_app_secret();
     let cmd = Command::CreateApp(CreateApp {
         name,
@@ -29,7 +28,7 @@ pub async fn create(state: &AppState, name: String) -> ApiResult<AppDto> {
         secret_hash: auth::hash_secret(&secret),
         signing_key: auth::random_hex(32),
     });
-    match state.store.execute(cmd).await? {
+    match state.execute(cmd).await? {
         Outcome::App(app) => Ok(AppDto {
             secret: Some(secret),
             ..AppDto::new(&app)

@@ -76,7 +76,6 @@ pub async fn join_room(
 ) -> ApiResult<axum::Json<MemberDto>> {
     member_outcome(
         state
-            .store
             .execute(Command::Join {
                 app: me.app,
                 actor: me.user,
@@ -93,7 +92,6 @@ pub async fn leave_room(
 ) -> ApiResult<axum::Json<MemberDto>> {
     member_outcome(
         state
-            .store
             .execute(Command::Leave {
                 app: me.app,
                 actor: me.user,
@@ -116,7 +114,7 @@ pub async fn invite_member(
         room: RoomNumber(number),
         target,
     });
-    member_outcome(state.store.execute(cmd).await?)
+    member_outcome(state.execute(cmd).await?)
 }
 
 pub async fn decide_member(
@@ -140,7 +138,7 @@ pub async fn decide_member(
         target,
         decision,
     });
-    member_outcome(state.store.execute(cmd).await?)
+    member_outcome(state.execute(cmd).await?)
 }
 
 pub async fn set_role(
@@ -166,5 +164,5 @@ pub async fn set_role(
         target,
         role,
     });
-    member_outcome(state.store.execute(cmd).await?)
+    member_outcome(state.execute(cmd).await?)
 }

@@ -14,7 +14,6 @@ use axum::http::StatusCode;
 use confab_core::command::{DeleteMessage, EditMessage, MarkRead, SendMessage};
 use confab_core::ids::{Pos, RoomNumber, Seq};
 use confab_core::model::{HistoryQuery, Item, ItemKind};
-use confab_core::validate;
 use confab_core::{Command, DomainError, ErrorCode, Outcome};
 use serde::Deserialize;
 
@@ -31,10 +30,6 @@ pub async fn send_message(
     Path(number): Path<i64>,
     Json(req): Json<SendReq>,
 ) -> ApiResult<(StatusCode, axum::Json<ItemDto>)> {
-    validate::text(&req.text, &state.config.limits)?;
-    if let Some(c) = &req.client_id {
-        validate::client_id(c)?;
-    }
     // The same budget as sends over the WebSocket.
     state
         .limits
@@ -48,7 +43,7 @@ pub async fn send_message(
         reply_to: req.reply_to.map(Seq),
         client_id: req.client_id,
     });
-    let (created, item) = item_outcome(state.store.execute(cmd).await?)?;
+    let (created, item) = item_outcome(state.execute(cmd).await?)?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -206,7 +201,6 @@ pub async fn edit_message(
     Path((number, seq)): Path<(i64, i64)>,
     Json(req): Json<EditReq>,
 ) -> ApiResult<axum::Json<ItemDto>> {
-    validate::text(&req.text, &state.config.limits)?;
     state
         .limits
         .write(me.app, &me.user)
@@ -218,7 +212,7 @@ pub async fn edit_message(
         seq: Seq(seq),
         text: req.text,
     });
-    Ok(axum::Json(item_outcome(state.store.execute(cmd).await?)?.1))
+    Ok(axum::Json(item_outcome(state.execute(cmd).await?)?.1))
 }
 
 pub async fn delete_message(
@@ -236,7 +230,7 @@ pub async fn delete_message(
         room: RoomNumber(number),
         seq: Seq(seq),
     });
-    Ok(axum::Json(item_outcome(state.store.execute(cmd).await?)?.1))
+    Ok(axum::Json(item_outcome(state.execute(cmd).await?)?.1))
 }
 
 pub async fn list_replies(
@@ -276,7 +270,7 @@ pub async fn mark_read(
         room: RoomNumber(number),
         seq: Seq(req.seq),
     });
-    match state.store.execute(cmd).await? {
+    match state.execute(cmd).await? {
         Outcome::ReadMarker(s) => Ok(axum::Json(ReadMarkerDto { read_seq: s.0 })),
         _ => Err(ApiError::internal()),
     }

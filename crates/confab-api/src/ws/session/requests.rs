@@ -10,7 +10,7 @@ use crate::ws::protocol::{self, ClientFrame};
 use confab_core::bus::BusMessage;
 use confab_core::command::{MarkRead, SendMessage};
 use confab_core::ids::{Pos, RoomNumber, Seq};
-use confab_core::{Command, DomainError, ErrorCode, Outcome, validate};
+use confab_core::{Command, DomainError, ErrorCode, Outcome};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,7 @@ impl Session {
                     room: RoomNumber(room),
                     seq: Seq(seq),
                 });
-                match self.state.store.execute(cmd).await {
+                match self.state.execute(cmd).await {
                     Ok(Outcome::ReadMarker(s)) => {
                         protocol::ack(&reference, json!({"room": room, "read_seq": s.0}))
                     }
@@ -98,10 +98,6 @@ impl Session {
         reply_to: Option<i64>,
         client_id: Option<String>,
     ) -> Result<(Seq, Pos, bool), SendError> {
-        validate::text(&text, &self.state.config.limits).map_err(ApiError::from)?;
-        if let Some(c) = &client_id {
-            validate::client_id(c).map_err(ApiError::from)?;
-        }
         let limits = &self.state.limits;
         limits.app(self.app).map_err(SendError::Limited)?;
         limits
@@ -115,13 +111,7 @@ impl Session {
             reply_to: reply_to.map(Seq),
             client_id,
         });
-        match self
-            .state
-            .store
-            .execute(cmd)
-            .await
-            .map_err(ApiError::from)?
-        {
+        match self.state.execute(cmd).await.map_err(ApiError::from)? {
             Outcome::Item { item, created } => Ok((item.seq, item.pos, created)),
             _ => Err(SendError::Api(ApiError::internal())),
         }
