@@ -101,6 +101,16 @@ pub struct AppState {
 const SEEN_EVERY: Duration = Duration::from_secs(60);
 
 impl AppState {
+    /// Runs a command for any entry point (REST, WebSocket, the compatible API): its input is
+    /// checked here, once, by core's rules for that command, then it goes to the store.
+    pub async fn execute(
+        &self,
+        cmd: confab_core::Command,
+    ) -> Result<confab_core::Outcome, confab_core::StoreError> {
+        confab_core::validate::command(&cmd, &self.config.limits)?;
+        self.store.execute(cmd).await
+    }
+
     pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Self {
         AppState {
             store,

@@ -4,6 +4,7 @@
 use crate::pg::TempDb;
 use anyhow::{Context, bail};
 use confab_core::Command;
+use confab_core::command::SendMessage;
 use confab_core::ids::{AppId, RoomNumber, UserId};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -312,14 +313,14 @@ pub async fn store_send<T: confab_core::store::Store + ?Sized>(
     text: String,
 ) -> anyhow::Result<()> {
     store
-        .execute(Command::Send {
+        .execute(Command::Send(SendMessage {
             app,
             actor: Some(UserId(sender.to_owned())),
             room: RoomNumber(room),
             text,
             reply_to: None,
             client_id: None,
-        })
+        }))
         .await?;
     Ok(())
 }

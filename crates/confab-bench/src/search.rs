@@ -9,6 +9,7 @@ use crate::sends::{closed_loop, gather};
 use crate::stats::{Samples, Table, ms, rate, thousands};
 use anyhow::{Context, bail};
 use confab_core::Command;
+use confab_core::command::{CreateApp, CreateGroup, UpsertUser};
 use confab_core::ids::{AppId, UserId};
 use confab_core::model::Visibility;
 use confab_core::store::Store;
@@ -164,7 +165,7 @@ pub async fn run(opts: &Opts, kind: StoreKind) -> anyhow::Result<Vec<Table>> {
     for r in 0..rooms {
         let m = room_members(r);
         store
-            .execute(Command::CreateGroup {
+            .execute(Command::CreateGroup(CreateGroup {
                 app: app_id,
                 actor: Some(UserId(user(m[0]))),
                 name: Some(format!("room {r}")),
@@ -172,7 +173,7 @@ pub async fn run(opts: &Opts, kind: StoreKind) -> anyhow::Result<Vec<Table>> {
                 visibility: Visibility::Private,
                 alias: None,
                 members: vec![UserId(user(m[1])), UserId(user(m[2]))],
-            })
+            }))
             .await?;
     }
 
@@ -339,12 +340,12 @@ async fn bench_store(
     };
     let store = Arc::new(SqliteStore::open(&path, options)?);
     let created = store
-        .execute(Command::CreateApp {
+        .execute(Command::CreateApp(CreateApp {
             name: "idx".into(),
             token: "idx".into(),
             secret_hash: "idx".into(),
             signing_key: "idx".into(),
-        })
+        }))
         .await?;
     let confab_core::Outcome::App(app) = created else {
         bail!("expected an app, got {created:?}");
@@ -352,18 +353,18 @@ async fn bench_store(
     let app = app.id;
     for s in 0..SENDERS {
         store
-            .execute(Command::UpsertUser {
+            .execute(Command::UpsertUser(UpsertUser {
                 app,
                 user: UserId(format!("u{s}")),
                 name: None,
                 image_url: None,
                 email: None,
-            })
+            }))
             .await?;
     }
     for r in 0..ROOMS {
         store
-            .execute(Command::CreateGroup {
+            .execute(Command::CreateGroup(CreateGroup {
                 app,
                 actor: Some(UserId("u0".into())),
                 name: None,
@@ -374,7 +375,7 @@ async fn bench_store(
                     .filter(|s| s % ROOMS == r)
                     .map(|s| UserId(format!("u{s}")))
                     .collect(),
-            })
+            }))
             .await?;
     }
     Ok((store, app))

@@ -13,32 +13,18 @@ pub enum Decision {
     Unban,
 }
 
+/// A request to change state. Commands with more than a few fields carry a struct of their
+/// own, so a rule function takes one argument and a new field is one edit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    CreateApp {
-        name: String,
-        token: String,
-        secret_hash: String,
-        signing_key: String,
-    },
+    CreateApp(CreateApp),
     RenameApp {
         app: AppId,
         name: String,
     },
-    UpsertUser {
-        app: AppId,
-        user: UserId,
-        name: Option<String>,
-        image_url: Option<String>,
-        email: Option<String>,
-    },
+    UpsertUser(UpsertUser),
     /// Partial profile update by the user: fields left `None` keep their value.
-    UpdateProfile {
-        app: AppId,
-        user: UserId,
-        name: Option<String>,
-        image_url: Option<String>,
-    },
+    UpdateProfile(UpdateProfile),
     RecordLogin {
         app: AppId,
         user: UserId,
@@ -52,24 +38,8 @@ pub enum Command {
         actor: UserId,
         with: UserId,
     },
-    CreateGroup {
-        app: AppId,
-        /// `None` when an app creates the room itself (no creator, no announcement).
-        actor: Option<UserId>,
-        name: Option<String>,
-        image_url: Option<String>,
-        visibility: Visibility,
-        alias: Option<String>,
-        members: Vec<UserId>,
-    },
-    UpdateRoom {
-        app: AppId,
-        actor: UserId,
-        room: RoomNumber,
-        name: Option<String>,
-        image_url: Option<String>,
-        visibility: Option<Visibility>,
-    },
+    CreateGroup(CreateGroup),
+    UpdateRoom(UpdateRoom),
     DeleteRoom {
         app: AppId,
         actor: UserId,
@@ -85,54 +55,123 @@ pub enum Command {
         actor: UserId,
         room: RoomNumber,
     },
-    Invite {
-        app: AppId,
-        actor: UserId,
-        room: RoomNumber,
-        target: UserId,
-    },
-    Decide {
-        app: AppId,
-        actor: UserId,
-        room: RoomNumber,
-        target: UserId,
-        decision: Decision,
-    },
-    SetRole {
-        app: AppId,
-        actor: UserId,
-        room: RoomNumber,
-        target: UserId,
-        role: Role,
-    },
-    Send {
-        app: AppId,
-        /// `None` for a message posted by the app itself (no membership needed).
-        actor: Option<UserId>,
-        room: RoomNumber,
-        text: String,
-        reply_to: Option<Seq>,
-        client_id: Option<String>,
-    },
-    Edit {
-        app: AppId,
-        actor: UserId,
-        room: RoomNumber,
-        seq: Seq,
-        text: String,
-    },
-    Delete {
-        app: AppId,
-        actor: UserId,
-        room: RoomNumber,
-        seq: Seq,
-    },
-    MarkRead {
-        app: AppId,
-        actor: UserId,
-        room: RoomNumber,
-        seq: Seq,
-    },
+    Invite(Invite),
+    Decide(Decide),
+    SetRole(SetRole),
+    Send(SendMessage),
+    Edit(EditMessage),
+    Delete(DeleteMessage),
+    MarkRead(MarkRead),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateApp {
+    pub name: String,
+    pub token: String,
+    pub secret_hash: String,
+    pub signing_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpsertUser {
+    pub app: AppId,
+    pub user: UserId,
+    pub name: Option<String>,
+    pub image_url: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Partial profile update by the user: fields left `None` keep their value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateProfile {
+    pub app: AppId,
+    pub user: UserId,
+    pub name: Option<String>,
+    pub image_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateGroup {
+    pub app: AppId,
+    /// `None` when an app creates the room itself (no creator, no announcement).
+    pub actor: Option<UserId>,
+    pub name: Option<String>,
+    pub image_url: Option<String>,
+    pub visibility: Visibility,
+    pub alias: Option<String>,
+    pub members: Vec<UserId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateRoom {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub name: Option<String>,
+    pub image_url: Option<String>,
+    pub visibility: Option<Visibility>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub target: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decide {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub target: UserId,
+    pub decision: Decision,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetRole {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub target: UserId,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendMessage {
+    pub app: AppId,
+    /// `None` for a message posted by the app itself (no membership needed).
+    pub actor: Option<UserId>,
+    pub room: RoomNumber,
+    pub text: String,
+    pub reply_to: Option<Seq>,
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditMessage {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub seq: Seq,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteMessage {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub seq: Seq,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkRead {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub seq: Seq,
 }
 
 /// What a command produced, for the response.

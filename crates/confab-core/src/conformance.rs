@@ -5,6 +5,10 @@
 //! API would see.
 
 use crate::command::{Command, Decision, Outcome};
+use crate::command::{
+    CreateApp, CreateGroup, Decide, DeleteMessage, EditMessage, Invite, MarkRead, SendMessage,
+    SetRole, UpdateProfile, UpdateRoom, UpsertUser,
+};
 use crate::error::StoreError;
 use crate::ids::{AppId, Offset, Pos, RoomNumber, Seq, UserId};
 use crate::model::{HistoryQuery, MemberState, Role, Visibility};
@@ -80,26 +84,26 @@ fn user(s: &str) -> UserId {
 /// Creates an app with `n` users `u0..u{n-1}`; returns its id.
 pub async fn app_with_users(store: &Arc<dyn Store>, name: &str, n: usize) -> AppId {
     let out = store
-        .execute(Command::CreateApp {
+        .execute(Command::CreateApp(CreateApp {
             name: name.into(),
             token: format!("tok-{name}"),
             secret_hash: format!("hash-{name}"),
             // Each app has its own key, as the API makes them (key ids are unique).
             signing_key: format!("key-{name}"),
-        })
+        }))
         .await
         .expect("create app");
     let Outcome::App(app) = out else {
         panic!("expected an app, got {out:?}")
     };
     for i in 0..n {
-        let cmd = Command::UpsertUser {
+        let cmd = Command::UpsertUser(UpsertUser {
             app: app.id,
             user: user(&format!("u{i}")),
             name: None,
             image_url: None,
             email: None,
-        };
+        });
         store.execute(cmd).await.expect("upsert user");
     }
     app.id
@@ -113,7 +117,7 @@ async fn group(
     visibility: Visibility,
 ) -> RoomNumber {
     let out = store
-        .execute(Command::CreateGroup {
+        .execute(Command::CreateGroup(CreateGroup {
             app,
             actor: Some(user(owner)),
             name: Some("room".into()),
@@ -121,7 +125,7 @@ async fn group(
             visibility,
             alias: None,
             members: members.iter().map(|m| user(m)).collect(),
-        })
+        }))
         .await
         .expect("create group");
     match out {
@@ -131,14 +135,14 @@ async fn group(
 }
 
 fn send(app: AppId, actor: &str, room: RoomNumber, text: &str) -> Command {
-    Command::Send {
+    Command::Send(SendMessage {
         app,
         actor: Some(user(actor)),
         room,
         text: text.into(),
         reply_to: None,
         client_id: None,
-    }
+    })
 }
 
 /// Many concurrent sends get distinct seqs that, with the room's announcements, fill 1..n.
@@ -237,13 +241,13 @@ pub async fn refused_commands_change_nothing(store: Arc<dyn Store>) {
         .rows
         .len();
     assert_eq!(events_after, events_before + 25);
-    let kick_owner = Command::Decide {
+    let kick_owner = Command::Decide(Decide {
         app,
         actor: user("u1"),
         room,
         target: user("u0"),
         decision: Decision::Kick,
-    };
+    });
     assert!(store.execute(kick_owner).await.is_err());
     let unchanged = store
         .access(app, room, None)
@@ -258,13 +262,15 @@ pub async fn refused_commands_change_nothing(store: Arc<dyn Store>) {
 pub async fn idempotent_sends(store: Arc<dyn Store>) {
     let app = app_with_users(&store, "a", 2).await;
     let room = group(&store, app, "u0", &["u1"], Visibility::Public).await;
-    let cmd = |text: &str| Command::Send {
-        app,
-        actor: Some(user("u1")),
-        room,
-        text: text.into(),
-        reply_to: None,
-        client_id: Some("c-1".into()),
+    let cmd = |text: &str| {
+        Command::Send(SendMessage {
+            app,
+            actor: Some(user("u1")),
+            room,
+            text: text.into(),
+            reply_to: None,
+            client_id: Some("c-1".into()),
+        })
     };
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -292,14 +298,14 @@ pub async fn idempotent_sends(store: Arc<dyn Store>) {
         "{err:?}"
     );
     // Another sender may use the same client id for their own message.
-    let other = Command::Send {
+    let other = Command::Send(SendMessage {
         app,
         actor: Some(user("u0")),
         room,
         text: "hi".into(),
         reply_to: None,
         client_id: Some("c-1".into()),
-    };
+    });
     assert!(matches!(
         store.execute(other).await,
         Ok(Outcome::Item { created: true, .. })
@@ -363,7 +369,7 @@ fn random_command(rng: &mut Rng, app: AppId, rooms: i64) -> Command {
     let room = RoomNumber(1 + rng.below(rooms.max(1) as u64) as i64);
     let seq = |rng: &mut Rng| Seq(1 + rng.below(40) as i64);
     match rng.below(20) {
-        0 => Command::CreateGroup {
+        0 => Command::CreateGroup(CreateGroup {
             app,
             actor: Some(u(rng)),
             name: Some(format!("r{}", rng.below(100))),
@@ -375,7 +381,7 @@ fn random_command(rng: &mut Rng, app: AppId, rooms: i64) -> Command {
             },
             alias: (rng.below(3) == 0).then(|| format!("a{}", rng.below(5))),
             members: vec![u(rng), u(rng)],
-        },
+        }),
         1 => Command::CreateDirect {
             app,
             actor: u(rng),
@@ -391,12 +397,12 @@ fn random_command(rng: &mut Rng, app: AppId, rooms: i64) -> Command {
             actor: u(rng),
             room,
         },
-        5 => Command::Invite {
+        5 => Command::Invite(Invite {
             app,
             actor: u(rng),
             room,
             target: u(rng),
-        },
+        }),
         6 => {
             let decision = [
                 Decision::Approve,
@@ -405,15 +411,15 @@ fn random_command(rng: &mut Rng, app: AppId, rooms: i64) -> Command {
                 Decision::Ban,
                 Decision::Unban,
             ][rng.below(5) as usize];
-            Command::Decide {
+            Command::Decide(Decide {
                 app,
                 actor: u(rng),
                 room,
                 target: u(rng),
                 decision,
-            }
+            })
         }
-        7 => Command::SetRole {
+        7 => Command::SetRole(SetRole {
             app,
             actor: u(rng),
             room,
@@ -423,53 +429,53 @@ fn random_command(rng: &mut Rng, app: AppId, rooms: i64) -> Command {
             } else {
                 Role::Member
             },
-        },
-        8..=12 => Command::Send {
+        }),
+        8..=12 => Command::Send(SendMessage {
             app,
             actor: Some(u(rng)),
             room,
             text: format!("text {}", rng.below(1000)),
             reply_to: (rng.below(4) == 0).then(|| seq(rng)),
             client_id: (rng.below(4) == 0).then(|| format!("c{}", rng.below(20))),
-        },
-        13 => Command::Edit {
+        }),
+        13 => Command::Edit(EditMessage {
             app,
             actor: u(rng),
             room,
             seq: seq(rng),
             text: format!("edited {}", rng.below(9)),
-        },
-        14 => Command::Delete {
+        }),
+        14 => Command::Delete(DeleteMessage {
             app,
             actor: u(rng),
             room,
             seq: seq(rng),
-        },
-        15 | 16 => Command::MarkRead {
+        }),
+        15 | 16 => Command::MarkRead(MarkRead {
             app,
             actor: u(rng),
             room,
             seq: seq(rng),
-        },
-        17 => Command::UpdateRoom {
+        }),
+        17 => Command::UpdateRoom(UpdateRoom {
             app,
             actor: u(rng),
             room,
             name: Some(format!("renamed {}", rng.below(9))),
             image_url: None,
             visibility: None,
-        },
+        }),
         18 if rng.below(4) == 0 => Command::DeleteRoom {
             app,
             actor: u(rng),
             room,
         },
-        _ => Command::UpdateProfile {
+        _ => Command::UpdateProfile(UpdateProfile {
             app,
             user: u(rng),
             name: Some(format!("n{}", rng.below(9))),
             image_url: None,
-        },
+        }),
     }
 }
 
@@ -674,13 +680,13 @@ pub async fn search_follows_writes(store: Arc<dyn Store>) {
 
     // An edit is reflected at once, both ways.
     store
-        .execute(Command::Edit {
+        .execute(Command::Edit(EditMessage {
             app,
             actor: user("u0"),
             room: r1,
             seq: hello,
             text: "Goodbye world".into(),
-        })
+        }))
         .await
         .expect("command");
     assert!(
@@ -699,12 +705,12 @@ pub async fn search_follows_writes(store: Arc<dyn Store>) {
     );
     // A delete too.
     store
-        .execute(Command::Delete {
+        .execute(Command::Delete(DeleteMessage {
             app,
             actor: user("u0"),
             room: r1,
             seq: hello,
-        })
+        }))
         .await
         .expect("command");
     assert!(
@@ -752,13 +758,13 @@ pub async fn search_follows_writes(store: Arc<dyn Store>) {
     // A refused edit changes nothing in the index.
     assert!(
         store
-            .execute(Command::Edit {
+            .execute(Command::Edit(EditMessage {
                 app,
                 actor: user("u2"),
                 room: r1,
                 seq: Seq(2),
                 text: "zzz".into(),
-            })
+            }))
             .await
             .is_err()
     );
@@ -902,22 +908,22 @@ pub async fn deleted_text_leaves_the_log(store: Arc<dyn Store>) {
     let doomed = posted(store.execute(send(app, "u0", room, "first zebra")).await);
     let kept = posted(store.execute(send(app, "u1", room, "kept words")).await);
     store
-        .execute(Command::Edit {
+        .execute(Command::Edit(EditMessage {
             app,
             actor: user("u0"),
             room,
             seq: doomed,
             text: "second zebra".into(),
-        })
+        }))
         .await
         .expect("edit");
     store
-        .execute(Command::Delete {
+        .execute(Command::Delete(DeleteMessage {
             app,
             actor: user("u0"),
             room,
             seq: doomed,
-        })
+        }))
         .await
         .expect("delete");
     let log = format!("{:?}", whole_log(&store, app).await);
@@ -956,27 +962,27 @@ pub async fn seqs_past_32_bits_name_nothing(store: Arc<dyn Store>) {
     for far in [item.seq.0 + (1 << 32), item.seq.0 - (1 << 32), i64::MAX, -1] {
         let far = Seq(far);
         assert_eq!(store.item(app, room, far).await.expect("item"), None);
-        let edit = Command::Edit {
+        let edit = Command::Edit(EditMessage {
             app,
             actor: user("u0"),
             room,
             seq: far,
             text: "hijacked".into(),
-        };
-        let delete = Command::Delete {
+        });
+        let delete = Command::Delete(DeleteMessage {
             app,
             actor: user("u0"),
             room,
             seq: far,
-        };
-        let reply = Command::Send {
+        });
+        let reply = Command::Send(SendMessage {
             app,
             actor: Some(user("u0")),
             room,
             text: "reply".into(),
             reply_to: Some(far),
             client_id: None,
-        };
+        });
         for cmd in [edit, delete, reply] {
             match store.execute(cmd).await {
                 Err(StoreError::Domain(_)) => {}

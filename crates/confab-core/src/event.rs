@@ -182,7 +182,9 @@ impl EventBody {
         }
     }
 
-    /// The room this event belongs to and the change position it took there, if any.
+    /// The room this event belongs to and the change position it took there, if any. The
+    /// match names every event: one stored without its position would never reach `/changes`
+    /// or a socket, so a new event must say here whether it has one.
     pub fn room_pos(&self) -> Option<(RoomNumber, Pos)> {
         use EventBody::*;
         match self {
@@ -193,7 +195,12 @@ impl EventBody {
             | MessagePosted { room, pos, .. }
             | MessageEdited { room, pos, .. }
             | MessageDeleted { room, pos, .. } => Some((*room, *pos)),
-            _ => None,
+            AppCreated { .. }
+            | AppRenamed { .. }
+            | UserUpserted { .. }
+            | UserLoggedIn { .. }
+            | UserSeen { .. }
+            | ReadMarkerSet { .. } => None,
         }
     }
 
@@ -213,19 +220,114 @@ impl EventBody {
             MessagePosted { seq, .. } | MessageEdited { seq, .. } | MessageDeleted { seq, .. } => {
                 Some(*seq)
             }
-            _ => None,
+            AppCreated { .. }
+            | AppRenamed { .. }
+            | UserUpserted { .. }
+            | UserLoggedIn { .. }
+            | UserSeen { .. }
+            | RoomDeleted { .. }
+            | ReadMarkerSet { .. } => None,
         }
     }
 
-    /// The event as integrations may see it: secrets of the app are left out.
+    /// The event as integrations may see it (`/v1/events`). Each event lists the fields it
+    /// shows, so a field added to an event stays private until it is named here: nothing
+    /// reaches an integration by being left off a list of secrets.
     pub fn public_json(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        if let serde_json::Value::Object(map) = &mut v {
-            map.remove("type");
-            map.remove("secret_hash");
-            map.remove("signing_key");
+        use EventBody::*;
+        use serde_json::json;
+        match self {
+            // The secret's hash and the signing key never leave the server.
+            AppCreated {
+                name,
+                token,
+                secret_hash: _,
+                signing_key: _,
+            } => json!({"name": name, "token": token}),
+            AppRenamed { name } => json!({"name": name}),
+            UserUpserted {
+                user,
+                name,
+                image_url,
+                email,
+            } => json!({"user": user, "name": name, "image_url": image_url, "email": email}),
+            UserLoggedIn { user } | UserSeen { user } => json!({"user": user}),
+            RoomCreated {
+                room,
+                kind,
+                name,
+                image_url,
+                visibility,
+                alias,
+                creator,
+                direct,
+                pos,
+                seq,
+            } => json!({
+                "room": room, "kind": kind, "name": name, "image_url": image_url,
+                "visibility": visibility, "alias": alias, "creator": creator, "direct": direct,
+                "pos": pos, "seq": seq,
+            }),
+            RoomUpdated {
+                room,
+                by,
+                name,
+                image_url,
+                visibility,
+                pos,
+                seq,
+            } => json!({
+                "room": room, "by": by, "name": name, "image_url": image_url,
+                "visibility": visibility, "pos": pos, "seq": seq,
+            }),
+            RoomDeleted { room, by, pos } => json!({"room": room, "by": by, "pos": pos}),
+            Membership {
+                room,
+                user,
+                by,
+                action,
+                state,
+                role,
+                new_owner,
+                pos,
+                seq,
+            } => json!({
+                "room": room, "user": user, "by": by, "action": action, "state": state,
+                "role": role, "new_owner": new_owner, "pos": pos, "seq": seq,
+            }),
+            MessagePosted {
+                room,
+                seq,
+                pos,
+                sender,
+                text,
+                reply_to,
+                client_id,
+                redacted,
+            } => {
+                let mut v = json!({
+                    "room": room, "seq": seq, "pos": pos, "sender": sender, "text": text,
+                    "reply_to": reply_to, "client_id": client_id,
+                });
+                mark_redacted(&mut v, *redacted);
+                v
+            }
+            MessageEdited {
+                room,
+                seq,
+                pos,
+                text,
+                redacted,
+            } => {
+                let mut v = json!({"room": room, "seq": seq, "pos": pos, "text": text});
+                mark_redacted(&mut v, *redacted);
+                v
+            }
+            MessageDeleted { room, seq, pos, by } => {
+                json!({"room": room, "seq": seq, "pos": pos, "by": by})
+            }
+            ReadMarkerSet { room, user, seq } => json!({"room": room, "user": user, "seq": seq}),
         }
-        v
     }
 
     /// Decodes a stored event of any known version.
@@ -239,5 +341,12 @@ impl EventBody {
     pub fn encode(&self) -> String {
         // Serialising a derive(Serialize) enum of strings and integers cannot fail.
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// `"redacted": true` on an event whose text was emptied by a later delete (absent otherwise).
+fn mark_redacted(v: &mut serde_json::Value, redacted: bool) {
+    if redacted && let serde_json::Value::Object(map) = v {
+        map.insert("redacted".into(), serde_json::Value::Bool(true));
     }
 }

@@ -15,7 +15,10 @@ pub mod validate;
 #[cfg(feature = "test-util")]
 pub mod conformance;
 
-pub use command::{Command, Outcome};
+pub use command::{
+    Command, CreateApp, CreateGroup, Decide, DeleteMessage, EditMessage, Invite, MarkRead, Outcome,
+    SendMessage, SetRole, UpdateProfile, UpdateRoom, UpsertUser,
+};
 pub use error::{DomainError, ErrorCode, ErrorKind, StoreError};
 pub use event::{Event, EventBody};
 pub use ids::{AppId, Offset, Pos, RoomNumber, Seq, Timestamp, UserId};

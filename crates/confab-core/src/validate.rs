@@ -1,5 +1,9 @@
 //! Input validation shared by every entry point. Limits are configurable; see [`Limits`].
 
+use crate::command::{
+    Command, CreateApp, CreateGroup, EditMessage, SendMessage, UpdateProfile, UpdateRoom,
+    UpsertUser,
+};
 use crate::error::{DomainError, ErrorCode};
 use crate::ids::UserId;
 
@@ -129,6 +133,88 @@ pub fn client_id(value: &str) -> Result<(), DomainError> {
         ));
     }
     Ok(())
+}
+
+/// Checks everything a command carries that does not depend on stored state: texts, names,
+/// URLs, aliases, client ids, list sizes. Every entry point (REST, WebSocket, the compatible
+/// API, the admin CLI) calls this once before the command reaches a store, so a rule is written
+/// once and the same input gets the same refusal everywhere. The match names every command.
+pub fn command(cmd: &Command, limits: &Limits) -> Result<(), DomainError> {
+    let opt_name = |field: &str, v: &Option<String>| match v {
+        Some(v) => name(field, v, limits),
+        None => Ok(()),
+    };
+    let opt_field = |field: &str, v: &Option<String>| match v {
+        Some(v) => short_field(field, v),
+        None => Ok(()),
+    };
+    match cmd {
+        Command::CreateApp(CreateApp { name: n, .. }) | Command::RenameApp { name: n, .. } => {
+            name("name", n, limits)
+        }
+        Command::UpsertUser(UpsertUser {
+            name,
+            image_url,
+            email,
+            ..
+        }) => {
+            opt_name("name", name)?;
+            opt_field("image_url", image_url)?;
+            opt_field("email", email)
+        }
+        Command::UpdateProfile(UpdateProfile {
+            name, image_url, ..
+        })
+        | Command::UpdateRoom(UpdateRoom {
+            name, image_url, ..
+        }) => {
+            opt_name("name", name)?;
+            opt_field("image_url", image_url)
+        }
+        Command::CreateGroup(CreateGroup {
+            name,
+            image_url,
+            alias: a,
+            members,
+            ..
+        }) => {
+            opt_name("name", name)?;
+            opt_field("image_url", image_url)?;
+            if let Some(a) = a {
+                alias(a)?;
+            }
+            if members.len() > limits.max_initial_members {
+                return Err(DomainError::new(
+                    ErrorCode::TooManyMembers,
+                    format!("at most {} initial members", limits.max_initial_members),
+                ));
+            }
+            Ok(())
+        }
+        Command::Send(SendMessage {
+            text: t,
+            client_id: c,
+            ..
+        }) => {
+            text(t, limits)?;
+            match c {
+                Some(c) => client_id(c),
+                None => Ok(()),
+            }
+        }
+        Command::Edit(EditMessage { text: t, .. }) => text(t, limits),
+        Command::RecordLogin { .. }
+        | Command::RecordSeen { .. }
+        | Command::CreateDirect { .. }
+        | Command::DeleteRoom { .. }
+        | Command::Join { .. }
+        | Command::Leave { .. }
+        | Command::Invite(_)
+        | Command::Decide(_)
+        | Command::SetRole(_)
+        | Command::Delete(_)
+        | Command::MarkRead(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]

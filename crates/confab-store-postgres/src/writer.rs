@@ -37,6 +37,7 @@ use crate::rows::{self, MEMBER_COLS, ROOM_COLS};
 use crate::schema::{self, LOCK_APPS, LOCK_CLASS, LOCK_REBUILD, ROOMS_CLASS};
 use crate::tx::{Batch, PgTx};
 use confab_core::command::{Command, Outcome};
+use confab_core::command::{CreateApp, CreateGroup};
 use confab_core::error::StoreError;
 use confab_core::event::{EVENT_VERSION, Event, EventBody};
 use confab_core::ids::{AppId, Offset, RoomNumber, Timestamp, UserId};
@@ -267,52 +268,52 @@ fn attempt_in(
 fn room_of(cmd: &Command) -> Option<(AppId, RoomNumber, Vec<&UserId>)> {
     use Command::*;
     Some(match cmd {
-        UpdateRoom {
+        UpdateRoom(confab_core::UpdateRoom {
             app, actor, room, ..
-        }
+        })
+        | Edit(confab_core::EditMessage {
+            app, actor, room, ..
+        })
+        | Delete(confab_core::DeleteMessage {
+            app, actor, room, ..
+        })
+        | MarkRead(confab_core::MarkRead {
+            app, actor, room, ..
+        })
         | DeleteRoom { app, actor, room }
         | Join { app, actor, room }
-        | Leave { app, actor, room }
-        | Edit {
-            app, actor, room, ..
-        }
-        | Delete {
-            app, actor, room, ..
-        }
-        | MarkRead {
-            app, actor, room, ..
-        } => (*app, *room, vec![actor]),
-        Invite {
+        | Leave { app, actor, room } => (*app, *room, vec![actor]),
+        Invite(confab_core::Invite {
             app,
             actor,
             room,
             target,
-        }
-        | Decide {
+        })
+        | Decide(confab_core::Decide {
             app,
             actor,
             room,
             target,
             ..
-        }
-        | SetRole {
+        })
+        | SetRole(confab_core::SetRole {
             app,
             actor,
             room,
             target,
             ..
-        } => (*app, *room, vec![actor, target]),
-        Send {
+        }) => (*app, *room, vec![actor, target]),
+        Send(confab_core::SendMessage {
             app, actor, room, ..
-        } => (*app, *room, actor.iter().collect()),
-        CreateApp { .. }
+        }) => (*app, *room, actor.iter().collect()),
+        CreateApp(_)
         | RenameApp { .. }
-        | UpsertUser { .. }
-        | UpdateProfile { .. }
+        | UpsertUser(_)
+        | UpdateProfile(_)
         | RecordLogin { .. }
         | RecordSeen { .. }
         | CreateDirect { .. }
-        | CreateGroup { .. } => return None,
+        | CreateGroup(_) => return None,
     })
 }
 
@@ -323,7 +324,10 @@ fn lock(c: &mut Conn, cmds: &[Command], batch: &mut Batch) -> StoreResult<()> {
         "SELECT pg_advisory_xact_lock_shared($1, $2)",
         &[&LOCK_CLASS, &LOCK_REBUILD],
     )?;
-    if cmds.iter().any(|c| matches!(c, Command::CreateApp { .. })) {
+    if cmds
+        .iter()
+        .any(|c| matches!(c, Command::CreateApp(CreateApp { .. })))
+    {
         c.exec(
             "SELECT pg_advisory_xact_lock($1, $2)",
             &[&LOCK_CLASS, &LOCK_APPS],
@@ -396,13 +400,14 @@ fn lock(c: &mut Conn, cmds: &[Command], batch: &mut Batch) -> StoreResult<()> {
             }
         }
     }
-    let creating: BTreeSet<AppId> = cmds
-        .iter()
-        .filter_map(|c| match c {
-            Command::CreateDirect { app, .. } | Command::CreateGroup { app, .. } => Some(*app),
-            _ => None,
-        })
-        .collect();
+    let creating: BTreeSet<AppId> =
+        cmds.iter()
+            .filter_map(|c| match c {
+                Command::CreateDirect { app, .. }
+                | Command::CreateGroup(CreateGroup { app, .. }) => Some(*app),
+                _ => None,
+            })
+            .collect();
     for app in creating {
         c.exec(
             "SELECT pg_advisory_xact_lock($1, $2)",

@@ -4,6 +4,7 @@
 mod common;
 
 use confab_core::command::{Command, Outcome};
+use confab_core::command::{CreateGroup, SendMessage};
 use confab_core::error::StoreError;
 use confab_core::ids::{AppId, RoomNumber, UserId};
 use confab_core::model::{HistoryQuery, Visibility};
@@ -16,20 +17,20 @@ fn user(s: &str) -> UserId {
 }
 
 fn send(app: AppId, room: RoomNumber, text: &str) -> Command {
-    Command::Send {
+    Command::Send(SendMessage {
         app,
         actor: Some(user("u0")),
         room,
         text: text.into(),
         reply_to: None,
         client_id: None,
-    }
+    })
 }
 
 async fn room(store: &Arc<dyn Store>) -> (AppId, RoomNumber) {
     let app = confab_core::conformance::app_with_users(store, "x", 2).await;
     let out = store
-        .execute(Command::CreateGroup {
+        .execute(Command::CreateGroup(CreateGroup {
             app,
             actor: Some(user("u0")),
             name: None,
@@ -37,7 +38,7 @@ async fn room(store: &Arc<dyn Store>) -> (AppId, RoomNumber) {
             visibility: Visibility::Public,
             alias: None,
             members: vec![user("u1")],
-        })
+        }))
         .await
         .expect("create group");
     let Outcome::Room { room, .. } = out else {

@@ -4,6 +4,7 @@
 mod common;
 
 use confab_core::command::{Command, Decision, Outcome};
+use confab_core::command::{CreateGroup, Decide, SendMessage};
 use confab_core::error::{ErrorCode, StoreError};
 use confab_core::event::EventBody;
 use confab_core::ids::{AppId, Offset, Pos, RoomNumber, Seq, UserId};
@@ -26,7 +27,7 @@ async fn two_nodes() -> (Arc<dyn Store>, Arc<dyn Store>, common::Db) {
 
 async fn group(store: &Arc<dyn Store>, app: AppId, owner: &str, members: &[&str]) -> RoomNumber {
     let out = store
-        .execute(Command::CreateGroup {
+        .execute(Command::CreateGroup(CreateGroup {
             app,
             actor: Some(user(owner)),
             name: Some("room".into()),
@@ -34,7 +35,7 @@ async fn group(store: &Arc<dyn Store>, app: AppId, owner: &str, members: &[&str]
             visibility: Visibility::Public,
             alias: None,
             members: members.iter().map(|m| user(m)).collect(),
-        })
+        }))
         .await
         .expect("create group");
     match out {
@@ -50,14 +51,14 @@ fn send(
     text: &str,
     client_id: Option<String>,
 ) -> Command {
-    Command::Send {
+    Command::Send(SendMessage {
         app,
         actor: Some(user(actor)),
         room,
         text: text.into(),
         reply_to: None,
         client_id,
-    }
+    })
 }
 
 fn domain_code(r: &Result<Outcome, StoreError>) -> Option<ErrorCode> {
@@ -189,7 +190,7 @@ async fn nodes_racing_for_a_direct_pair_or_an_alias_make_one_room() {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
             store
-                .execute(Command::CreateGroup {
+                .execute(Command::CreateGroup(CreateGroup {
                     app,
                     actor: Some(user(&format!("u{}", i % 4))),
                     name: None,
@@ -197,7 +198,7 @@ async fn nodes_racing_for_a_direct_pair_or_an_alias_make_one_room() {
                     visibility: Visibility::Public,
                     alias: Some("lobby".into()),
                     members: vec![],
-                })
+                }))
                 .await
         }));
     }
@@ -287,13 +288,13 @@ async fn a_kick_on_one_node_and_a_send_on_the_other_are_ordered() {
         let kick = {
             let a = a.clone();
             tokio::spawn(async move {
-                a.execute(Command::Decide {
+                a.execute(Command::Decide(Decide {
                     app,
                     actor: user("u0"),
                     room,
                     target: user("u1"),
                     decision: Decision::Kick,
-                })
+                }))
                 .await
             })
         };

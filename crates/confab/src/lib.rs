@@ -181,14 +181,19 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// The input limits every entry point checks commands against.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        max_text_chars: config.max_text_chars,
+        max_name_chars: config.max_name_chars,
+        ..Limits::default()
+    }
+}
+
 pub fn api_config(config: &Config, admin_key: String) -> ApiConfig {
     ApiConfig {
         admin_key,
-        limits: Limits {
-            max_text_chars: config.max_text_chars,
-            max_name_chars: config.max_name_chars,
-            ..Limits::default()
-        },
+        limits: limits(config),
         max_token_ttl: config.max_token_ttl,
         default_token_ttl: config.default_token_ttl,
         max_body_bytes: config.max_body_bytes,

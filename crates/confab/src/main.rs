@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use confab::config::Config;
+use confab_core::command::CreateApp;
 use confab_core::{Command, Outcome};
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -275,18 +276,14 @@ async fn main() -> anyhow::Result<()> {
                 Admin::Apps {
                     what: AdminApps::Create { name },
                 } => {
-                    confab_core::validate::name(
-                        "name",
-                        &name,
-                        &confab_core::validate::Limits::default(),
-                    )?;
                     let secret = confab_api::auth::new_app_secret();
-                    let cmd = Command::CreateApp {
+                    let cmd = Command::CreateApp(CreateApp {
                         name,
                         token: confab_api::auth::new_app_token(),
                         secret_hash: confab_api::auth::hash_secret(&secret),
                         signing_key: confab_api::auth::random_hex(32),
-                    };
+                    });
+                    confab_core::validate::command(&cmd, &confab::limits(&config))?;
                     let Outcome::App(app) = store.execute(cmd).await? else {
                         bail!("unexpected outcome")
                     };

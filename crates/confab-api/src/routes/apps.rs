@@ -7,6 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, AppCaller, Json};
 use axum::extract::State;
 use axum::http::StatusCode;
+use confab_core::command::CreateApp;
 use confab_core::{Command, Outcome};
 
 pub async fn create_app(
@@ -20,15 +21,14 @@ pub async fn create_app(
 
 /// Creates an app; the answer carries its secret, shown this once.
 pub async fn create(state: &AppState, name: String) -> ApiResult<AppDto> {
-    confab_core::validate::name("name", &name, &state.config.limits)?;
     let secret = auth::new_app_secret();
-    let cmd = Command::CreateApp {
+    let cmd = Command::CreateApp(CreateApp {
         name,
         token: auth::new_app_token(),
         secret_hash: auth::hash_secret(&secret),
         signing_key: auth::random_hex(32),
-    };
-    match state.store.execute(cmd).await? {
+    });
+    match state.execute(cmd).await? {
         Outcome::App(app) => Ok(AppDto {
             secret: Some(secret),
             ..AppDto::new(&app)

@@ -16,10 +16,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, Json, Path, Query};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use confab_core::command::{CreateGroup, SendMessage};
 use confab_core::ids::{AppId, RoomNumber, Seq};
 use confab_core::model::{Item, ItemKind, Visibility};
 use confab_core::search::Scope;
-use confab_core::{Command, Outcome, validate};
+use confab_core::{Command, Outcome};
 use serde::Deserialize;
 
 /// Longest token we look up; anything longer cannot be one of ours.
@@ -99,9 +100,7 @@ pub async fn rename_app(
     Json(req): Json<NameReq>,
 ) -> ApiResult<axum::Json<CompatAppDto>> {
     let app = app_id(&state, &token).await?;
-    validate::name("name", &req.name, &state.config.limits)?;
     state
-        .store
         .execute(Command::RenameApp {
             app,
             name: req.name,
@@ -133,7 +132,7 @@ pub async fn create_chat(
     Path(token): Path<String>,
 ) -> ApiResult<(StatusCode, axum::Json<CompatChatDto>)> {
     let app = app_id(&state, &token).await?;
-    let cmd = Command::CreateGroup {
+    let cmd = Command::CreateGroup(CreateGroup {
         app,
         actor: None,
         name: None,
@@ -141,8 +140,8 @@ pub async fn create_chat(
         visibility: Visibility::Private,
         alias: None,
         members: Vec::new(),
-    };
-    match state.store.execute(cmd).await? {
+    });
+    match state.execute(cmd).await? {
         Outcome::Room { room, .. } => Ok((StatusCode::CREATED, axum::Json(chat_dto(&room)))),
         _ => Err(ApiError::internal()),
     }
@@ -186,18 +185,17 @@ pub async fn create_message(
     Json(req): Json<CompatMessageReq>,
 ) -> ApiResult<(StatusCode, axum::Json<CompatMessageDto>)> {
     let app = app_id(&state, &token).await?;
-    validate::text(&req.content, &state.config.limits)?;
     // Who made a room never changes, so checking before the send cannot race with it.
     chat(&state, app, number).await?;
-    let cmd = Command::Send {
+    let cmd = Command::Send(SendMessage {
         app,
         actor: None,
         room: RoomNumber(number),
         text: req.content,
         reply_to: None,
         client_id: None,
-    };
-    match state.store.execute(cmd).await {
+    });
+    match state.execute(cmd).await {
         Ok(Outcome::Item { item, .. }) => Ok((StatusCode::CREATED, axum::Json(message_dto(&item)))),
         Ok(_) => Err(ApiError::internal()),
         Err(confab_core::StoreError::Domain(e))

@@ -8,6 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query, UserCaller};
 use axum::extract::State;
 use confab_core::command::Decision;
+use confab_core::command::{Decide, Invite, SetRole};
 use confab_core::ids::RoomNumber;
 use confab_core::model::{MemberState, Role};
 use confab_core::{Command, Outcome};
@@ -75,7 +76,6 @@ pub async fn join_room(
 ) -> ApiResult<axum::Json<MemberDto>> {
     member_outcome(
         state
-            .store
             .execute(Command::Join {
                 app: me.app,
                 actor: me.user,
@@ -92,7 +92,6 @@ pub async fn leave_room(
 ) -> ApiResult<axum::Json<MemberDto>> {
     member_outcome(
         state
-            .store
             .execute(Command::Leave {
                 app: me.app,
                 actor: me.user,
@@ -109,13 +108,13 @@ pub async fn invite_member(
     Json(req): Json<InviteReq>,
 ) -> ApiResult<axum::Json<MemberDto>> {
     let target = user_id(&req.user_id)?;
-    let cmd = Command::Invite {
+    let cmd = Command::Invite(Invite {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         target,
-    };
-    member_outcome(state.store.execute(cmd).await?)
+    });
+    member_outcome(state.execute(cmd).await?)
 }
 
 pub async fn decide_member(
@@ -132,14 +131,14 @@ pub async fn decide_member(
         _ => return Err(ApiError::not_found("not_found", "no such route")),
     };
     let target = user_id(&target)?;
-    let cmd = Command::Decide {
+    let cmd = Command::Decide(Decide {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         target,
         decision,
-    };
-    member_outcome(state.store.execute(cmd).await?)
+    });
+    member_outcome(state.execute(cmd).await?)
 }
 
 pub async fn set_role(
@@ -158,12 +157,12 @@ pub async fn set_role(
         }
     };
     let target = user_id(&target)?;
-    let cmd = Command::SetRole {
+    let cmd = Command::SetRole(SetRole {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         target,
         role,
-    };
-    member_outcome(state.store.execute(cmd).await?)
+    });
+    member_outcome(state.execute(cmd).await?)
 }

@@ -11,9 +11,9 @@ use crate::extract::{Json, Path, Query, UserCaller};
 use crate::limit::{self, READ_COST};
 use axum::extract::State;
 use axum::http::StatusCode;
+use confab_core::command::{DeleteMessage, EditMessage, MarkRead, SendMessage};
 use confab_core::ids::{Pos, RoomNumber, Seq};
 use confab_core::model::{HistoryQuery, Item, ItemKind};
-use confab_core::validate;
 use confab_core::{Command, DomainError, ErrorCode, Outcome};
 use serde::Deserialize;
 
@@ -30,24 +30,20 @@ pub async fn send_message(
     Path(number): Path<i64>,
     Json(req): Json<SendReq>,
 ) -> ApiResult<(StatusCode, axum::Json<ItemDto>)> {
-    validate::text(&req.text, &state.config.limits)?;
-    if let Some(c) = &req.client_id {
-        validate::client_id(c)?;
-    }
     // The same budget as sends over the WebSocket.
     state
         .limits
         .write(me.app, &me.user)
         .map_err(limit::refused)?;
-    let cmd = Command::Send {
+    let cmd = Command::Send(SendMessage {
         app: me.app,
         actor: Some(me.user),
         room: RoomNumber(number),
         text: req.text,
         reply_to: req.reply_to.map(Seq),
         client_id: req.client_id,
-    };
-    let (created, item) = item_outcome(state.store.execute(cmd).await?)?;
+    });
+    let (created, item) = item_outcome(state.execute(cmd).await?)?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -205,19 +201,18 @@ pub async fn edit_message(
     Path((number, seq)): Path<(i64, i64)>,
     Json(req): Json<EditReq>,
 ) -> ApiResult<axum::Json<ItemDto>> {
-    validate::text(&req.text, &state.config.limits)?;
     state
         .limits
         .write(me.app, &me.user)
         .map_err(limit::refused)?;
-    let cmd = Command::Edit {
+    let cmd = Command::Edit(EditMessage {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         seq: Seq(seq),
         text: req.text,
-    };
-    Ok(axum::Json(item_outcome(state.store.execute(cmd).await?)?.1))
+    });
+    Ok(axum::Json(item_outcome(state.execute(cmd).await?)?.1))
 }
 
 pub async fn delete_message(
@@ -229,13 +224,13 @@ pub async fn delete_message(
         .limits
         .write(me.app, &me.user)
         .map_err(limit::refused)?;
-    let cmd = Command::Delete {
+    let cmd = Command::Delete(DeleteMessage {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         seq: Seq(seq),
-    };
-    Ok(axum::Json(item_outcome(state.store.execute(cmd).await?)?.1))
+    });
+    Ok(axum::Json(item_outcome(state.execute(cmd).await?)?.1))
 }
 
 pub async fn list_replies(
@@ -269,13 +264,13 @@ pub async fn mark_read(
     Path(number): Path<i64>,
     Json(req): Json<ReadReq>,
 ) -> ApiResult<axum::Json<ReadMarkerDto>> {
-    let cmd = Command::MarkRead {
+    let cmd = Command::MarkRead(MarkRead {
         app: me.app,
         actor: me.user,
         room: RoomNumber(number),
         seq: Seq(req.seq),
-    };
-    match state.store.execute(cmd).await? {
+    });
+    match state.execute(cmd).await? {
         Outcome::ReadMarker(s) => Ok(axum::Json(ReadMarkerDto { read_seq: s.0 })),
         _ => Err(ApiError::internal()),
     }

@@ -11,9 +11,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query, UserCaller};
 use axum::extract::State;
 use axum::http::StatusCode;
+use confab_core::command::{CreateGroup, UpdateRoom};
 use confab_core::ids::RoomNumber;
 use confab_core::model::{MemberState, Visibility};
-use confab_core::validate;
 use confab_core::{Command, DomainError, Outcome};
 use serde::Deserialize;
 
@@ -22,7 +22,6 @@ pub async fn create_room(
     me: UserCaller,
     Json(req): Json<CreateRoomReq>,
 ) -> ApiResult<(StatusCode, axum::Json<RoomDto>)> {
-    let limits = &state.config.limits;
     let cmd = match req {
         CreateRoomReq::Direct { with } => Command::CreateDirect {
             app: me.app,
@@ -36,27 +35,11 @@ pub async fn create_room(
             members,
             alias,
         } => {
-            if let Some(n) = &name {
-                validate::name("name", n, limits)?;
-            }
-            if let Some(u) = &image_url {
-                validate::short_field("image_url", u)?;
-            }
-            if let Some(a) = &alias {
-                validate::alias(a)?;
-            }
-            if members.len() > limits.max_initial_members {
-                return Err(DomainError::new(
-                    confab_core::ErrorCode::TooManyMembers,
-                    format!("at most {} initial members", limits.max_initial_members),
-                )
-                .into());
-            }
             let members = members
                 .iter()
                 .map(|m| user_id(m))
                 .collect::<ApiResult<Vec<_>>>()?;
-            Command::CreateGroup {
+            Command::CreateGroup(CreateGroup {
                 app: me.app,
                 actor: Some(me.user.clone()),
                 name,
@@ -64,10 +47,10 @@ pub async fn create_room(
                 visibility: visibility.unwrap_or(Visibility::Private),
                 alias,
                 members,
-            }
+            })
         }
     };
-    match state.store.execute(cmd).await? {
+    match state.execute(cmd).await? {
         Outcome::Room { room, created } => {
             let a = access(&state, me.app, room.number.0, &me.user).await?;
             let status = if created {
@@ -200,21 +183,15 @@ pub async fn update_room(
     Path(number): Path<i64>,
     Json(req): Json<UpdateRoomReq>,
 ) -> ApiResult<axum::Json<RoomDto>> {
-    if let Some(n) = &req.name {
-        validate::name("name", n, &state.config.limits)?;
-    }
-    if let Some(u) = &req.image_url {
-        validate::short_field("image_url", u)?;
-    }
-    let cmd = Command::UpdateRoom {
+    let cmd = Command::UpdateRoom(UpdateRoom {
         app: me.app,
         actor: me.user.clone(),
         room: RoomNumber(number),
         name: req.name,
         image_url: req.image_url,
         visibility: req.visibility,
-    };
-    state.store.execute(cmd).await?;
+    });
+    state.execute(cmd).await?;
     show(&state, &me, number).await
 }
 
@@ -228,6 +205,6 @@ pub async fn delete_room(
         actor: me.user,
         room: RoomNumber(number),
     };
-    state.store.execute(cmd).await?;
+    state.execute(cmd).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,8 +7,8 @@ use crate::dto::{MintTokenReq, TokenDto, UpdateMeReq, UpsertUserReq, UserDto};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppCaller, AppOrUser, Body, Json, Path, UserCaller};
 use axum::extract::State;
+use confab_core::command::{UpdateProfile, UpsertUser};
 use confab_core::ids::Timestamp;
-use confab_core::validate;
 use confab_core::{Command, DomainError, Outcome};
 
 fn user_outcome(o: Outcome, show_email: bool) -> ApiResult<axum::Json<UserDto>> {
@@ -18,16 +18,6 @@ fn user_outcome(o: Outcome, show_email: bool) -> ApiResult<axum::Json<UserDto>> 
     }
 }
 
-fn check_profile(state: &AppState, name: Option<&str>, image_url: Option<&str>) -> ApiResult<()> {
-    if let Some(n) = name {
-        validate::name("name", n, &state.config.limits)?;
-    }
-    if let Some(u) = image_url {
-        validate::short_field("image_url", u)?;
-    }
-    Ok(())
-}
-
 pub async fn upsert_user(
     State(state): State<AppState>,
     caller: AppCaller,
@@ -35,18 +25,14 @@ pub async fn upsert_user(
     Json(req): Json<UpsertUserReq>,
 ) -> ApiResult<axum::Json<UserDto>> {
     let user = user_id(&raw)?;
-    check_profile(&state, req.name.as_deref(), req.image_url.as_deref())?;
-    if let Some(e) = &req.email {
-        validate::short_field("email", e)?;
-    }
-    let cmd = Command::UpsertUser {
+    let cmd = Command::UpsertUser(UpsertUser {
         app: caller.keys.id,
         user,
         name: req.name,
         image_url: req.image_url,
         email: req.email,
-    };
-    user_outcome(state.store.execute(cmd).await?, true)
+    });
+    user_outcome(state.execute(cmd).await?, true)
 }
 
 pub async fn mint_token(
@@ -68,7 +54,6 @@ pub async fn mint_token(
         ));
     }
     state
-        .store
         .execute(Command::RecordLogin {
             app: caller.keys.id,
             user: user.clone(),
@@ -117,12 +102,11 @@ pub async fn update_me(
     me: UserCaller,
     Json(req): Json<UpdateMeReq>,
 ) -> ApiResult<axum::Json<UserDto>> {
-    check_profile(&state, req.name.as_deref(), req.image_url.as_deref())?;
-    let cmd = Command::UpdateProfile {
+    let cmd = Command::UpdateProfile(UpdateProfile {
         app: me.app,
         user: me.user,
         name: req.name,
         image_url: req.image_url,
-    };
-    user_outcome(state.store.execute(cmd).await?, true)
+    });
+    user_outcome(state.execute(cmd).await?, true)
 }

@@ -223,3 +223,28 @@ fn other_versions_and_garbage_are_refused() {
         Err(WireError::Malformed(_))
     ));
 }
+
+#[test]
+fn the_public_json_of_an_event_is_its_stored_shape_without_the_secrets() {
+    let mut all = samples();
+    if let Some(EventBody::MessagePosted { redacted, .. }) = all
+        .iter_mut()
+        .find(|b| matches!(b, EventBody::MessagePosted { .. }))
+    {
+        *redacted = true;
+    }
+    for body in all {
+        let public = body.public_json();
+        let text = public.to_string();
+        for secret in [SECRET, KEY] {
+            assert!(!text.contains(secret), "{secret} leaked in {text}");
+        }
+        let mut stored = serde_json::to_value(&body).expect("serializes");
+        if let serde_json::Value::Object(map) = &mut stored {
+            for key in ["type", "secret_hash", "signing_key"] {
+                map.remove(key);
+            }
+        }
+        assert_eq!(public, stored, "{}", body.type_name());
+    }
+}

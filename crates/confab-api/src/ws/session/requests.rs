@@ -8,8 +8,9 @@ use crate::error::ApiError;
 use crate::limit;
 use crate::ws::protocol::{self, ClientFrame};
 use confab_core::bus::BusMessage;
+use confab_core::command::{MarkRead, SendMessage};
 use confab_core::ids::{Pos, RoomNumber, Seq};
-use confab_core::{Command, DomainError, ErrorCode, Outcome, validate};
+use confab_core::{Command, DomainError, ErrorCode, Outcome};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -48,13 +49,13 @@ impl Session {
                 seq,
                 reference,
             } => {
-                let cmd = Command::MarkRead {
+                let cmd = Command::MarkRead(MarkRead {
                     app: self.app,
                     actor: self.user.clone(),
                     room: RoomNumber(room),
                     seq: Seq(seq),
-                };
-                match self.state.store.execute(cmd).await {
+                });
+                match self.state.execute(cmd).await {
                     Ok(Outcome::ReadMarker(s)) => {
                         protocol::ack(&reference, json!({"room": room, "read_seq": s.0}))
                     }
@@ -97,30 +98,20 @@ impl Session {
         reply_to: Option<i64>,
         client_id: Option<String>,
     ) -> Result<(Seq, Pos, bool), SendError> {
-        validate::text(&text, &self.state.config.limits).map_err(ApiError::from)?;
-        if let Some(c) = &client_id {
-            validate::client_id(c).map_err(ApiError::from)?;
-        }
         let limits = &self.state.limits;
         limits.app(self.app).map_err(SendError::Limited)?;
         limits
             .write(self.app, &self.user)
             .map_err(SendError::Limited)?;
-        let cmd = Command::Send {
+        let cmd = Command::Send(SendMessage {
             app: self.app,
             actor: Some(self.user.clone()),
             room: RoomNumber(room),
             text,
             reply_to: reply_to.map(Seq),
             client_id,
-        };
-        match self
-            .state
-            .store
-            .execute(cmd)
-            .await
-            .map_err(ApiError::from)?
-        {
+        });
+        match self.state.execute(cmd).await.map_err(ApiError::from)? {
             Outcome::Item { item, created } => Ok((item.seq, item.pos, created)),
             _ => Err(SendError::Api(ApiError::internal())),
         }
