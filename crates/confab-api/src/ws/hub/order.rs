@@ -58,14 +58,17 @@ impl Behind {
     }
 }
 
+/// Changes read from the store, in position order: `None` for a position that shows clients
+/// nothing.
+pub(crate) type Read = Vec<(Pos, Option<Arc<RoomChange>>)>;
+
 /// What a store read hands back to the hub.
 pub(crate) enum OrderCmd {
-    /// The room's changes after `since`, in position order (`None` for a position that shows
-    /// clients nothing), or `Err` if the store could not be read.
+    /// The room's changes after `since`; `None` if the store could not be read.
     Filled {
         key: (AppId, RoomNumber),
         since: Pos,
-        rows: Result<Vec<(Pos, Option<Arc<RoomChange>>)>, ()>,
+        rows: Option<Read>,
     },
     /// Rooms' head positions read from the store (see `resync`).
     Heads {
@@ -74,6 +77,8 @@ pub(crate) enum OrderCmd {
     },
     /// A head check has ended (every batch of it answered or failed).
     HeadsDone,
+    /// Rooms found behind the store's head a moment ago, looked at again.
+    Behind(Vec<((AppId, RoomNumber), Pos)>),
 }
 
 /// The order-keeping state of the hub.
@@ -97,6 +102,11 @@ impl Hub {
             OrderCmd::Filled { key, since, rows } => self.filled(key, since, rows).await,
             OrderCmd::Heads { app, heads } => self.heads_read(app, heads),
             OrderCmd::HeadsDone => self.heads_done(),
+            OrderCmd::Behind(rooms) => {
+                for (key, head) in rooms {
+                    self.catch_up(key, head);
+                }
+            }
         }
     }
 
@@ -177,14 +187,15 @@ impl Hub {
             };
             let (app, room) = key;
             let rows = match store.changes(app, room, since, limit).await {
-                Ok(page) => Ok(page
-                    .rows
-                    .into_iter()
-                    .map(|c| (c.pos, from_store(app, room, c)))
-                    .collect()),
+                Ok(page) => Some(
+                    page.rows
+                        .into_iter()
+                        .map(|c| (c.pos, from_store(app, room, c)))
+                        .collect(),
+                ),
                 Err(e) => {
                     tracing::warn!(error = %e, app = app.0, room = room.0, "cannot read a room's missing changes");
-                    Err(())
+                    None
                 }
             };
             let _ = me.send(HubCmd::Order(OrderCmd::Filled { key, since, rows }));
@@ -197,14 +208,14 @@ impl Hub {
         &mut self,
         key: (AppId, RoomNumber),
         since: Pos,
-        rows: Result<Vec<(Pos, Option<Arc<RoomChange>>)>, ()>,
+        rows: Option<Read>,
     ) {
         let Some(b) = self.order.behind.get_mut(&key) else {
             return;
         };
         b.reading = false;
         let before = self.routed.get(&key).copied().unwrap_or_default();
-        if let Ok(rows) = rows {
+        if let Some(rows) = rows {
             for (pos, change) in rows {
                 let last = self.routed.get(&key).copied().unwrap_or(since);
                 if pos <= last {

@@ -8,6 +8,10 @@
 //! its connections are told to resync (4009) and resume, as a client would after a long
 //! absence.
 //!
+//! A room seen behind is looked at again [`GRACE`] later and read only if it still is: a busy
+//! room's head is often a few changes past what was routed because they are still on the
+//! bus, and reading them from the store too would only double the work.
+//!
 //! One head check runs at a time, in batches of [`BATCH`] rooms per read; what is asked for
 //! meanwhile is checked when it ends.
 
@@ -21,6 +25,9 @@ use std::time::Duration;
 /// Rooms per head read.
 const BATCH: usize = 500;
 
+/// How long a room seen behind is given to catch up through the bus.
+const GRACE: Duration = Duration::from_millis(250);
+
 /// The head checks asked for and running.
 #[derive(Default)]
 pub(super) struct HeadChecks {
@@ -29,6 +36,8 @@ pub(super) struct HeadChecks {
     all: bool,
     /// Rooms to check next (just subscribed to).
     fresh: HashSet<(AppId, RoomNumber)>,
+    /// Rooms the running check found behind, with the head it read.
+    behind: Vec<((AppId, RoomNumber), Pos)>,
 }
 
 impl Hub {
@@ -92,12 +101,23 @@ impl Hub {
 
     pub(super) fn heads_read(&mut self, app: AppId, heads: Vec<(RoomNumber, Pos)>) {
         for (room, head) in heads {
-            self.catch_up((app, room), head);
+            let key = (app, room);
+            if self.routed.get(&key).is_none_or(|last| *last < head) {
+                self.checks.behind.push((key, head));
+            }
         }
     }
 
     pub(super) fn heads_done(&mut self) {
         self.checks.running = false;
+        let behind = std::mem::take(&mut self.checks.behind);
+        if !behind.is_empty() {
+            let me = self.me.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(GRACE).await;
+                let _ = me.send(HubCmd::Order(OrderCmd::Behind(behind)));
+            });
+        }
         if self.checks.all || !self.checks.fresh.is_empty() {
             self.start_head_check();
         }
@@ -105,7 +125,7 @@ impl Hub {
 
     /// Reads a room up to `head` if it is behind; past the resume cap, its connections
     /// resync instead.
-    fn catch_up(&mut self, key: (AppId, RoomNumber), head: Pos) {
+    pub(super) fn catch_up(&mut self, key: (AppId, RoomNumber), head: Pos) {
         if !self.rooms.contains_key(&key) {
             return;
         }
