@@ -16,6 +16,9 @@ use crate::search::{Hit, Query, Scope};
 use crate::store::Store;
 use std::sync::Arc;
 
+mod heads;
+pub use heads::room_heads_follow_writes;
+
 /// Generates one `#[tokio::test]` per conformance case. `$make` is an async expression giving
 /// a fresh `Arc<dyn Store>` (it may capture a temp dir by returning a guard alongside: see the
 /// SQLite store's tests).
@@ -66,6 +69,11 @@ macro_rules! conformance_tests {
         async fn conformance_seqs_past_32_bits_name_nothing() {
             let (store, _guard) = $make.await;
             $crate::conformance::seqs_past_32_bits_name_nothing(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_room_heads_follow_writes() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::room_heads_follow_writes(store).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn conformance_rebuild_equals_live() {

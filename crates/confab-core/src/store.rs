@@ -136,6 +136,11 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Page<Change>>;
     async fn events(&self, app: AppId, after: Offset, limit: usize) -> StoreResult<Page<Event>>;
+    /// The last position of each of `rooms` that exists (deleted rooms included: their
+    /// deletion is their last change), in no particular order; rooms unknown to the store are
+    /// left out. One read for many rooms: a gateway compares these with what it delivered, to
+    /// catch up rooms whose changes the bus lost.
+    async fn heads(&self, app: AppId, rooms: &[RoomNumber]) -> StoreResult<Vec<(RoomNumber, Pos)>>;
 
     /// Messages in `scope` that match `query`, newest first (by `created_at`, then room and seq,
     /// descending), strictly before `before`. Consistent with every acknowledged write.

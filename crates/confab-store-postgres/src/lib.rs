@@ -378,6 +378,10 @@ impl Store for PgStore {
         read::events(&self.client().await?, app, after, limit).await
     }
 
+    async fn heads(&self, app: AppId, rooms: &[RoomNumber]) -> StoreResult<Vec<(RoomNumber, Pos)>> {
+        read::heads(&self.client().await?, app, rooms).await
+    }
+
     async fn search(
         &self,
         app: AppId,

@@ -447,3 +447,22 @@ pub async fn events(
         has_more,
     })
 }
+
+/// The last position of each room of `rooms` that exists, in one statement.
+pub async fn heads(
+    c: &Client,
+    app: AppId,
+    rooms: &[RoomNumber],
+) -> StoreResult<Vec<(RoomNumber, Pos)>> {
+    let numbers: Vec<i64> = rooms.iter().map(|r| r.0).collect();
+    let found = query(
+        c,
+        "SELECT number, last_pos FROM rooms WHERE app_id = $1 AND number = ANY($2)",
+        &[&app.0, &numbers],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|r| Ok((RoomNumber(rows::get(r, 0)?), Pos(rows::get(r, 1)?))))
+        .collect()
+}

@@ -407,6 +407,11 @@ impl Store for SqliteStore {
         self.read(move |c| read::events(c, app, after, limit)).await
     }
 
+    async fn heads(&self, app: AppId, rooms: &[RoomNumber]) -> StoreResult<Vec<(RoomNumber, Pos)>> {
+        let rooms = rooms.to_vec();
+        self.read(move |c| read::heads(c, app, &rooms)).await
+    }
+
     async fn search(
         &self,
         app: AppId,

@@ -47,6 +47,9 @@ pub struct WsConfig {
     pub presence_room_limit: usize,
     /// How long a typing notice lasts on clients.
     pub typing_ttl: Duration,
+    /// How often the rooms with local subscribers are compared with the store's head, so a
+    /// change the bus lost (a quiet room's last one, say) is delivered within this period.
+    pub head_check: Duration,
 }
 
 impl Default for WsConfig {
@@ -61,6 +64,7 @@ impl Default for WsConfig {
             presence_grace: Duration::from_secs(5),
             presence_room_limit: 1000,
             typing_ttl: Duration::from_secs(5),
+            head_check: Duration::from_secs(3),
         }
     }
 }
@@ -108,7 +112,8 @@ impl Gateway {
         let _ = self.inner.hub.send(cmd);
     }
 
-    /// Closes every connection with "resync" (4009): live events were lost before the bus.
+    /// Live events were lost before the bus: every room with local subscribers is caught up
+    /// from the store (a room too far behind has its connections told to resync, 4009).
     pub fn resync_all(&self) {
         self.hub(hub::HubCmd::ResyncAll);
     }

@@ -58,6 +58,9 @@ pub struct Config {
     pub ws_ping_seconds: u64,
     pub ws_presence_grace_ms: u64,
     pub ws_presence_room_limit: usize,
+    /// How often, in ms, the gateway compares its rooms' last delivered positions with the
+    /// store's and catches up those behind (changes the bus lost).
+    pub ws_head_check_ms: u64,
     /// Rate limits (token buckets; a rate of 0 turns that limit off). Writes per user (sends,
     /// edits, deletes, WebSocket replays) over REST and the socket together; the old key
     /// `ws_sends_per_second` names the same rate.
@@ -114,6 +117,7 @@ impl Default for Config {
             ws_ping_seconds: 20,
             ws_presence_grace_ms: 5_000,
             ws_presence_room_limit: 1000,
+            ws_head_check_ms: 3_000,
             sends_per_second: 20,
             sends_burst: 20,
             reads_per_second: 20,
@@ -160,6 +164,7 @@ pub const KEYS: &[&str] = &[
     "ws_ping_seconds",
     "ws_presence_grace_ms",
     "ws_presence_room_limit",
+    "ws_head_check_ms",
     // The old name first, so the new one wins when both are set.
     "ws_sends_per_second",
     "sends_per_second",
@@ -275,6 +280,7 @@ impl Config {
             "ws_presence_room_limit" => {
                 self.ws_presence_room_limit = num(value, 0, 100_000_000).map_err(err)?
             }
+            "ws_head_check_ms" => self.ws_head_check_ms = num(value, 10, 3_600_000).map_err(err)?,
             "sends_per_second" | "ws_sends_per_second" => {
                 self.sends_per_second = num(value, 0, MAX_RATE).map_err(err)?
             }
@@ -396,6 +402,7 @@ impl Config {
             ping_interval: Duration::from_secs(self.ws_ping_seconds),
             presence_grace: Duration::from_millis(self.ws_presence_grace_ms),
             presence_room_limit: self.ws_presence_room_limit,
+            head_check: Duration::from_millis(self.ws_head_check_ms),
             ..confab_api::ws::WsConfig::default()
         }
     }

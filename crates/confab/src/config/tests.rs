@@ -123,6 +123,17 @@ fn ws_settings_are_checked_and_reach_the_gateway() {
     let ws = c.ws();
     assert_eq!((ws.queue, ws.resume_cap), (64, 10));
     assert!(ws.presence_grace.is_zero());
+    assert_eq!(
+        ws.head_check,
+        std::time::Duration::from_secs(3),
+        "the default"
+    );
+    c.set("ws_head_check_ms", "250", "test").expect("in range");
+    assert_eq!(c.ws().head_check, std::time::Duration::from_millis(250));
+    let e = c
+        .set("ws_head_check_ms", "0", "--ws-head-check-ms")
+        .expect_err("refused");
+    assert!(e.to_string().contains("ws_head_check_ms"), "{e}");
     let e = c.set("ws_queue", "0", "--ws-queue").expect_err("refused");
     assert!(e.to_string().contains("ws_queue"), "{e}");
     c.set("ws_max_message_bytes", "1024", "test")

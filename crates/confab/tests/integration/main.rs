@@ -15,6 +15,7 @@ mod faults;
 mod history;
 mod hostile;
 mod limits;
+mod loss;
 mod members;
 mod messages;
 mod nodes;

@@ -25,8 +25,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Jobs waiting for one lane, at most. When the lanes fall behind, the hub waits for them, the
-/// bus backs up, and past its own bound every connection is told to resync: memory stays
-/// bounded however far the offered load exceeds what the node can write.
+/// bus backs up, and past its own bound the hub catches its rooms up from the store: memory
+/// stays bounded however far the offered load exceeds what the node can write.
 const LANE_JOBS: usize = 256;
 
 /// A job for at most this many connections of a lane is small.

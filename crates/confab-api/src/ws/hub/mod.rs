@@ -4,7 +4,9 @@
 //! order, so a kick takes effect before any later change of the room is routed. Each change
 //! is framed from what the bus carries (no store read), serialized once as a complete
 //! WebSocket frame, and handed with its receivers to the fan-out lanes ([`lane`]). A connection
-//! that cannot take a frame (its queues are full) is cut off, never waited for.
+//! that cannot take a frame (its queues are full) is cut off, never waited for. Per room the
+//! hub routes positions in order, reading from the store what the bus lost ([`order`],
+//! [`resync`]).
 
 use super::WsConfig;
 pub(crate) use super::conn::Conn;
@@ -18,6 +20,8 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 mod lane;
+mod order;
+mod resync;
 mod route;
 
 /// What a frame does to the receiving connection's subscription.
@@ -53,6 +57,8 @@ pub(crate) enum HubCmd {
     Subscribe {
         conn: u64,
         rooms: Vec<RoomNumber>,
+        /// Per room, the position the session read from the store before subscribing.
+        known: Vec<Pos>,
         reply: oneshot::Sender<Vec<Option<Pos>>>,
     },
     /// The session saw its user's membership of `room` end (the index may have been stale).
@@ -67,7 +73,10 @@ pub(crate) enum HubCmd {
         key: (AppId, UserId),
         generation: u64,
     },
+    /// Live changes may have been lost before the bus: every room is checked against the store.
     ResyncAll,
+    /// What a store read for the order of rooms found ([`order`]).
+    Order(order::OrderCmd),
     Shutdown,
 }
 
@@ -99,6 +108,9 @@ struct Hub {
     rooms: HashMap<(AppId, RoomNumber), Vec<Arc<Conn>>>,
     /// The last position routed, for every room seen since start.
     routed: HashMap<(AppId, RoomNumber), Pos>,
+    /// Rooms being caught up from the store, and the reads doing it.
+    order: order::Order,
+    checks: resync::HeadChecks,
     /// Connections attached per app (the app's topic is listened to while there are any).
     apps: HashMap<AppId, usize>,
     /// Topics to start (true) or stop listening to, applied to the receiver in order.
@@ -124,6 +136,8 @@ pub(crate) fn spawn(
         users: HashMap::new(),
         rooms: HashMap::new(),
         routed: HashMap::new(),
+        order: order::Order::new(),
+        checks: resync::HeadChecks::default(),
         apps: HashMap::new(),
         interest: Vec::new(),
         lanes,
@@ -142,6 +156,9 @@ impl Hub {
         let every = self.config.ping_interval / BEAT_SLICES;
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut slice = 0u64;
+        let period = self.config.head_check;
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -149,15 +166,17 @@ impl Hub {
                     slice = (slice + 1) % u64::from(BEAT_SLICES);
                     self.heartbeat(slice);
                 }
+                _ = check.tick() => self.check_all_heads(),
                 cmd = cmds.recv() => match cmd {
                     Some(HubCmd::Shutdown) | None => break,
+                    Some(HubCmd::Order(o)) => self.order_cmd(o).await,
                     Some(cmd) => self.command(cmd),
                 },
                 msg = rx.recv() => match msg {
                     Ok(m) => self.on_bus(m).await,
                     Err(BusError::Lagged(n)) => {
-                        tracing::warn!(lost = n, "gateway lagged behind the bus; connections resync");
-                        self.kill_all(close::RESYNC);
+                        tracing::warn!(lost = n, "gateway lagged behind the bus; rooms catch up from the store");
+                        self.check_all_heads();
                     }
                     Err(BusError::Closed) => break,
                 },
@@ -214,7 +233,17 @@ impl Hub {
                 );
                 let _ = reply.send(true);
             }
-            HubCmd::Subscribe { conn, rooms, reply } => {
+            HubCmd::Subscribe {
+                conn,
+                rooms,
+                known,
+                reply,
+            } => {
+                let Some(app) = self.conns.get(&conn).map(|e| e.conn.app) else {
+                    let _ = reply.send(Vec::new());
+                    return;
+                };
+                self.subscribing(app, &rooms, &known);
                 let Some(entry) = self.conns.get_mut(&conn) else {
                     let _ = reply.send(Vec::new());
                     return;
@@ -283,8 +312,8 @@ impl Hub {
                     rooms,
                 });
             }
-            HubCmd::ResyncAll => self.kill_all(close::RESYNC),
-            HubCmd::Shutdown => {}
+            HubCmd::ResyncAll => self.check_all_heads(),
+            HubCmd::Order(_) | HubCmd::Shutdown => {}
         }
     }
 
@@ -344,7 +373,7 @@ impl Hub {
 
     async fn on_bus(&mut self, msg: BusMessage) {
         match msg {
-            BusMessage::Change(c) => self.route(c).await,
+            BusMessage::Change(c) => self.on_change(c).await,
             BusMessage::Read {
                 app,
                 room,

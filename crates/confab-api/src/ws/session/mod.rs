@@ -220,6 +220,7 @@ impl Session {
         self.gw.hub(HubCmd::Subscribe {
             conn: self.id,
             rooms: rooms.iter().map(|r| RoomNumber(r.room)).collect(),
+            known: rooms.iter().map(|r| Pos(r.pos)).collect(),
             reply,
         });
         let routed = answer

@@ -1,0 +1,249 @@
+//! Bus messages that are really lost, reordered or doubled, between nodes on one PostgreSQL
+//! database. Node A publishes on a nats-server of its own that the other nodes do not hear,
+//! so none of its changes reach them through the bus: their subscribers must still get every
+//! change, in order, from the store (gap reads when a later change arrives, the periodic head
+//! check when none does). Wire messages taken from one NATS and published again on the other
+//! out of order and twice must reach a subscriber once each, in order. Run in the PostgreSQL
+//! pass of `scripts/test`.
+
+use crate::bus::OwnNats;
+use crate::common::{PgDatabase, Server, postgres_server, unique_token};
+use crate::ws::{assert_same, login, pos, room_pos, store_changes};
+use confab_core::bus::{Bus, BusMessage, Topic};
+use confab_core::ids::{AppId, RoomNumber};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+/// A whole test's bound: heartbeat pings keep a waiting client's reads alive.
+const WHOLE: Duration = Duration::from_secs(90);
+
+/// The test PostgreSQL and a nats-server binary, or why the test does not run.
+fn services(test: &str) -> Option<(String, OwnNats, OwnNats)> {
+    let Some(pg) = postgres_server() else {
+        if std::env::var("CONFAB_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+            panic!("{test} needs PostgreSQL (CONFAB_TEST_DATABASE_URL)");
+        }
+        eprintln!("{test}: needs PostgreSQL (CONFAB_TEST_DATABASE_URL); run by scripts/test");
+        return None;
+    };
+    Some((pg, OwnNats::start()?, OwnNats::start()?))
+}
+
+/// A node on `db` whose bus is the NATS at `port`, with a head check every `check_ms`.
+async fn node(db: &PgDatabase, port: u16, prefix: &str, check_ms: u64) -> Server {
+    let (url, nats, prefix) = (
+        db.url(),
+        format!("nats://127.0.0.1:{port}"),
+        prefix.to_owned(),
+    );
+    Server::start_with(move |c| {
+        c.database = url;
+        c.nats = nats;
+        c.nats_prefix = prefix;
+        c.ws_head_check_ms = check_ms;
+        c.admin_key = "ck_admin_loss_test_key_0123456789".into();
+    })
+    .await
+}
+
+/// Node A alone on one NATS, nodes B and C on the other: Bob on B follows a room where Alice
+/// sends through A (never heard by B) and Carol through C. He gets every change in order,
+/// the last one included although it is Alice's and nothing follows it.
+#[tokio::test]
+async fn loss_changes_a_node_never_publishes_to_others_still_arrive_in_order() {
+    tokio::time::timeout(WHOLE, unheard_sender())
+        .await
+        .expect("within the bound");
+}
+
+async fn unheard_sender() {
+    let Some((pg, x, y)) = services("loss_changes_a_node_never_publishes...") else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    let a = node(&db, x.port, &prefix, 3_000).await;
+    let b = node(&db, y.port, &prefix, 3_000).await;
+    let c = node(&db, y.port, &prefix, 3_000).await;
+    let app = a.app("loss").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let carol = a.user(&app, "carol").await;
+    let room = a.group(&alice, "private", &["bob", "carol"]).await;
+    let (mut bc, ready) = login(&b, &bob, None).await;
+    let start = room_pos(&ready, room);
+    for i in 0..10 {
+        a.send(&alice, room, &format!("alice {i}")).await;
+        c.send(&carol, room, &format!("carol {i}")).await;
+    }
+    // Two in a row from A, then silence: only the store can tell B about them.
+    a.send(&alice, room, "alice again").await;
+    a.send(&alice, room, "alice last").await;
+    let store = store_changes(&b, &bob, room, start).await;
+    assert_eq!(store.len(), 22);
+    let got = bc.changes(room, 22).await;
+    assert_same(&got, &store);
+    assert_eq!(got[21]["change"]["item"]["text"], "alice last");
+}
+
+/// Bob, on B, is kicked through A: the kick's bus message never reaches B. He still learns
+/// of the kick (the head check finds it) after everything before it, and gets nothing of the
+/// room afterwards, although Carol keeps sending there through C.
+#[tokio::test]
+async fn loss_a_kick_whose_bus_message_is_lost_still_ends_delivery_in_order() {
+    tokio::time::timeout(WHOLE, unheard_kick())
+        .await
+        .expect("within the bound");
+}
+
+async fn unheard_kick() {
+    let Some((pg, x, y)) = services("loss_a_kick_whose_bus_message...") else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    let a = node(&db, x.port, &prefix, 3_000).await;
+    let b = node(&db, y.port, &prefix, 3_000).await;
+    let c = node(&db, y.port, &prefix, 3_000).await;
+    let app = a.app("kick").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let carol = a.user(&app, "carol").await;
+    let room = a.group(&alice, "private", &["bob", "carol"]).await;
+    let other = a.group(&carol, "private", &["bob"]).await;
+    let (mut bc, ready) = login(&b, &bob, None).await;
+    let start = room_pos(&ready, room);
+    c.send(&carol, room, "carol before").await;
+    a.send(&alice, room, "alice before").await;
+    let (st, body) = a
+        .post(
+            &format!("/v1/rooms/{room}/members/bob/kick"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let store = store_changes(&a, &alice, room, start).await;
+    assert_eq!(store.len(), 3);
+    let got = bc.changes(room, 3).await;
+    assert_same(&got, &store);
+    assert_eq!(got[2]["change"]["data"]["action"], "kicked");
+    // B hears these; none of the room's may reach Bob before the marker.
+    for i in 0..5 {
+        c.send(&carol, room, &format!("after the kick {i}")).await;
+    }
+    c.send(&carol, other, "marker").await;
+    let f = bc.next_of("change").await;
+    assert_eq!(f["room"], other, "nothing of the room after the kick: {f}");
+    assert_eq!(f["change"]["item"]["text"], "marker");
+}
+
+/// A's changes, taken from A's NATS by the test and published on B's out of order and each
+/// twice, reach Carol on B once each and in order. Among them Bob joins, and the change after
+/// his join comes before it: he is still subscribed (in position order), so he gets his join
+/// and everything after it. What B publishes itself comes next for both: no duplicate waited.
+#[tokio::test]
+async fn loss_reordered_and_doubled_bus_messages_are_delivered_once_in_order() {
+    tokio::time::timeout(WHOLE, reordered())
+        .await
+        .expect("within the bound");
+}
+
+async fn reordered() {
+    let Some((pg, x, y)) = services("loss_reordered_and_doubled...") else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    // No head check within the test: order must come from the positions alone.
+    let a = node(&db, x.port, &prefix, 3_600_000).await;
+    let b = node(&db, y.port, &prefix, 3_600_000).await;
+    let app = a.app("reorder").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let carol = a.user(&app, "carol").await;
+    let room = a.group(&alice, "public", &["carol"]).await;
+    let (mut cc, ready) = login(&b, &carol, None).await;
+    let start = room_pos(&ready, room);
+    let (mut bc, _) = login(&b, &bob, None).await;
+
+    let bus = |port: u16| {
+        let mut config = confab_bus_nats::NatsConfig::new(format!("nats://127.0.0.1:{port}"));
+        config.prefix = prefix.clone();
+        confab_bus_nats::NatsBus::connect(config)
+    };
+    let tap = bus(x.port)
+        .await
+        .expect("the test's NATS client on A's NATS");
+    let inject = bus(y.port)
+        .await
+        .expect("the test's NATS client on B's NATS");
+    let mut rx = tap.subscribe();
+    // The database is new, so its first app is app 1.
+    rx.listen(Topic::Room(AppId(1), RoomNumber(room)));
+    // The tap's subscription takes effect shortly after: probe until it hears A.
+    let mut heard = false;
+    for _ in 0..100 {
+        a.send(&alice, room, "probe").await;
+        if let Ok(Ok(BusMessage::Change(_))) =
+            tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+        {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "the tap hears A");
+    for i in 0..6 {
+        a.send(&alice, room, &format!("m{i}")).await;
+    }
+    let (st, body) = a
+        .post(&format!("/v1/rooms/{room}/join"), &bob, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    for i in 6..12 {
+        a.send(&alice, room, &format!("m{i}")).await;
+    }
+    // The 13 changes after the probes: six messages, the join, six messages.
+    let mut taken: Vec<BusMessage> = Vec::new();
+    while taken.len() < 13 {
+        let m = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the tap hears A")
+            .expect("a message");
+        let BusMessage::Change(ch) = &m else {
+            continue;
+        };
+        let probe = ch.item.as_ref().and_then(|i| i.text.as_deref()) == Some("probe");
+        if !probe {
+            taken.push(m);
+        }
+    }
+    let join = taken
+        .iter()
+        .position(|m| matches!(m, BusMessage::Change(c) if c.change.type_name() == "membership"))
+        .expect("the join");
+    assert_eq!(join, 6);
+    // Pairs swapped (1 0 3 2 5 4 7 6 …: m6 before the join), then each again, newest first.
+    let n = taken.len();
+    let mut order: Vec<usize> = (0..n).map(|i| if i ^ 1 < n { i ^ 1 } else { i }).collect();
+    order.extend((0..n).rev());
+    for i in order {
+        inject.publish(taken[i].clone());
+    }
+    let store = store_changes(&b, &carol, room, start).await;
+    let got = cc.changes(room, store.len()).await;
+    assert_same(&got, &store);
+    let joined = got.len() - 7;
+    assert_eq!(got[joined]["change"]["data"]["action"], "joined");
+    let got = bc.changes(room, 7).await;
+    assert_same(&got, &store[joined..]);
+    // A change B publishes itself comes next for both: no duplicate was waiting in between.
+    let last = pos(got.last().expect("changes"));
+    b.send(&alice, room, "from B").await;
+    for client in [&mut cc, &mut bc] {
+        let f = client.next_of("change").await;
+        assert_eq!(f["change"]["item"]["text"], "from B", "{f}");
+        assert_eq!(pos(&f), last + 1);
+    }
+}
