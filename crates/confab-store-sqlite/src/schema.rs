@@ -6,6 +6,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_hardening.sql"),
+    include_str!("migrations/0003_room_spread.sql"),
 ];
 
 /// How hard a commit waits for the disk.
