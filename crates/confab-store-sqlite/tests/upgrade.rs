@@ -43,16 +43,10 @@ async fn logged_texts(store: &SqliteStore, app: AppId, number: i64, seq: i64) ->
     for ev in &log.rows {
         match &ev.body {
             EventBody::MessagePosted {
-                room,
-                seq: s,
-                text,
-                ..
+                room, seq: s, text, ..
             }
             | EventBody::MessageEdited {
-                room,
-                seq: s,
-                text,
-                ..
+                room, seq: s, text, ..
             } if room.0 == number && s.0 == seq => texts.push(text.clone()),
             _ => {}
         }
@@ -81,7 +75,11 @@ async fn a_version_2_database_upgrades_with_everything_in_place() {
     assert_eq!(logged_texts(&store, app, 1, 5).await, [""]);
     assert_eq!(
         logged_texts(&store, app, 1, 3).await,
-        ["first words", "first words, edited", "first words, edited twice"]
+        [
+            "first words",
+            "first words, edited",
+            "first words, edited twice"
+        ]
     );
 
     // A message posted and edited twice before the upgrade, and one never edited, deleted after
@@ -133,10 +131,7 @@ async fn a_version_2_database_upgrades_with_everything_in_place() {
         .expect("delete the new message");
     assert_eq!(logged_texts(&store, app, 1, 7).await, [""]);
     let live = (room(&store, app, 1).await, room(&store, app, 2).await);
-    store
-        .rebuild(Arc::new(|_, _| {}))
-        .await
-        .expect("rebuild");
+    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
     let replayed = (room(&store, app, 1).await, room(&store, app, 2).await);
     assert_eq!(live, replayed);
 
