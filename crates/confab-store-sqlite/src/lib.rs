@@ -76,6 +76,7 @@ use writer::{Job, writer_loop};
 pub fn migrate(path: &Path) -> StoreResult<usize> {
     files::make_private(path).map_err(StoreError::unavailable)?;
     let mut conn = Connection::open(path).map_err(be)?;
+    schema::new_page_size(&conn).map_err(be)?;
     schema::configure(&conn, Durability::Full).map_err(be)?;
     schema::migrate(&mut conn).map_err(be)
 }
@@ -84,8 +85,10 @@ impl SqliteStore {
     pub fn open(path: &Path, options: Options) -> StoreResult<SqliteStore> {
         files::make_private(path).map_err(StoreError::unavailable)?;
         let mut writer = Connection::open(path).map_err(be)?;
+        schema::new_page_size(&writer).map_err(be)?;
         schema::configure(&writer, options.durability).map_err(be)?;
         schema::migrate(&mut writer).map_err(be)?;
+        schema::checkpoint_every(&writer).map_err(be)?;
         let index = index::start(path, options.search_index).map_err(StoreError::unavailable)?;
         let mut readers = Vec::new();
         for _ in 0..options.readers.max(1) {

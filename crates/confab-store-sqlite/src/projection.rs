@@ -246,8 +246,9 @@ pub fn apply_rows(conn: &Connection, ev: &Event, rid: Option<i64>) -> R {
         } => {
             let rid = rid_of(conn, ev.app, *room)?;
             conn.prepare_cached(
-                "INSERT INTO items (id, room_id, seq, pos, kind, sender, text, reply_to, created_at, client_id)
-                 VALUES (?1, ?2, ?3, ?4, 'message', ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO items (id, room_id, seq, pos, posted_pos, kind, sender, text, reply_to,
+                    created_at, client_id)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 'message', ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 item_key(rid, seq.0), rid, seq.0, pos.0, sender.as_ref().map(UserId::as_str), text,

@@ -6,6 +6,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_hardening.sql"),
+    include_str!("migrations/0003_room_spread.sql"),
 ];
 
 /// How hard a commit waits for the disk.
@@ -15,6 +16,31 @@ pub enum Durability {
     Full,
     /// `synchronous=NORMAL`: survives a crash of the process, not of the machine.
     Normal,
+}
+
+/// The page size of a new database. A commit writes every page it changed in full, and a batch
+/// of sends spread over many rooms changes a page per room in each b-tree ordered by room (the
+/// items, the log's room index) for a row of about a hundred bytes: smaller pages write less per
+/// message. At 1 KiB the timeline's rows still take several per page.
+pub const NEW_PAGE_SIZE: i64 = 1024;
+
+/// Gives a database that does not exist yet its page size; an existing one keeps its own
+/// (changing it means rewriting the whole file, which WAL mode does not allow).
+pub fn new_page_size(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "page_size", NEW_PAGE_SIZE)
+}
+
+/// How much write-ahead log the writer lets grow before it copies the log back into the database
+/// (a checkpoint). A checkpoint writes each page changed since the last one once, however many
+/// commits changed it, and sends spread over many rooms keep changing the same pages (each
+/// room's last page of items and of the log's room index): at SQLite's default of 1,000 pages
+/// the same pages went to disk again every few commits.
+pub const CHECKPOINT_BYTES: i64 = 16 * 1024 * 1024;
+
+/// Sizes the writer's automatic checkpoints by bytes of log, whatever the database's page size.
+pub fn checkpoint_every(conn: &Connection) -> rusqlite::Result<()> {
+    let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_BYTES / page.max(512))
 }
 
 pub fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
@@ -73,3 +99,51 @@ fn fill_key_ids(conn: &Connection) -> rusqlite::Result<()> {
 
 /// The projection tables, emptied before a replay.
 pub const PROJECTIONS: &[&str] = &["apps", "users", "rooms", "members", "items"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pragma(conn: &Connection, name: &str) -> i64 {
+        conn.pragma_query_value(None, name, |r| r.get(0))
+            .expect("pragma")
+    }
+
+    #[test]
+    fn a_new_database_gets_small_pages_and_checkpoints_by_bytes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let mut conn = Connection::open(&path).expect("open");
+        new_page_size(&conn).expect("page size");
+        configure(&conn, Durability::Full).expect("configure");
+        migrate(&mut conn).expect("migrate");
+        checkpoint_every(&conn).expect("checkpoints");
+        assert_eq!(pragma(&conn, "page_size"), NEW_PAGE_SIZE);
+        assert_eq!(
+            pragma(&conn, "wal_autocheckpoint"),
+            CHECKPOINT_BYTES / NEW_PAGE_SIZE
+        );
+        drop(conn);
+
+        // Opened again, as an existing database: asking for the page size changes nothing.
+        let conn = Connection::open(&path).expect("open again");
+        conn.pragma_update(None, "page_size", 4096).expect("ask");
+        configure(&conn, Durability::Full).expect("configure");
+        assert_eq!(pragma(&conn, "page_size"), NEW_PAGE_SIZE);
+    }
+
+    #[test]
+    fn an_existing_database_keeps_its_pages_and_checkpoints_by_the_same_bytes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "page_size", 4096)
+            .expect("old size");
+        conn.execute_batch("CREATE TABLE t (x)").expect("create");
+        new_page_size(&conn).expect("page size");
+        configure(&conn, Durability::Full).expect("configure");
+        checkpoint_every(&conn).expect("checkpoints");
+        assert_eq!(pragma(&conn, "page_size"), 4096);
+        assert_eq!(pragma(&conn, "wal_autocheckpoint"), CHECKPOINT_BYTES / 4096);
+    }
+}

@@ -204,7 +204,7 @@ impl Tx for SqliteTx<'_> {
             .map(|r| r.id);
         projection::apply_rows(self.conn, &event, rid).map_err(be)?;
         if let EventBody::MessageDeleted { room, seq, .. } = &event.body {
-            redact(self.conn, app, *room, *seq).map_err(be)?;
+            redact(self.conn, app, *room, rid, *seq).map_err(be)?;
         }
         self.cache.after_event(&event);
         self.appended.push(event.clone());
@@ -214,11 +214,32 @@ impl Tx for SqliteTx<'_> {
 
 /// Empties the text the log holds for a deleted message (see `EventBody::MessagePosted`).
 /// Live only: on replay the events read are already redacted.
-fn redact(conn: &Connection, app: AppId, room: RoomNumber, seq: Seq) -> rusqlite::Result<()> {
+///
+/// The posting event is found by the room position it took (kept on the item), the edits by an
+/// index of edit events alone: nothing indexes the log by seq, so a send writes no such entry.
+fn redact(
+    conn: &Connection,
+    app: AppId,
+    room: RoomNumber,
+    rid: Option<i64>,
+    seq: Seq,
+) -> rusqlite::Result<()> {
+    let Some(rid) = rid.map_or_else(|| rows::room_id(conn, app, room), |id| Ok(Some(id)))? else {
+        return Ok(());
+    };
+    let posted: Option<i64> = conn
+        .prepare_cached("SELECT posted_pos FROM items WHERE id = ?1")?
+        .query_row(params![rows::item_key(rid, seq.0)], |r| r.get(0))
+        .optional()?
+        .flatten();
     conn.prepare_cached(
         "UPDATE events SET body = json_set(body, '$.text', '', '$.redacted', json('true'))
-          WHERE app_id = ?1 AND room_no = ?2 AND seq = ?3
-            AND type IN ('message_posted', 'message_edited')",
+          WHERE app_id = ?1 AND room_no = ?2 AND pos = ?3 AND type = 'message_posted'",
+    )?
+    .execute(params![app.0, room.0, posted])?;
+    conn.prepare_cached(
+        "UPDATE events SET body = json_set(body, '$.text', '', '$.redacted', json('true'))
+          WHERE app_id = ?1 AND room_no = ?2 AND seq = ?3 AND type = 'message_edited'",
     )?
     .execute(params![app.0, room.0, seq.0])?;
     Ok(())

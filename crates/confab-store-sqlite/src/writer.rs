@@ -16,6 +16,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// Bytes of padding the readiness probe writes after a failed commit (see `Writer::ping`).
+const PROBE_BYTES: i64 = 64 * 1024;
 
 pub(crate) enum Job {
     Command(Command, oneshot::Sender<StoreResult<Outcome>>),
@@ -124,9 +126,13 @@ impl Writer {
             .conn
             .execute_batch("BEGIN IMMEDIATE")
             .and_then(|()| {
+                // The probe must need space the disk really has. A commit that failed on a full
+                // disk can leave a little room at the end of the log (a block partly written); a
+                // probe of one small page would fit there and report ready while every send
+                // still fails. The padding takes well over a block of new log.
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO health (id, probe) VALUES (1, ?1)",
-                    params![Timestamp::now().0],
+                    "INSERT OR REPLACE INTO health (id, probe, pad) VALUES (1, ?1, zeroblob(?2))",
+                    params![Timestamp::now().0, PROBE_BYTES],
                 )
             })
             .and_then(|_| self.conn.execute_batch("COMMIT"));
