@@ -84,12 +84,7 @@ impl Workers {
 
 /// `tokens` dealt over `nodes` nodes (token `i` to node `i % nodes`), then each node's share
 /// cut into workers of at most `per_worker` connections.
-pub fn deal(
-    tokens: &[String],
-    addrs: &[String],
-    nodes: usize,
-    per_worker: usize,
-) -> Vec<Plan> {
+pub fn deal(tokens: &[String], addrs: &[String], nodes: usize, per_worker: usize) -> Vec<Plan> {
     let mut plans = Vec::new();
     for node in 0..nodes {
         let share: Vec<String> = tokens.iter().skip(node).step_by(nodes).cloned().collect();

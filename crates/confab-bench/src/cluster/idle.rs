@@ -49,10 +49,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
 
     // Each node's first worker, then the rest.
     let mut seen = vec![false; nodes];
-    let (first, rest): (Vec<Plan>, Vec<Plan>) =
-        deal(&tokens, &addrs, nodes, per_worker as usize)
-            .into_iter()
-            .partition(|p| !std::mem::replace(&mut seen[p.node], true));
+    let (first, rest): (Vec<Plan>, Vec<Plan>) = deal(&tokens, &addrs, nodes, per_worker as usize)
+        .into_iter()
+        .partition(|p| !std::mem::replace(&mut seen[p.node], true));
     let first_len = first.len();
     eprintln!(
         "[cluster-idle] opening {} connections over {nodes} nodes from {} worker processes",

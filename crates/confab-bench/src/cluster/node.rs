@@ -73,7 +73,6 @@ impl Node {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
-
 }
 
 impl Drop for Node {

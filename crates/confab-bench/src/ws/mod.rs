@@ -8,17 +8,18 @@
 use crate::Opts;
 use crate::stats::{Samples, Table, ms, rate, thousands};
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 mod clients;
+mod pair;
 pub(crate) mod proc;
 mod reader;
 
 pub use clients::clients_main;
 pub(crate) use clients::now_ns;
+pub(crate) use pair::{pair_latency, pair_times};
 pub use proc::server_main;
 use proc::{Proc, cpu, cpu_split, quiesce, rss};
 
@@ -535,76 +536,4 @@ impl CpuMark {
             per(self.clients.saturating_sub(before.clients))
         )
     }
-}
-
-/// Sequential sends over the socket by `a` (connected to `addr`); each timed until `b`
-/// (connected to `b_addr`, another node's in the cluster scenarios) receives it.
-pub(crate) async fn pair_latency(
-    addr: &str,
-    b_addr: &str,
-    a: &str,
-    b: &str,
-    room: i64,
-    n: usize,
-    pace: Option<Duration>,
-) -> anyhow::Result<Samples> {
-    let url = format!("ws://{addr}/v1/ws");
-    let (mut wa, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
-    let b_url = format!("ws://{b_addr}/v1/ws");
-    let (mut wb, _) = tokio_tungstenite::connect_async(b_url.as_str()).await?;
-    for (ws, tok) in [(&mut wa, a), (&mut wb, b)] {
-        ws.send(Message::text(
-            json!({"type": "auth", "token": tok}).to_string(),
-        ))
-        .await?;
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) if t.as_str().contains("\"ready\"") => break,
-                Some(Ok(_)) => {}
-                _ => bail!("no ready"),
-            }
-        }
-    }
-    let warm = (n / 20).max(20);
-    let mut out = Vec::with_capacity(n);
-    let mut tick = pace.map(tokio::time::interval);
-    for i in 0..warm + n {
-        if let Some(t) = tick.as_mut() {
-            t.tick().await;
-        }
-        let text = format!("p:{i}");
-        let frame = json!({"type": "send", "room": room, "text": text, "ref": i}).to_string();
-        let t = Instant::now();
-        wa.send(Message::text(frame)).await?;
-        let needle = format!("\"text\":\"{text}\"");
-        loop {
-            match tokio::time::timeout(Duration::from_secs(30), wb.next()).await {
-                Ok(Some(Ok(Message::Text(f)))) if f.as_str().contains(&needle) => break,
-                Ok(Some(Ok(_))) => {}
-                Ok(_) => bail!("b's connection ended"),
-                Err(_) => bail!("b received nothing in 30 s"),
-            }
-        }
-        let d = t.elapsed();
-        if i >= warm {
-            out.push(d);
-        }
-        // The sender's own ack and change, read so its queue never fills.
-        let (mut acked, mut echoed) = (false, false);
-        while !(acked && echoed) {
-            match wa.next().await {
-                Some(Ok(Message::Text(f))) => {
-                    let f = f.as_str();
-                    acked |= f.contains("\"type\":\"ack\"");
-                    echoed |= f.contains(&needle);
-                    if f.contains("\"type\":\"error\"") {
-                        bail!("send refused: {f}");
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => bail!("a's connection ended"),
-            }
-        }
-    }
-    Ok(Samples::new(out))
 }
