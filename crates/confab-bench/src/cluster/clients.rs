@@ -86,15 +86,40 @@ impl Workers {
 /// cut into workers of at most `per_worker` connections.
 pub fn deal(tokens: &[String], addrs: &[String], nodes: usize, per_worker: usize) -> Vec<Plan> {
     let mut plans = Vec::new();
-    for node in 0..nodes {
+    for (node, addr) in addrs.iter().enumerate().take(nodes) {
         let share: Vec<String> = tokens.iter().skip(node).step_by(nodes).cloned().collect();
         for chunk in share.chunks(per_worker.max(1)) {
             plans.push(Plan {
                 node,
-                addr: addrs[node].clone(),
+                addr: addr.clone(),
                 tokens: chunk.to_vec(),
             });
         }
     }
     plans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deal;
+
+    #[test]
+    fn every_token_goes_to_its_node_once_in_workers_of_bounded_size() {
+        let tokens: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+        let addrs: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let plans = deal(&tokens, &addrs, 3, 2);
+        let sizes: Vec<(usize, usize)> = plans.iter().map(|p| (p.node, p.tokens.len())).collect();
+        assert_eq!(sizes, [(0, 2), (0, 2), (1, 2), (1, 1), (2, 2), (2, 1)]);
+        for p in &plans {
+            assert_eq!(p.addr, addrs[p.node]);
+            for t in &p.tokens {
+                let i: usize = t[1..].parse().expect("a token number");
+                assert_eq!(i % 3, p.node, "{t} on node {}", p.node);
+            }
+        }
+        let mut all: Vec<&String> = plans.iter().flat_map(|p| &p.tokens).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), tokens.len());
+    }
 }

@@ -32,11 +32,8 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let total = wanted.min(per_node_cap * nodes as u64);
     let per_node = total.div_ceil(nodes as u64);
     // Two workers per node at least, so the memory is read half-way too.
-    let per_worker = per_node
-        .div_ceil(2)
-        .min(soft.saturating_sub(WORKER_RESERVE))
-        .min(WORKER_MAX)
-        .max(1);
+    let worker_cap = soft.saturating_sub(WORKER_RESERVE).clamp(1, WORKER_MAX);
+    let per_worker = per_node.div_ceil(2).clamp(1, worker_cap);
 
     eprintln!("[cluster-idle] starting {nodes} nodes");
     let cluster = Cluster::start(opts, nodes).await?;
