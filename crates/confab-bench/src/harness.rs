@@ -19,22 +19,27 @@ const POOL: usize = 1024;
 /// the server goes, and their figures must stay comparable with runs made before the limits.
 /// The limits stay on (not 0) so their cost on the hot path is in the figures.
 pub fn lift_rate_limits(config: &mut confab::config::Config) -> anyhow::Result<()> {
-    for key in [
-        "sends_per_second",
-        "sends_burst",
-        "reads_per_second",
-        "reads_burst",
-        "app_requests_per_second",
-        "app_requests_burst",
-        "anon_requests_per_second",
-        "anon_requests_burst",
-        "anon_apps_per_hour",
-        "anon_apps_burst",
-    ] {
-        config.set(key, "100000000", "bench")?;
+    for key in RATE_LIMIT_KEYS {
+        config.set(key, LIFTED_RATE, "bench")?;
     }
     Ok(())
 }
+
+/// The rate-limit keys [`lift_rate_limits`] raises (also set, as `CONFAB_<KEY>`, on the
+/// `confab serve` nodes of the cluster scenarios), and the value they get.
+pub const RATE_LIMIT_KEYS: [&str; 10] = [
+    "sends_per_second",
+    "sends_burst",
+    "reads_per_second",
+    "reads_burst",
+    "app_requests_per_second",
+    "app_requests_burst",
+    "anon_requests_per_second",
+    "anon_requests_burst",
+    "anon_apps_per_hour",
+    "anon_apps_burst",
+];
+pub const LIFTED_RATE: &str = "100000000";
 
 pub fn client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()

@@ -2,6 +2,7 @@
 //! `durability = full`), drives it over real HTTP, and prints one table per scenario with the
 //! targets of the Performance section of issue 2 beside the measurements.
 
+mod cluster;
 mod cpu;
 mod harness;
 mod history;
@@ -55,6 +56,13 @@ enum Scenario {
     /// WebSocket fan-out to 10,000 members, two-member latency, idle connection memory (the
     /// server and the clients run in child processes; not part of `all`).
     Ws,
+    /// 10,000 members of one room over three `confab serve` nodes on PostgreSQL and NATS, and
+    /// on one node (the cluster scenarios are not part of `all`).
+    ClusterFanout,
+    /// 50,000 idle connections over three nodes: RSS per connection on each.
+    ClusterIdle,
+    /// A 2-member room with its members on different nodes: send → delivery latency.
+    ClusterLatency,
     /// Every scenario, one after the other.
     All,
 }
@@ -122,6 +130,8 @@ pub struct Opts {
     /// Messages per second of the fan-out throughput run (ws).
     #[arg(long, global = true, default_value_t = 25.0)]
     pub ws_rate: f64,
+    #[command(flatten)]
+    pub cluster: cluster::ClusterOpts,
 }
 
 impl Opts {
@@ -206,6 +216,9 @@ async fn run(scenario: Scenario, opts: &Opts) -> anyhow::Result<()> {
     }
     if scenario == Scenario::Ws {
         tables.push(report(ws::run(opts).await?));
+    }
+    if let Some(t) = cluster::run(scenario, opts).await? {
+        tables.push(report(t));
     }
     let misses: usize = tables.iter().map(Table::misses).sum();
     println!();

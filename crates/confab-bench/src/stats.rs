@@ -17,6 +17,11 @@ impl Samples {
         self.sorted.len()
     }
 
+    /// The samples of several runs together.
+    pub fn merged(parts: Vec<Samples>) -> Self {
+        Samples::new(parts.into_iter().flat_map(|s| s.sorted).collect())
+    }
+
     /// Nearest-rank percentile (`p` in 0..=100); zero when there are no samples.
     pub fn pct(&self, p: f64) -> Duration {
         if self.sorted.is_empty() {

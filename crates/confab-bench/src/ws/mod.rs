@@ -8,27 +8,28 @@
 use crate::Opts;
 use crate::stats::{Samples, Table, ms, rate, thousands};
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 mod clients;
-mod proc;
+mod pair;
+pub(crate) mod proc;
 mod reader;
 
 pub use clients::clients_main;
-use clients::now_ns;
+pub(crate) use clients::now_ns;
+pub(crate) use pair::{pair_latency, pair_times};
 pub use proc::server_main;
 use proc::{Proc, cpu, cpu_split, quiesce, rss};
 
-struct Http {
-    base: String,
-    client: reqwest::Client,
+pub(crate) struct Http {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Http {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -73,7 +74,7 @@ impl Http {
 }
 
 /// Many requests at once, in order of the inputs.
-async fn all<T, F, Fut>(inputs: Vec<T>, f: F) -> anyhow::Result<Vec<String>>
+pub(crate) async fn all<T, F, Fut>(inputs: Vec<T>, f: F) -> anyhow::Result<Vec<String>>
 where
     F: Fn(T) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<String>>,
@@ -86,13 +87,13 @@ where
         .collect()
 }
 
-struct Report {
-    count: Vec<u64>,
-    max_ns: Vec<u64>,
-    closed: u64,
+pub(crate) struct Report {
+    pub(crate) count: Vec<u64>,
+    pub(crate) max_ns: Vec<u64>,
+    pub(crate) closed: u64,
 }
 
-async fn report(workers: &mut [Proc], from: usize, to: usize) -> anyhow::Result<Report> {
+pub(crate) async fn report(workers: &mut [Proc], from: usize, to: usize) -> anyhow::Result<Report> {
     let mut r = Report {
         count: vec![0; to - from],
         max_ns: vec![0; to - from],
@@ -114,7 +115,7 @@ async fn report(workers: &mut [Proc], from: usize, to: usize) -> anyhow::Result<
 }
 
 /// Waits for a worker's `ready N` line; gives N.
-async fn ready_count(w: &mut Proc) -> anyhow::Result<u64> {
+pub(crate) async fn ready_count(w: &mut Proc) -> anyhow::Result<u64> {
     let line = w.line(Duration::from_secs(600)).await?;
     Ok(line
         .strip_prefix("ready ")
@@ -156,7 +157,7 @@ fn quantile_ms(h: &[u64], q: f64) -> usize {
 
 /// Sends `n` messages with ids from `first` at `per_second` into `room` (one after the other:
 /// a send that takes longer delays the next ones); returns each message's send time (ns).
-async fn drive(
+pub(crate) async fn drive(
     http: &Http,
     token: &str,
     room: i64,
@@ -183,7 +184,7 @@ async fn drive(
 }
 
 /// Waits until every message `from..to` reached `expected` connections (or 60 s pass).
-async fn settle(
+pub(crate) async fn settle(
     workers: &mut [Proc],
     from: usize,
     to: usize,
@@ -240,7 +241,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         .await?["number"]
         .as_i64()
         .context("room number")?;
-    let lat = pair_latency(&addr, &pa, &pb, pair, opts.messages, None).await?;
+    let lat = pair_latency(&addr, &addr, &pa, &pb, pair, opts.messages, None).await?;
     t.check(
         "2 members: send → delivery p50 / p99",
         format!("{} / {}", ms(lat.pct(50.0)), ms(lat.pct(99.0))),
@@ -430,6 +431,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let (mixed, driven) = tokio::join!(
         pair_latency(
             &addr,
+            &addr,
             &pa,
             &pb,
             pair,
@@ -534,73 +536,4 @@ impl CpuMark {
             per(self.clients.saturating_sub(before.clients))
         )
     }
-}
-
-/// Sequential sends over the socket by `a`; each timed until `b` receives it.
-async fn pair_latency(
-    addr: &str,
-    a: &str,
-    b: &str,
-    room: i64,
-    n: usize,
-    pace: Option<Duration>,
-) -> anyhow::Result<Samples> {
-    let url = format!("ws://{addr}/v1/ws");
-    let (mut wa, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
-    let (mut wb, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
-    for (ws, tok) in [(&mut wa, a), (&mut wb, b)] {
-        ws.send(Message::text(
-            json!({"type": "auth", "token": tok}).to_string(),
-        ))
-        .await?;
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) if t.as_str().contains("\"ready\"") => break,
-                Some(Ok(_)) => {}
-                _ => bail!("no ready"),
-            }
-        }
-    }
-    let warm = (n / 20).max(20);
-    let mut out = Vec::with_capacity(n);
-    let mut tick = pace.map(tokio::time::interval);
-    for i in 0..warm + n {
-        if let Some(t) = tick.as_mut() {
-            t.tick().await;
-        }
-        let text = format!("p:{i}");
-        let frame = json!({"type": "send", "room": room, "text": text, "ref": i}).to_string();
-        let t = Instant::now();
-        wa.send(Message::text(frame)).await?;
-        let needle = format!("\"text\":\"{text}\"");
-        loop {
-            match tokio::time::timeout(Duration::from_secs(30), wb.next()).await {
-                Ok(Some(Ok(Message::Text(f)))) if f.as_str().contains(&needle) => break,
-                Ok(Some(Ok(_))) => {}
-                Ok(_) => bail!("b's connection ended"),
-                Err(_) => bail!("b received nothing in 30 s"),
-            }
-        }
-        let d = t.elapsed();
-        if i >= warm {
-            out.push(d);
-        }
-        // The sender's own ack and change, read so its queue never fills.
-        let (mut acked, mut echoed) = (false, false);
-        while !(acked && echoed) {
-            match wa.next().await {
-                Some(Ok(Message::Text(f))) => {
-                    let f = f.as_str();
-                    acked |= f.contains("\"type\":\"ack\"");
-                    echoed |= f.contains(&needle);
-                    if f.contains("\"type\":\"error\"") {
-                        bail!("send refused: {f}");
-                    }
-                }
-                Some(Ok(_)) => {}
-                _ => bail!("a's connection ended"),
-            }
-        }
-    }
-    Ok(Samples::new(out))
 }
