@@ -5,6 +5,7 @@
 //! messages posted and edited before the upgrade are still redacted completely.
 
 use confab_core::command::{Command, Outcome};
+use confab_core::command::{DeleteMessage, SendMessage};
 use confab_core::event::EventBody;
 use confab_core::ids::{AppId, Offset, RoomNumber, Seq, UserId};
 use confab_core::model::{HistoryQuery, Item};
@@ -86,12 +87,12 @@ async fn a_version_2_database_upgrades_with_everything_in_place() {
     // it: no text of either remains in the log.
     for (actor, seq) in [("alice", 3), ("bob", 6)] {
         store
-            .execute(Command::Delete {
+            .execute(Command::Delete(DeleteMessage {
                 app,
                 actor: user(actor),
                 room: RoomNumber(1),
                 seq: Seq(seq),
-            })
+            }))
             .await
             .expect("delete");
     }
@@ -103,14 +104,14 @@ async fn a_version_2_database_upgrades_with_everything_in_place() {
 
     // Numbering goes on where it stopped: room 1 had seq 6 and pos 10, the deletes took 11-12.
     let sent = store
-        .execute(Command::Send {
+        .execute(Command::Send(SendMessage {
             app,
             actor: Some(user("bob")),
             room: RoomNumber(1),
             text: "after the upgrade".into(),
             reply_to: None,
             client_id: None,
-        })
+        }))
         .await
         .expect("send");
     let Outcome::Item { item, created } = sent else {
@@ -121,12 +122,12 @@ async fn a_version_2_database_upgrades_with_everything_in_place() {
 
     // Deleting the new message redacts it too, and a replay gives back exactly the live state.
     store
-        .execute(Command::Delete {
+        .execute(Command::Delete(DeleteMessage {
             app,
             actor: user("bob"),
             room: RoomNumber(1),
             seq: Seq(7),
-        })
+        }))
         .await
         .expect("delete the new message");
     assert_eq!(logged_texts(&store, app, 1, 7).await, [""]);

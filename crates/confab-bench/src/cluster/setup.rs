@@ -6,6 +6,7 @@ use super::Cluster;
 use anyhow::Context;
 use confab_core::Command;
 use confab_core::command::Outcome;
+use confab_core::command::{CreateGroup, UpsertUser};
 use confab_core::ids::{RoomNumber, UserId};
 use confab_core::model::Visibility;
 use futures_util::StreamExt;
@@ -20,12 +21,14 @@ impl Cluster {
     /// Creates users `{prefix}0..n`; returns their tokens, in order.
     pub async fn users(&self, prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
         let ids: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
-        self.all(ids.iter().map(|id| Command::UpsertUser {
-            app: self.keys.id,
-            user: UserId(id.clone()),
-            name: Some(id.clone()),
-            image_url: None,
-            email: None,
+        self.all(ids.iter().map(|id| {
+            Command::UpsertUser(UpsertUser {
+                app: self.keys.id,
+                user: UserId(id.clone()),
+                name: Some(id.clone()),
+                image_url: None,
+                email: None,
+            })
         }))
         .await
         .context("creating users")?;
@@ -43,7 +46,7 @@ impl Cluster {
     pub async fn room(&self, owner: &str, members: &[String]) -> anyhow::Result<i64> {
         let created = self
             .store
-            .execute(Command::CreateGroup {
+            .execute(Command::CreateGroup(CreateGroup {
                 app: self.keys.id,
                 actor: Some(UserId(owner.to_owned())),
                 name: Some("bench".into()),
@@ -51,7 +54,7 @@ impl Cluster {
                 visibility: Visibility::Public,
                 alias: None,
                 members: Vec::new(),
-            })
+            }))
             .await?;
         let Outcome::Room { room, .. } = created else {
             anyhow::bail!("creating a room gave no room");
