@@ -12,9 +12,11 @@ mod fault;
 mod pending;
 mod projection;
 mod read;
+mod replay;
 mod rows;
 mod schema;
 mod search;
+mod stages;
 mod tx;
 mod writer;
 
