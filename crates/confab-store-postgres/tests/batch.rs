@@ -63,7 +63,9 @@ async fn in_one_batch(
     loop {
         let waiting: i64 = client
             .query_one(
-                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                   AND database = (SELECT oid FROM pg_database
+                                   WHERE datname = current_database())",
                 &[],
             )
             .await
