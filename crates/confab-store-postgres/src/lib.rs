@@ -9,11 +9,14 @@
 
 mod conn;
 mod fault;
+mod pending;
 mod projection;
 mod read;
+mod replay;
 mod rows;
 mod schema;
 mod search;
+mod stages;
 mod tx;
 mod writer;
 
@@ -117,12 +120,7 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(StoreError::internal)?;
-        let mut wcfg = postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
-        if wcfg.get_connect_timeout().is_none() {
-            wcfg.connect_timeout(CONNECT_TIMEOUT);
-        }
-        wcfg.keepalives(true);
+        let mut wcfg = config(url)?;
         wcfg.application_name("confab-writer");
         let (jobs, rx) = mpsc::channel(4096);
         let (committed, _) = broadcast::channel(4096);

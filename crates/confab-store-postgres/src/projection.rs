@@ -367,14 +367,19 @@ fn announce(c: &mut Conn, ev: &Event, seq: Seq, by: Option<&UserId>) -> StoreRes
     Ok(())
 }
 
+/// Applies the counters owed to an app's row and takes offsets of its log (app, events,
+/// messages, users, rooms); returns the new last offset.
+pub const SETTLE_SQL: &str = "UPDATE apps SET last_offset = last_offset + $2,
+        messages_count = messages_count + $3, users_count = users_count + $4,
+        rooms_count = rooms_count + $5
+    WHERE id = $1 RETURNING last_offset";
+
 /// Applies the counters owed to `app`'s row and takes `d.events` offsets of its log, in one
 /// statement; returns the first offset taken.
 pub fn settle_app(c: &mut Conn, app: AppId, d: Delta) -> StoreResult<i64> {
     let row = c
         .opt(
-            "UPDATE apps SET last_offset = last_offset + $2, messages_count = messages_count + $3,
-                 users_count = users_count + $4, rooms_count = rooms_count + $5
-             WHERE id = $1 RETURNING last_offset",
+            SETTLE_SQL,
             &[&app.0, &d.events, &d.messages, &d.users, &d.rooms],
         )?
         .ok_or_else(|| missing("app row"))?;

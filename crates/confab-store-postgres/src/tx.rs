@@ -1,14 +1,17 @@
-//! The write transaction the rules run in. Reads see the transaction's own writes (projections
-//! are written as each event is appended); events are buffered without offsets and inserted
-//! by the writer at the end, once it has taken the app's offsets (see `writer`).
+//! The write transaction the rules run in. Reads see the transaction's own writes: sends are
+//! projected in memory (`pending`) and written together, before anything that could read or
+//! change their rows; other events are projected as they are appended. Events are buffered
+//! without offsets and inserted by the writer at the end, once it has taken the app's offsets
+//! (see `writer`).
 
 use crate::conn::Conn;
+use crate::pending::{FLUSH_SQL, Pending};
 use crate::projection::{self, Deltas};
 use crate::rows::{self, APP_COLS, ITEM_COLS, MEMBER_COLS, ROOM_COLS, USER_COLS, direct_key};
 use crate::schema::ROOMS_CLASS;
 use confab_core::event::{Event, EventBody};
 use confab_core::ids::{AppId, Offset, RoomNumber, Seq, Timestamp, UserId};
-use confab_core::model::{App, Item, Member, User};
+use confab_core::model::{App, Item, ItemKind, Member, User};
 use confab_core::store::{RoomState, StoreResult, Tx};
 use std::collections::{HashMap, HashSet};
 
@@ -25,6 +28,8 @@ pub struct Batch {
     pub members: HashMap<(AppId, RoomNumber, UserId), Option<Member>>,
     /// Apps whose room-creation lock this transaction holds.
     pub creating: HashSet<AppId>,
+    /// Sends not yet written, and items known by client id.
+    pub pending: Pending,
 }
 
 pub struct PgTx<'a> {
@@ -34,6 +39,12 @@ pub struct PgTx<'a> {
 }
 
 impl PgTx<'_> {
+    /// Writes the sends buffered so far, so the database holds everything this transaction
+    /// did. Called before any read or write that the buffered rows could change.
+    pub fn flush(&mut self) -> StoreResult<()> {
+        flush(self.c, self.batch)
+    }
+
     /// Room numbers, aliases and direct pairs of `app` are decided only under this lock; the
     /// writer normally takes it up front (see `writer`), this is the safety net.
     fn creating(&mut self, app: AppId) -> StoreResult<()> {
@@ -182,7 +193,8 @@ impl Tx for PgTx<'_> {
             return Ok(Some(state.clone()));
         }
         // Normally locked up front with the batch's other rooms; a room reached otherwise is
-        // locked now, so its counters are never read unlocked.
+        // locked now, so its counters are never read unlocked. (A room with buffered sends is
+        // still in the cache: only events that flush first drop rooms from it.)
         let Some(r) = self.c.opt(
             &format!("SELECT {ROOM_COLS} FROM rooms WHERE app_id = $1 AND number = $2 FOR UPDATE"),
             &[&app.0, &room.0],
@@ -269,6 +281,11 @@ impl Tx for PgTx<'_> {
     }
 
     fn item(&mut self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<Option<Item>> {
+        if let Some(item) = self.batch.pending.item(app, room, seq) {
+            return Ok(Some(item.clone()));
+        }
+        // Only the reply counts of stored items can be owed: added here rather than flushing.
+        let owed = self.batch.pending.replies_to(app, room, seq);
         self.c
             .opt(
                 &format!(
@@ -276,7 +293,12 @@ impl Tx for PgTx<'_> {
                 ),
                 &[&app.0, &room.0, &seq.0],
             )?
-            .map(|r| rows::item(&r))
+            .map(|r| {
+                rows::item(&r).map(|mut i| {
+                    i.reply_count += owed;
+                    i
+                })
+            })
             .transpose()
     }
 
@@ -287,6 +309,11 @@ impl Tx for PgTx<'_> {
         sender: Option<&UserId>,
         client_id: &str,
     ) -> StoreResult<Option<Item>> {
+        let key = (app, room, sender.cloned(), client_id.to_owned());
+        if let Some(known) = self.batch.pending.by_client_id(&key) {
+            return Ok(known);
+        }
+        self.flush()?;
         self.c
             .opt(
                 &format!(
@@ -307,7 +334,47 @@ impl Tx for PgTx<'_> {
             at: self.now,
             body,
         };
-        projection::apply(self.c, &event, &mut self.batch.deltas)?;
+        if let EventBody::MessagePosted {
+            room,
+            seq,
+            pos,
+            sender,
+            text,
+            reply_to,
+            client_id,
+            ..
+        } = &event.body
+        {
+            let d = self.batch.deltas.entry(app).or_default();
+            d.events += 1;
+            d.messages += 1;
+            let item = Item {
+                seq: *seq,
+                pos: *pos,
+                kind: ItemKind::Message,
+                sender: sender.clone(),
+                text: Some(text.clone()),
+                reply_to: *reply_to,
+                reply_count: 0,
+                created_at: event.at,
+                edited_at: None,
+                deleted: false,
+                announcement: None,
+                client_id: client_id.clone(),
+            };
+            self.batch.pending.post(app, *room, item);
+        } else {
+            // Events about apps and users, and read markers, touch no row a send writes.
+            if event.body.room_pos().is_some() {
+                self.flush()?;
+            }
+            if let EventBody::MessageEdited { room, .. } | EventBody::MessageDeleted { room, .. } =
+                &event.body
+            {
+                self.batch.pending.forget_room(app, *room);
+            }
+            projection::apply(self.c, &event, &mut self.batch.deltas)?;
+        }
         self.after_event(&event);
         self.batch.events.push(event.clone());
         if let EventBody::MessageDeleted { room, seq, .. } = &event.body {
@@ -315,4 +382,14 @@ impl Tx for PgTx<'_> {
         }
         Ok(event)
     }
+}
+
+/// See `PgTx::flush`; the writer also calls it on its own before COMMIT.
+pub fn flush(c: &mut Conn, batch: &mut Batch) -> StoreResult<()> {
+    if batch.pending.is_empty() {
+        return Ok(());
+    }
+    let f = batch.pending.take();
+    c.exec(FLUSH_SQL, &f.params())?;
+    Ok(())
 }

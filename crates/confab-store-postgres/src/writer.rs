@@ -17,14 +17,24 @@
 //!    pairs are checked and taken only under it, so two nodes can never create the same
 //!    number, alias or pair (the unique indexes stay as a last line: a violation is a
 //!    conflict, retried);
-//! 5. then the rules run and write projections row by row (user rows are locked as they are
-//!    written: the one place where two nodes may meet in different orders; PostgreSQL then
-//!    reports a deadlock, a conflict, and the commands are retried one by one);
+//! 5. then the rules run. Sends are projected in memory (`pending`) and written together with
+//!    set-based statements; other events are projected row by row as they come, after the
+//!    sends before them are written (user rows are locked as they are written: the one place
+//!    where two nodes may meet in different orders; PostgreSQL then reports a deadlock, a
+//!    conflict, and the commands are retried one by one);
 //! 6. last, the app rows, in app id order: one `UPDATE apps … RETURNING` per app applies the
 //!    counter deltas and takes the batch's log offsets; the events are inserted with them and
 //!    the transaction commits at once. The app row is thus held only across the commit, and
 //!    since PostgreSQL makes a commit visible before releasing its locks, offsets become
 //!    visible in order: a reader of `offset > X` never later finds a smaller one.
+//!
+//! # Round trips
+//! The room locks are what two nodes writing one room queue on, so a batch holds them for as
+//! few round trips as it can. Statements that do not depend on each other's answers go out
+//! together (`Conn::pipeline`; the server still runs them one after the other, in order):
+//! BEGIN and steps 1 to 4 with the reads of memberships and client-id items, then, after the
+//! rules, the buffered sends, step 6 and COMMIT. A batch of sends thus costs two round trips;
+//! other commands add theirs while the rules run.
 //!
 //! No savepoints: the rules validate before they append, so a refused command has written
 //! nothing. A command that fails any other way (or after writing) aborts the transaction; the
@@ -32,17 +42,14 @@
 //! Nothing is acknowledged or published before COMMIT.
 
 use crate::conn::Conn;
-use crate::projection::{self, Deltas};
-use crate::rows::{self, MEMBER_COLS, ROOM_COLS};
-use crate::schema::{self, LOCK_APPS, LOCK_CLASS, LOCK_REBUILD, ROOMS_CLASS};
+use crate::replay::{import, rebuild};
+use crate::stages::{finish, lock};
 use crate::tx::{Batch, PgTx};
 use confab_core::command::{Command, Outcome};
-use confab_core::command::{CreateApp, CreateGroup};
 use confab_core::error::StoreError;
-use confab_core::event::{EVENT_VERSION, Event, EventBody};
-use confab_core::ids::{AppId, Offset, RoomNumber, Timestamp, UserId};
-use confab_core::store::{Progress, RoomState, StoreResult};
-use std::collections::{BTreeSet, HashMap};
+use confab_core::event::Event;
+use confab_core::ids::Timestamp;
+use confab_core::store::{Progress, StoreResult};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -64,7 +71,7 @@ pub enum Job {
 }
 
 pub struct Writer {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     conn: Option<Conn>,
     publish: broadcast::Sender<Arc<Event>>,
 }
@@ -80,7 +87,7 @@ fn copy(e: &StoreError) -> StoreError {
 }
 
 impl Writer {
-    pub fn new(config: postgres::Config, publish: broadcast::Sender<Arc<Event>>) -> Writer {
+    pub fn new(config: tokio_postgres::Config, publish: broadcast::Sender<Arc<Event>>) -> Writer {
         Writer {
             config,
             conn: None,
@@ -90,15 +97,11 @@ impl Writer {
 
     /// The connection, made again if it was lost.
     pub fn conn(&mut self) -> StoreResult<&mut Conn> {
-        if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+        if self.conn.as_ref().is_some_and(Conn::is_closed) {
             self.conn = None;
         }
         if self.conn.is_none() {
-            let client = self
-                .config
-                .connect(postgres::NoTls)
-                .map_err(|e| StoreError::unavailable(format!("connecting: {e}")))?;
-            self.conn = Some(Conn::new(client));
+            self.conn = Some(Conn::connect(&self.config)?);
         }
         self.conn
             .as_mut()
@@ -110,7 +113,7 @@ impl Writer {
     fn with_conn<T>(&mut self, f: impl FnOnce(&mut Conn) -> StoreResult<T>) -> StoreResult<T> {
         let conn = self.conn()?;
         let r = f(conn);
-        if r.is_err() && self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+        if r.is_err() && self.conn.as_ref().is_some_and(Conn::is_closed) {
             self.conn = None;
         }
         r
@@ -228,9 +231,9 @@ impl Writer {
 /// Decides and commits `cmds` in one transaction. On error the transaction is rolled back
 /// and nothing of it stays.
 fn attempt(c: &mut Conn, cmds: &[Command]) -> StoreResult<(Vec<StoreResult<Outcome>>, Vec<Event>)> {
-    c.batch("BEGIN")?;
     let r = attempt_in(c, cmds);
     if r.is_err() {
+        // Also when BEGIN or COMMIT was what failed: outside a transaction this only warns.
         let _ = c.batch("ROLLBACK");
     }
     r
@@ -262,315 +265,4 @@ fn attempt_in(
     }
     let events = finish(c, batch)?;
     Ok((results, events))
-}
-
-/// The room a command names, with the users whose memberships its rules read there.
-fn room_of(cmd: &Command) -> Option<(AppId, RoomNumber, Vec<&UserId>)> {
-    use Command::*;
-    Some(match cmd {
-        UpdateRoom(confab_core::UpdateRoom {
-            app, actor, room, ..
-        })
-        | Edit(confab_core::EditMessage {
-            app, actor, room, ..
-        })
-        | Delete(confab_core::DeleteMessage {
-            app, actor, room, ..
-        })
-        | MarkRead(confab_core::MarkRead {
-            app, actor, room, ..
-        })
-        | DeleteRoom { app, actor, room }
-        | Join { app, actor, room }
-        | Leave { app, actor, room } => (*app, *room, vec![actor]),
-        Invite(confab_core::Invite {
-            app,
-            actor,
-            room,
-            target,
-        })
-        | Decide(confab_core::Decide {
-            app,
-            actor,
-            room,
-            target,
-            ..
-        })
-        | SetRole(confab_core::SetRole {
-            app,
-            actor,
-            room,
-            target,
-            ..
-        }) => (*app, *room, vec![actor, target]),
-        Send(confab_core::SendMessage {
-            app, actor, room, ..
-        }) => (*app, *room, actor.iter().collect()),
-        CreateApp(_)
-        | RenameApp { .. }
-        | UpsertUser(_)
-        | UpdateProfile(_)
-        | RecordLogin { .. }
-        | RecordSeen { .. }
-        | CreateDirect { .. }
-        | CreateGroup(_) => return None,
-    })
-}
-
-/// Steps 1 to 4 of the lock order (module docs), with what they let the batch read at once:
-/// the locked rooms and the memberships its commands will look at.
-fn lock(c: &mut Conn, cmds: &[Command], batch: &mut Batch) -> StoreResult<()> {
-    c.exec(
-        "SELECT pg_advisory_xact_lock_shared($1, $2)",
-        &[&LOCK_CLASS, &LOCK_REBUILD],
-    )?;
-    if cmds
-        .iter()
-        .any(|c| matches!(c, Command::CreateApp(CreateApp { .. })))
-    {
-        c.exec(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&LOCK_CLASS, &LOCK_APPS],
-        )?;
-    }
-    let mut rooms = BTreeSet::new();
-    let mut wanted = BTreeSet::new();
-    for cmd in cmds {
-        if let Some((app, room, users)) = room_of(cmd) {
-            rooms.insert((app.0, room.0));
-            for u in users {
-                wanted.insert((app.0, room.0, u.as_str()));
-            }
-        }
-    }
-    if !rooms.is_empty() {
-        let (apps, numbers): (Vec<i64>, Vec<i64>) = rooms.iter().copied().unzip();
-        let found = c.query(
-            &format!(
-                "SELECT app_id, {ROOM_COLS} FROM rooms
-                 WHERE (app_id, number) IN (SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]))
-                 ORDER BY app_id, number FOR UPDATE"
-            ),
-            &[&apps, &numbers],
-        )?;
-        for r in &found {
-            let app = AppId(rows::get(r, 0)?);
-            let row = rows::room_at(r, 1)?;
-            batch.rooms.insert(
-                (app, row.room.number),
-                RoomState {
-                    room: row.room,
-                    direct: row.direct,
-                },
-            );
-        }
-        let wanted: Vec<_> = wanted
-            .into_iter()
-            .filter(|(a, r, _)| batch.rooms.contains_key(&(AppId(*a), RoomNumber(*r))))
-            .collect();
-        if !wanted.is_empty() {
-            let mut apps = Vec::with_capacity(wanted.len());
-            let mut numbers = Vec::with_capacity(wanted.len());
-            let mut users = Vec::with_capacity(wanted.len());
-            for (a, r, u) in &wanted {
-                apps.push(*a);
-                numbers.push(*r);
-                users.push(*u);
-            }
-            let found = c.query(
-                &format!(
-                    "SELECT m.app_id, m.room_no, {} FROM members m
-                     JOIN UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS k(a, r, u)
-                       ON m.app_id = k.a AND m.room_no = k.r AND m.user_id = k.u",
-                    rows::prefixed(MEMBER_COLS, "m")
-                ),
-                &[&apps, &numbers, &users],
-            )?;
-            let mut members = HashMap::new();
-            for r in &found {
-                let key = (rows::get::<i64>(r, 0)?, rows::get::<i64>(r, 1)?);
-                let m = rows::member_at(r, 2)?;
-                members.insert((key.0, key.1, m.user.0.clone()), m);
-            }
-            for (a, r, u) in wanted {
-                let m = members.remove(&(a, r, u.to_owned()));
-                batch
-                    .members
-                    .insert((AppId(a), RoomNumber(r), UserId(u.to_owned())), m);
-            }
-        }
-    }
-    let creating: BTreeSet<AppId> =
-        cmds.iter()
-            .filter_map(|c| match c {
-                Command::CreateDirect { app, .. }
-                | Command::CreateGroup(CreateGroup { app, .. }) => Some(*app),
-                _ => None,
-            })
-            .collect();
-    for app in creating {
-        c.exec(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&ROOMS_CLASS, &(app.0 as i32)],
-        )?;
-        batch.creating.insert(app);
-    }
-    Ok(())
-}
-
-/// Step 6: take the apps' offsets (app id order), insert the events with them, COMMIT.
-fn finish(c: &mut Conn, mut batch: Batch) -> StoreResult<Vec<Event>> {
-    let mut next: HashMap<AppId, i64> = HashMap::new();
-    for (app, d) in &batch.deltas {
-        if d.events > 0 {
-            next.insert(*app, projection::settle_app(c, *app, *d)?);
-        }
-    }
-    for ev in &mut batch.events {
-        let n = next
-            .get_mut(&ev.app)
-            .ok_or_else(|| StoreError::internal("an event of an app without offsets"))?;
-        ev.offset = Offset(*n);
-        *n += 1;
-    }
-    insert_events(c, &batch.events)?;
-    c.batch("COMMIT")?;
-    Ok(batch.events)
-}
-
-fn insert_events(c: &mut Conn, events: &[Event]) -> StoreResult<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let n = events.len();
-    let (mut app, mut offset, mut room, mut pos, mut seq) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut kind, mut v, mut at, mut body) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for ev in events {
-        let (r, p) = ev
-            .body
-            .room_pos()
-            .map_or((None, None), |(r, p)| (Some(r.0), Some(p.0)));
-        app.push(ev.app.0);
-        offset.push(ev.offset.0);
-        room.push(r.or(ev.body.room().map(|r| r.0)));
-        pos.push(p);
-        seq.push(ev.body.item_seq().map(|s| s.0));
-        kind.push(ev.body.type_name());
-        v.push(EVENT_VERSION);
-        at.push(ev.at.0);
-        body.push(ev.body.encode());
-    }
-    c.exec(
-        "INSERT INTO events (app_id, \"offset\", room_no, pos, seq, type, v, at, body)
-         SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[],
-             $5::BIGINT[], $6::TEXT[], $7::BIGINT[], $8::BIGINT[], $9::TEXT[])",
-        &[&app, &offset, &room, &pos, &seq, &kind, &v, &at, &body],
-    )?;
-    Ok(())
-}
-
-/// Inserts events of another store's log as they are and applies them, in one transaction,
-/// beside writers as a batch would (the rebuild lock shared). An event already present (same app
-/// and offset) fails the insert, so a copy never mixes two logs; the app rows' offsets follow
-/// the imported events because pages come in each app's offset order.
-fn import(c: &mut Conn, events: &[Event]) -> StoreResult<()> {
-    c.batch("BEGIN")?;
-    let r = (|| {
-        c.exec(
-            "SELECT pg_advisory_xact_lock_shared($1, $2)",
-            &[&LOCK_CLASS, &LOCK_REBUILD],
-        )?;
-        let mut deltas = Deltas::new();
-        for ev in events {
-            projection::apply(c, ev, &mut deltas)?;
-        }
-        for (app, d) in deltas {
-            projection::settle_app(c, app, d)?;
-        }
-        insert_events(c, events)
-    })();
-    match r.and_then(|()| c.batch("COMMIT")) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = c.batch("ROLLBACK");
-            Err(e)
-        }
-    }
-}
-
-/// Empties every projection and replays the log, app by app in offset order (each app's
-/// commit order), in one transaction that holds the rebuild lock exclusively: writers of
-/// every node wait for it, and it waits for the write transactions already running.
-/// Readers see the old projections until it commits.
-fn rebuild(c: &mut Conn, progress: &Progress) -> StoreResult<u64> {
-    c.batch("BEGIN")?;
-    let r = rebuild_in(c, progress);
-    match r {
-        Ok(n) => {
-            c.batch("COMMIT")?;
-            Ok(n)
-        }
-        Err(e) => {
-            let _ = c.batch("ROLLBACK");
-            Err(e)
-        }
-    }
-}
-
-fn rebuild_in(c: &mut Conn, progress: &Progress) -> StoreResult<u64> {
-    c.exec(
-        "SELECT pg_advisory_xact_lock($1, $2)",
-        &[&LOCK_CLASS, &LOCK_REBUILD],
-    )?;
-    let total: i64 = rows::get(&c.one("SELECT COUNT(*) FROM events", &[])?, 0)?;
-    let total = total as u64;
-    for table in schema::PROJECTIONS {
-        c.batch(&format!("DELETE FROM {table}"))?;
-    }
-    c.batch(
-        "DECLARE replay NO SCROLL CURSOR FOR
-         SELECT app_id, \"offset\", at, v, body FROM events ORDER BY app_id, \"offset\"",
-    )?;
-    let mut deltas = Deltas::new();
-    let mut last: HashMap<AppId, i64> = HashMap::new();
-    let mut done = 0u64;
-    loop {
-        let chunk = c.query("FETCH 1000 FROM replay", &[])?;
-        if chunk.is_empty() {
-            break;
-        }
-        for r in &chunk {
-            let ev = Event {
-                app: AppId(rows::get(r, 0)?),
-                offset: Offset(rows::get(r, 1)?),
-                at: Timestamp(rows::get(r, 2)?),
-                body: EventBody::decode(rows::get(r, 3)?, rows::get(r, 4)?)
-                    .map_err(StoreError::Internal)?,
-            };
-            projection::apply(c, &ev, &mut deltas)?;
-            last.insert(ev.app, ev.offset.0);
-            done += 1;
-            if done.is_multiple_of(10_000) || done == total {
-                progress(done, total);
-            }
-        }
-    }
-    c.batch("CLOSE replay")?;
-    for (app, d) in deltas {
-        // The rows start at zero: the deltas are the counts, and the offset is the log's.
-        let events = last.get(&app).copied().unwrap_or(0);
-        projection::settle_app(c, app, projection::Delta { events, ..d })?;
-    }
-    Ok(done)
 }

@@ -1,0 +1,292 @@
+//! Many commands in one write transaction: sends are projected in memory and written together
+//! at the end, so later commands of a batch must still see what earlier ones did (a client id
+//! just used, a reply count, an edit), and the rows written together must equal what a replay
+//! writes one event at a time.
+//!
+//! To get a known batch, the test holds the lock every write transaction takes first (the
+//! rebuild lock, taken shared by writers) from a connection of its own: the writer takes one
+//! command and waits on it; the commands sent meanwhile queue up and become the next batch.
+
+mod common;
+
+use confab_core::command::{Command, Decision, Outcome};
+use confab_core::command::{
+    CreateGroup, Decide, EditMessage, MarkRead, SendMessage, UpdateProfile,
+};
+use confab_core::error::{ErrorCode, StoreError};
+use confab_core::ids::{AppId, RoomNumber, Seq, UserId};
+use confab_core::model::{HistoryQuery, Item, Visibility};
+use confab_core::store::Store;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The advisory lock every write transaction takes shared first (`schema::LOCK_CLASS`,
+/// `schema::LOCK_REBUILD`).
+const REBUILD_LOCK: (i32, i32) = (0x6366_6200, 1);
+
+fn user(s: &str) -> UserId {
+    UserId(s.to_owned())
+}
+
+type Answer = Result<Outcome, StoreError>;
+
+/// Runs `cmds` as one batch of the store's writer, in this order; returns their answers.
+async fn in_one_batch(
+    db: &common::Db,
+    store: &Arc<dyn Store>,
+    app: AppId,
+    cmds: Vec<Command>,
+) -> Vec<Answer> {
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let conn = tokio::spawn(conn);
+    client
+        .execute(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[&REBUILD_LOCK.0, &REBUILD_LOCK.1],
+        )
+        .await
+        .expect("lock");
+    // A command of its own that the writer takes and then waits with.
+    let plug = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .execute(Command::UpdateProfile(UpdateProfile {
+                    app,
+                    user: user("u3"),
+                    name: Some("plug".into()),
+                    image_url: None,
+                }))
+                .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                   AND database = (SELECT oid FROM pg_database
+                                   WHERE datname = current_database())",
+                &[],
+            )
+            .await
+            .expect("pg_locks")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the writer never waited on the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // `join!` polls the sends first: every command is queued before the lock is let go.
+    let (answers, unlocked) = tokio::join!(
+        futures_util::future::join_all(cmds.into_iter().map(|c| store.execute(c))),
+        client.execute(
+            "SELECT pg_advisory_unlock($1, $2)",
+            &[&REBUILD_LOCK.0, &REBUILD_LOCK.1]
+        )
+    );
+    unlocked.expect("unlock");
+    plug.await.expect("plug task").expect("plug command");
+    drop(client);
+    let _ = conn.await;
+    answers
+}
+
+fn send(
+    app: AppId,
+    who: &str,
+    room: RoomNumber,
+    text: &str,
+    reply_to: Option<i64>,
+    cid: Option<&str>,
+) -> Command {
+    Command::Send(SendMessage {
+        app,
+        actor: Some(user(who)),
+        room,
+        text: text.into(),
+        reply_to: reply_to.map(Seq),
+        client_id: cid.map(str::to_owned),
+    })
+}
+
+fn item(a: &Answer) -> (Item, bool) {
+    match a {
+        Ok(Outcome::Item { item, created }) => (item.clone(), *created),
+        other => panic!("expected an item, got {other:?}"),
+    }
+}
+
+fn refused(a: &Answer) -> ErrorCode {
+    match a {
+        Err(StoreError::Domain(d)) => d.code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn later_commands_of_a_batch_see_what_earlier_ones_did() {
+    let (store, db) = common::fresh().await;
+    let app = confab_core::conformance::app_with_users(&store, "b", 4).await;
+    let room = match store
+        .execute(Command::CreateGroup(CreateGroup {
+            app,
+            actor: Some(user("u0")),
+            name: Some("room".into()),
+            image_url: None,
+            visibility: Visibility::Public,
+            alias: None,
+            members: vec![user("u1"), user("u2"), user("u3")],
+        }))
+        .await
+        .expect("group")
+    {
+        Outcome::Room { room, .. } => room.number,
+        other => panic!("expected a room, got {other:?}"),
+    };
+    // Stored before the batch: a message with a client id, and one to reply to.
+    let (old, _) = item(&Ok(store
+        .execute(send(app, "u0", room, "old", None, Some("old")))
+        .await
+        .expect("old")));
+    let (stored, _) = item(&Ok(store
+        .execute(send(app, "u1", room, "stored", None, None))
+        .await
+        .expect("stored")));
+
+    let a = store
+        .access(app, room, None)
+        .await
+        .expect("access")
+        .expect("room");
+    let next = a.room.last_seq.0 + 1;
+    let answers = in_one_batch(
+        &db,
+        &store,
+        app,
+        vec![
+            /* 0 */ send(app, "u0", room, "hello", None, Some("c1")),
+            /* 1 */ send(app, "u0", room, "hello", None, Some("c1")),
+            /* 2 */ send(app, "u0", room, "other", None, Some("c1")),
+            /* 3 */ send(app, "u0", room, "old", None, Some("old")),
+            /* 4 */ send(app, "u1", room, "re hello", Some(next), None),
+            /* 5 */ send(app, "u1", room, "re stored", Some(stored.seq.0), None),
+            /* 6 */ send(app, "u0", room, "hello", None, Some("c1")),
+            /* 7 */
+            Command::Edit(EditMessage {
+                app,
+                actor: user("u0"),
+                room,
+                seq: Seq(next),
+                text: "hello, edited".into(),
+            }),
+            /* 8 */ send(app, "u0", room, "hello", None, Some("c1")),
+            /* 9 */ send(app, "u2", room, "bye", None, Some("c2")),
+            /* 10 */
+            Command::Decide(Decide {
+                app,
+                actor: user("u0"),
+                room,
+                target: user("u2"),
+                decision: Decision::Kick,
+            }),
+            /* 11 */ send(app, "u2", room, "after the kick", None, None),
+            /* 12 */ send(app, "u1", room, "re hello again", Some(next), None),
+            /* 13 */
+            Command::MarkRead(MarkRead {
+                app,
+                actor: user("u1"),
+                room,
+                seq: Seq(next + 3),
+            }),
+        ],
+    )
+    .await;
+
+    let (first, created) = item(&answers[0]);
+    assert!(created);
+    assert_eq!(first.seq.0, next);
+    let (again, created) = item(&answers[1]);
+    assert!(
+        !created,
+        "a retry in the same batch returns the item sent just before"
+    );
+    assert_eq!(again.seq, first.seq);
+    assert_eq!(refused(&answers[2]), ErrorCode::ClientIdReused);
+    let (dup_old, created) = item(&answers[3]);
+    assert!(!created, "a client id stored before the batch is found");
+    assert_eq!(dup_old.seq, old.seq);
+    let (reply, created) = item(&answers[4]);
+    assert!(created, "a reply to a message sent earlier in the batch");
+    assert_eq!(reply.reply_to, Some(first.seq));
+    item(&answers[5]);
+    let (later, created) = item(&answers[6]);
+    assert!(!created);
+    assert_eq!(
+        later.reply_count, 1,
+        "the retry sees the reply sent after its item"
+    );
+    assert!(
+        matches!(answers[7], Ok(Outcome::Item { .. })),
+        "{:?}",
+        answers[7]
+    );
+    assert_eq!(
+        refused(&answers[8]),
+        ErrorCode::ClientIdReused,
+        "the retry after the edit sees the edited text"
+    );
+    item(&answers[9]);
+    assert!(
+        matches!(answers[10], Ok(Outcome::Member(_))),
+        "{:?}",
+        answers[10]
+    );
+    assert_eq!(refused(&answers[11]), ErrorCode::NotAMember);
+    item(&answers[12]);
+    assert!(
+        matches!(answers[13], Ok(Outcome::ReadMarker(_))),
+        "{:?}",
+        answers[13]
+    );
+
+    // What was written, read back.
+    let (items, _, _) = store
+        .history(app, room, HistoryQuery::Latest, 100)
+        .await
+        .expect("history");
+    let at = |seq: Seq| items.iter().find(|i| i.seq == seq).expect("item").clone();
+    let batch: Vec<&Item> = items.iter().filter(|i| i.seq.0 >= next).collect();
+    assert!(
+        batch.iter().all(|i| i.created_at == first.created_at),
+        "the commands ran in one transaction: {batch:?}"
+    );
+    let hello = at(first.seq);
+    assert_eq!(hello.reply_count, 2);
+    assert_eq!(hello.text.as_deref(), Some("hello, edited"));
+    assert_eq!(at(stored.seq).reply_count, 1);
+    let last = items.last().expect("items");
+    let a = store
+        .access(app, room, None)
+        .await
+        .expect("access")
+        .expect("room");
+    assert_eq!(a.room.last_seq, last.seq);
+    // Sends: 2 before, then 0, 4, 5, 9, 12 in the batch.
+    assert_eq!(a.room.messages_count, 7);
+    assert_eq!(store.app_stats(app).await.expect("stats").messages_count, 7);
+    let seqs: Vec<i64> = items.iter().map(|i| i.seq.0).collect();
+    assert_eq!(seqs, (1..=last.seq.0).collect::<Vec<_>>(), "gapless seqs");
+
+    // The rows written together equal a replay of the log one event at a time.
+    let live = confab_core::conformance::snapshot(&store, app).await;
+    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
+    let rebuilt = confab_core::conformance::snapshot(&store, app).await;
+    assert_eq!(live, rebuilt);
+}
