@@ -8,6 +8,7 @@ mod history;
 mod latency;
 mod nodes;
 mod pg;
+mod presence;
 mod raw;
 mod rooms;
 mod search;
@@ -55,6 +56,8 @@ enum Scenario {
     /// WebSocket fan-out to 10,000 members, two-member latency, idle connection memory (the
     /// server and the clients run in child processes; not part of `all`).
     Ws,
+    /// N members of one room connect at once: presence frames and server CPU (not in `all`).
+    PresenceStorm,
     /// Every scenario, one after the other.
     All,
 }
@@ -206,6 +209,9 @@ async fn run(scenario: Scenario, opts: &Opts) -> anyhow::Result<()> {
     }
     if scenario == Scenario::Ws {
         tables.push(report(ws::run(opts).await?));
+    }
+    if scenario == Scenario::PresenceStorm {
+        tables.push(report(presence::run().await?));
     }
     let misses: usize = tables.iter().map(Table::misses).sum();
     println!();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 mod clients;
-mod proc;
+pub(crate) mod proc;
 mod reader;
 
 pub use clients::clients_main;
