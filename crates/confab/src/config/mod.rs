@@ -57,6 +57,9 @@ pub struct Config {
     pub ws_auth_timeout_ms: u64,
     pub ws_ping_seconds: u64,
     pub ws_presence_grace_ms: u64,
+    /// How often a node tells the others it is alive (presence across nodes); a node silent
+    /// for three beats is gone and its users offline.
+    pub ws_presence_heartbeat_ms: u64,
     pub ws_presence_room_limit: usize,
     /// Rate limits (token buckets; a rate of 0 turns that limit off). Writes per user (sends,
     /// edits, deletes, WebSocket replays) over REST and the socket together; the old key
@@ -113,6 +116,7 @@ impl Default for Config {
             ws_auth_timeout_ms: 10_000,
             ws_ping_seconds: 20,
             ws_presence_grace_ms: 5_000,
+            ws_presence_heartbeat_ms: 5_000,
             ws_presence_room_limit: 1000,
             sends_per_second: 20,
             sends_burst: 20,
@@ -159,6 +163,7 @@ pub const KEYS: &[&str] = &[
     "ws_auth_timeout_ms",
     "ws_ping_seconds",
     "ws_presence_grace_ms",
+    "ws_presence_heartbeat_ms",
     "ws_presence_room_limit",
     // The old name first, so the new one wins when both are set.
     "ws_sends_per_second",
@@ -271,6 +276,9 @@ impl Config {
             "ws_ping_seconds" => self.ws_ping_seconds = num(value, 1, 3600).map_err(err)?,
             "ws_presence_grace_ms" => {
                 self.ws_presence_grace_ms = num(value, 0, 600_000).map_err(err)?
+            }
+            "ws_presence_heartbeat_ms" => {
+                self.ws_presence_heartbeat_ms = num(value, 100, 600_000).map_err(err)?
             }
             "ws_presence_room_limit" => {
                 self.ws_presence_room_limit = num(value, 0, 100_000_000).map_err(err)?
@@ -395,6 +403,7 @@ impl Config {
             auth_timeout: Duration::from_millis(self.ws_auth_timeout_ms),
             ping_interval: Duration::from_secs(self.ws_ping_seconds),
             presence_grace: Duration::from_millis(self.ws_presence_grace_ms),
+            presence_heartbeat: Duration::from_millis(self.ws_presence_heartbeat_ms),
             presence_room_limit: self.ws_presence_room_limit,
             ..confab_api::ws::WsConfig::default()
         }

@@ -123,6 +123,13 @@ fn ws_settings_are_checked_and_reach_the_gateway() {
     let ws = c.ws();
     assert_eq!((ws.queue, ws.resume_cap), (64, 10));
     assert!(ws.presence_grace.is_zero());
+    c.set("ws_presence_heartbeat_ms", "250", "test")
+        .expect("in range");
+    assert_eq!(c.ws().presence_heartbeat.as_millis(), 250);
+    let e = c
+        .set("ws_presence_heartbeat_ms", "5", "test")
+        .expect_err("too often");
+    assert!(e.to_string().contains("ws_presence_heartbeat_ms"), "{e}");
     let e = c.set("ws_queue", "0", "--ws-queue").expect_err("refused");
     assert!(e.to_string().contains("ws_queue"), "{e}");
     c.set("ws_max_message_bytes", "1024", "test")
