@@ -15,6 +15,7 @@ mod limits;
 mod members;
 mod messages;
 mod nodes;
+mod presence;
 mod process;
 mod rooms;
 mod search;
