@@ -139,7 +139,11 @@ pub async fn run() -> anyhow::Result<Table> {
     let n = MEMBERS as u64;
     t.check(
         "presence frames received (all clients)",
-        format!("{} ({:.1} per member)", thousands(frames), frames as f64 / n as f64),
+        format!(
+            "{} ({:.1} per member)",
+            thousands(frames),
+            frames as f64 / n as f64
+        ),
         "≤ 4 × members",
         frames <= 4 * n,
     );

@@ -153,7 +153,12 @@ pub fn every_variant(app: AppId) -> Vec<BusMessage> {
         },
     ));
     out.push(note(1, PresenceBody::Beat { users: 1 }));
-    out.push(note(0, PresenceBody::Ask { of: Some(NodeId(3)) }));
+    out.push(note(
+        0,
+        PresenceBody::Ask {
+            of: Some(NodeId(3)),
+        },
+    ));
     out
 }
 

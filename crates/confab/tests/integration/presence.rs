@@ -74,7 +74,12 @@ fn entries(f: &Value) -> Vec<(String, String)> {
     };
     match f["type"].as_str() {
         Some("presence") => vec![one(f)],
-        Some("presence_list") => f["users"].as_array().into_iter().flatten().map(one).collect(),
+        Some("presence_list") => f["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(one)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -262,7 +267,11 @@ async fn presence_a_reconnect_storm_costs_frames_in_proportion_to_the_members() 
             let mut frames = 0usize;
             let deadline = Instant::now() + Duration::from_secs(120);
             while online.len() < N - 1 {
-                assert!(Instant::now() < deadline, "{me} knows {} online", online.len());
+                assert!(
+                    Instant::now() < deadline,
+                    "{me} knows {} online",
+                    online.len()
+                );
                 let f = c.next_or_end().await.expect("connection open");
                 let es = entries(&f);
                 if es.is_empty() {

@@ -724,9 +724,11 @@ async fn ws_presence_typing_and_read_markers_reach_room_members() {
     // has just started following the app).
     let f = a.next().await;
     let bob_online = json!({"user": "bob", "status": "online"});
-    let listed = f["users"].as_array().into_iter().flatten().any(|u| {
-        json!({"user": u["user"], "status": u["status"]}) == bob_online
-    });
+    let listed = f["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|u| json!({"user": u["user"], "status": u["status"]}) == bob_online);
     assert!(
         (f["type"] == "presence" && f["user"] == "bob" && f["status"] == "online")
             || (f["type"] == "presence_list" && listed),

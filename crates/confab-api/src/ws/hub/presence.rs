@@ -107,7 +107,11 @@ pub(super) struct State {
 impl State {
     pub(super) fn new(beat_every: Duration) -> Self {
         // A random identity (a randomly keyed hasher's output): a restarted node is new.
-        let node = NodeId(std::collections::hash_map::RandomState::new().build_hasher().finish());
+        let node = NodeId(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        );
         State {
             node,
             beat_every,
@@ -274,8 +278,9 @@ impl Hub {
         let p = &mut self.presence;
         if p.last_beat.elapsed() >= p.beat_every {
             p.last_beat = Instant::now();
-            p.local
-                .retain(|_, l| !l.users.is_empty() || !l.online.is_empty() || !l.offline.is_empty());
+            p.local.retain(|_, l| {
+                !l.users.is_empty() || !l.online.is_empty() || !l.offline.is_empty()
+            });
             let beats: Vec<(AppId, u64, u64)> = p
                 .local
                 .iter()
@@ -295,7 +300,11 @@ impl Hub {
                     .collect();
                 let mut f = Vec::new();
                 for n in gone {
-                    tracing::debug!(node = n.0, app = app.0, "a node fell silent; its users are offline");
+                    tracing::debug!(
+                        node = n.0,
+                        app = app.0,
+                        "a node fell silent; its users are offline"
+                    );
                     view.drop_node(n, &mut f);
                 }
                 flips.push((*app, f));
@@ -417,4 +426,3 @@ impl Hub {
         }
     }
 }
-

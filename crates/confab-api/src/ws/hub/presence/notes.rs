@@ -1,9 +1,9 @@
 //! Presence notes on the bus: this node's own (changes, answers to asks) and the other
 //! nodes' (applied to the view, with an ask when one was missed).
 
+use super::super::Hub;
 use super::PART;
 use super::view::{NodeView, parts};
-use super::super::Hub;
 use confab_core::bus::{BusMessage, PresenceBody, PresenceNote, PresentUser};
 use confab_core::ids::{AppId, Timestamp, UserId};
 use std::collections::HashMap;
@@ -34,7 +34,9 @@ impl Hub {
         nv.heard = Instant::now();
         let mut ask = false;
         match &note.body {
-            PresenceBody::Changes { online, offline, .. } => {
+            PresenceBody::Changes {
+                online, offline, ..
+            } => {
                 ask = !nv.known || note.seq != nv.seq + 1;
                 nv.seq = note.seq;
                 for u in online {
@@ -81,11 +83,15 @@ impl Hub {
         let p = &self.presence;
         let Some(local) = p.local.get(&app).filter(|l| named || !l.users.is_empty()) else {
             if named {
-                self.publish_note(app, 0, PresenceBody::State {
-                    first: true,
-                    last: true,
-                    users: Vec::new(),
-                });
+                self.publish_note(
+                    app,
+                    0,
+                    PresenceBody::State {
+                        first: true,
+                        last: true,
+                        users: Vec::new(),
+                    },
+                );
             }
             return;
         };
@@ -100,21 +106,26 @@ impl Hub {
         let parts = parts(users);
         let n = parts.len();
         for (i, users) in parts.into_iter().enumerate() {
-            self.publish_note(app, local.seq, PresenceBody::State {
-                first: i == 0,
-                last: i + 1 == n,
-                users,
-            });
+            self.publish_note(
+                app,
+                local.seq,
+                PresenceBody::State {
+                    first: i == 0,
+                    last: i + 1 == n,
+                    users,
+                },
+            );
         }
     }
 
     pub(super) fn publish_note(&self, app: AppId, seq: u64, body: PresenceBody) {
-        self.bus.publish(BusMessage::Presence(Arc::new(PresenceNote {
-            app,
-            node: self.presence.node,
-            seq,
-            body,
-        })));
+        self.bus
+            .publish(BusMessage::Presence(Arc::new(PresenceNote {
+                app,
+                node: self.presence.node,
+                seq,
+                body,
+            })));
     }
 
     /// This node's changes since the last tick, one note (or a few parts) per app.
@@ -132,7 +143,13 @@ impl Hub {
             let at = Timestamp::now();
             for users in online {
                 local.seq += 1;
-                notes.push((*app, local.seq, users, offline.pop().unwrap_or_default(), at));
+                notes.push((
+                    *app,
+                    local.seq,
+                    users,
+                    offline.pop().unwrap_or_default(),
+                    at,
+                ));
             }
             for users in offline {
                 local.seq += 1;
@@ -140,11 +157,15 @@ impl Hub {
             }
         }
         for (app, seq, online, offline, at) in notes {
-            self.publish_note(app, seq, PresenceBody::Changes {
-                at,
-                online,
-                offline,
-            });
+            self.publish_note(
+                app,
+                seq,
+                PresenceBody::Changes {
+                    at,
+                    online,
+                    offline,
+                },
+            );
         }
     }
 }

@@ -69,8 +69,17 @@ impl View {
         }
     }
 
-    pub(super) fn add(&mut self, node: NodeId, user: &UserId, rooms: &[RoomNumber], flips: &mut Vec<Flip>) {
-        let nv = self.nodes.entry(node).or_insert_with(|| NodeView::new(false));
+    pub(super) fn add(
+        &mut self,
+        node: NodeId,
+        user: &UserId,
+        rooms: &[RoomNumber],
+        flips: &mut Vec<Flip>,
+    ) {
+        let nv = self
+            .nodes
+            .entry(node)
+            .or_insert_with(|| NodeView::new(false));
         let new = nv.users.insert(user.clone(), rooms.to_vec()).is_none();
         let entry = self.online.entry(user.clone()).or_insert_with(|| Online {
             nodes: 0,
@@ -252,6 +261,10 @@ mod tests {
         let parts = parts(users);
         assert!(parts.iter().all(|p| p.len() * 2 <= PART));
         assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 2500);
-        assert_eq!(super::parts(Vec::new()).len(), 1, "an empty set is one empty part");
+        assert_eq!(
+            super::parts(Vec::new()).len(),
+            1,
+            "an empty set is one empty part"
+        );
     }
 }
