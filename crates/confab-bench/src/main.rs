@@ -9,6 +9,7 @@ mod history;
 mod latency;
 mod nodes;
 mod pg;
+mod presence;
 mod raw;
 mod rooms;
 mod search;
@@ -63,6 +64,8 @@ enum Scenario {
     ClusterIdle,
     /// A 2-member room with its members on different nodes: send → delivery latency.
     ClusterLatency,
+    /// N members of one room connect at once: presence frames and server CPU (not in `all`).
+    PresenceStorm,
     /// Every scenario, one after the other.
     All,
 }
@@ -219,6 +222,9 @@ async fn run(scenario: Scenario, opts: &Opts) -> anyhow::Result<()> {
     }
     if let Some(t) = cluster::run(scenario, opts).await? {
         tables.push(report(t));
+    }
+    if scenario == Scenario::PresenceStorm {
+        tables.push(report(presence::run().await?));
     }
     let misses: usize = tables.iter().map(Table::misses).sum();
     println!();

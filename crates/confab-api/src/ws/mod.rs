@@ -43,6 +43,9 @@ pub struct WsConfig {
     pub ping_interval: Duration,
     /// How long after the last connection closes a user is announced offline.
     pub presence_grace: Duration,
+    /// How often a node tells the others it is alive and how many users it has online; a
+    /// node silent for three of these is gone and its users offline.
+    pub presence_heartbeat: Duration,
     /// Presence and read notices go only to rooms with at most this many connected members.
     pub presence_room_limit: usize,
     /// How long a typing notice lasts on clients.
@@ -62,6 +65,7 @@ impl Default for WsConfig {
             auth_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             presence_grace: Duration::from_secs(5),
+            presence_heartbeat: Duration::from_secs(5),
             presence_room_limit: 1000,
             typing_ttl: Duration::from_secs(5),
             head_check: Duration::from_secs(3),

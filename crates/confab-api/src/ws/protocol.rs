@@ -158,6 +158,36 @@ pub fn presence(user: &UserId, online: bool, last_seen_at: Timestamp) -> Bytes {
     }))
 }
 
+/// One user's presence in a `presence_list` frame.
+#[derive(Debug, Clone)]
+pub struct PresenceEntry {
+    pub user: UserId,
+    pub online: bool,
+    /// When the user came online or went offline (`last_seen_at`).
+    pub at: Timestamp,
+}
+
+/// Several users' presence in one frame: the users of `room` online now (`snapshot`), or the
+/// changes of its members' presence since the last frame.
+pub fn presence_list(room: RoomNumber, snapshot: bool, users: &[PresenceEntry]) -> Bytes {
+    let users: Vec<Value> = users
+        .iter()
+        .map(|e| {
+            json!({
+                "user": e.user.as_str(),
+                "status": if e.online { "online" } else { "offline" },
+                "last_seen_at": e.at.to_rfc3339(),
+            })
+        })
+        .collect();
+    text(&json!({
+        "type": "presence_list",
+        "room": room.0,
+        "snapshot": snapshot,
+        "users": users,
+    }))
+}
+
 pub fn typing(room: RoomNumber, user: &UserId, expires_in_ms: u64) -> Bytes {
     text(&json!({
         "type": "typing",

@@ -3,7 +3,10 @@
 //! case uses its own app id (`app`) so that runs sharing one NATS server do not hear each other.
 //! Waiting is always for a message, with a generous deadline, never a fixed sleep.
 
-use super::{Bus, BusError, BusMessage, BusReceiver, ChangeData, RoomChange, Topic, WireItem};
+use super::{
+    Bus, BusError, BusMessage, BusReceiver, ChangeData, NodeId, PresenceBody, PresenceNote,
+    PresentUser, RoomChange, Topic, WireItem,
+};
 use crate::event::MemberAction;
 use crate::ids::{AppId, Pos, RoomNumber, Seq, Timestamp, UserId};
 use crate::model::{ItemKind, MemberState, Role, RoomKind, Visibility};
@@ -121,13 +124,41 @@ pub fn every_variant(app: AppId) -> Vec<BusMessage> {
         room: r,
         user: user("bob"),
     });
-    out.push(BusMessage::Presence {
-        app,
+    let note = |seq, body| {
+        BusMessage::Presence(Arc::new(PresenceNote {
+            app,
+            node: NodeId(7),
+            seq,
+            body,
+        }))
+    };
+    let bob = PresentUser {
         user: user("bob"),
-        online: true,
-        last_seen_at: Timestamp(1_700_000_000_000),
         rooms: vec![r, RoomNumber(2)],
-    });
+    };
+    out.push(note(
+        1,
+        PresenceBody::Changes {
+            at: Timestamp(1_700_000_000_000),
+            online: vec![bob.clone()],
+            offline: vec![user("ann")],
+        },
+    ));
+    out.push(note(
+        1,
+        PresenceBody::State {
+            first: true,
+            last: true,
+            users: vec![bob],
+        },
+    ));
+    out.push(note(1, PresenceBody::Beat { users: 1 }));
+    out.push(note(
+        0,
+        PresenceBody::Ask {
+            of: Some(NodeId(3)),
+        },
+    ));
     out
 }
 
@@ -138,19 +169,26 @@ fn probe(topic: Topic) -> BusMessage {
             room,
             user: user(PROBE_USER),
         },
-        Topic::App(app) => BusMessage::Presence {
+        Topic::App(app) => BusMessage::Presence(Arc::new(PresenceNote {
             app,
-            user: user(PROBE_USER),
-            online: true,
-            last_seen_at: Timestamp(0),
-            rooms: Vec::new(),
-        },
+            node: NodeId(0),
+            seq: 0,
+            body: PresenceBody::Changes {
+                at: Timestamp(0),
+                online: Vec::new(),
+                offline: vec![user(PROBE_USER)],
+            },
+        })),
     }
 }
 
 fn is_probe(m: &BusMessage) -> bool {
-    matches!(m, BusMessage::Typing { user, .. } | BusMessage::Presence { user, .. }
-        if user.0 == PROBE_USER)
+    match m {
+        BusMessage::Typing { user, .. } => user.0 == PROBE_USER,
+        BusMessage::Presence(p) => matches!(&p.body,
+            PresenceBody::Changes { offline, .. } if offline.iter().any(|u| u.0 == PROBE_USER)),
+        _ => false,
+    }
 }
 
 /// Listens to `topic` and waits until it has taken effect (a probe published on it arrives).

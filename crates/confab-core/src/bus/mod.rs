@@ -1,19 +1,21 @@
 //! The bus port: how node-wide real-time notices travel between the nodes' gateways. Room
-//! changes (already durable in the store), read markers, typing and presence are published once
+//! changes (already durable in the store), read markers, typing and presence notes are published once
 //! and received by every gateway that listens to their topic. What travels is the wire type of
 //! [`wire`], never the internal event (which can hold an app's secrets). A bus may drop or lag;
 //! receivers say so, and the gateway fills gaps from the store by position, so delivery stays
 //! gapless whatever the bus does.
 
+pub mod presence;
 pub mod wire;
 
 #[cfg(feature = "test-util")]
 pub mod conformance;
 
-use crate::ids::{AppId, RoomNumber, Seq, Timestamp, UserId};
+use crate::ids::{AppId, RoomNumber, Seq, UserId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+pub use presence::{NodeId, PresenceBody, PresenceNote, PresentUser};
 pub use wire::{ChangeData, RoomChange, WIRE_VERSION, WireError, WireItem};
 
 /// One notice on the bus.
@@ -35,15 +37,8 @@ pub enum BusMessage {
         room: RoomNumber,
         user: UserId,
     },
-    /// `user` came online or went offline (ephemeral; `last_seen_at` is stored separately).
-    /// `rooms` are the user's rooms, whose members are told.
-    Presence {
-        app: AppId,
-        user: UserId,
-        online: bool,
-        last_seen_at: Timestamp,
-        rooms: Vec<RoomNumber>,
-    },
+    /// What one node knows first-hand about who is online in an app ([`presence`]).
+    Presence(Arc<PresenceNote>),
 }
 
 /// What a receiver can listen to. A node listens to the rooms its connections are subscribed
@@ -63,7 +58,7 @@ impl BusMessage {
             BusMessage::Read { app, room, .. } | BusMessage::Typing { app, room, .. } => {
                 Some(Topic::Room(*app, *room))
             }
-            BusMessage::Presence { .. } => None,
+            BusMessage::Presence(_) => None,
         }
     }
 
@@ -72,7 +67,7 @@ impl BusMessage {
     pub fn app_topic(&self) -> Option<Topic> {
         match self {
             BusMessage::Change(c) if c.change.changes_membership() => Some(Topic::App(c.app)),
-            BusMessage::Presence { app, .. } => Some(Topic::App(*app)),
+            BusMessage::Presence(p) => Some(Topic::App(p.app)),
             _ => None,
         }
     }

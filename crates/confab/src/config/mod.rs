@@ -57,6 +57,9 @@ pub struct Config {
     pub ws_auth_timeout_ms: u64,
     pub ws_ping_seconds: u64,
     pub ws_presence_grace_ms: u64,
+    /// How often a node tells the others it is alive (presence across nodes); a node silent
+    /// for three beats is gone and its users offline.
+    pub ws_presence_heartbeat_ms: u64,
     pub ws_presence_room_limit: usize,
     /// How often, in ms, the gateway compares its rooms' last delivered positions with the
     /// store's and catches up those behind (changes the bus lost).
@@ -116,6 +119,7 @@ impl Default for Config {
             ws_auth_timeout_ms: 10_000,
             ws_ping_seconds: 20,
             ws_presence_grace_ms: 5_000,
+            ws_presence_heartbeat_ms: 5_000,
             ws_presence_room_limit: 1000,
             ws_head_check_ms: 3_000,
             sends_per_second: 20,
@@ -163,6 +167,7 @@ pub const KEYS: &[&str] = &[
     "ws_auth_timeout_ms",
     "ws_ping_seconds",
     "ws_presence_grace_ms",
+    "ws_presence_heartbeat_ms",
     "ws_presence_room_limit",
     "ws_head_check_ms",
     // The old name first, so the new one wins when both are set.
@@ -276,6 +281,9 @@ impl Config {
             "ws_ping_seconds" => self.ws_ping_seconds = num(value, 1, 3600).map_err(err)?,
             "ws_presence_grace_ms" => {
                 self.ws_presence_grace_ms = num(value, 0, 600_000).map_err(err)?
+            }
+            "ws_presence_heartbeat_ms" => {
+                self.ws_presence_heartbeat_ms = num(value, 100, 600_000).map_err(err)?
             }
             "ws_presence_room_limit" => {
                 self.ws_presence_room_limit = num(value, 0, 100_000_000).map_err(err)?
@@ -401,6 +409,7 @@ impl Config {
             auth_timeout: Duration::from_millis(self.ws_auth_timeout_ms),
             ping_interval: Duration::from_secs(self.ws_ping_seconds),
             presence_grace: Duration::from_millis(self.ws_presence_grace_ms),
+            presence_heartbeat: Duration::from_millis(self.ws_presence_heartbeat_ms),
             presence_room_limit: self.ws_presence_room_limit,
             head_check: Duration::from_millis(self.ws_head_check_ms),
             ..confab_api::ws::WsConfig::default()

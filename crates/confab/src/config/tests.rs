@@ -134,6 +134,13 @@ fn ws_settings_are_checked_and_reach_the_gateway() {
         .set("ws_head_check_ms", "0", "--ws-head-check-ms")
         .expect_err("refused");
     assert!(e.to_string().contains("ws_head_check_ms"), "{e}");
+    c.set("ws_presence_heartbeat_ms", "250", "test")
+        .expect("in range");
+    assert_eq!(c.ws().presence_heartbeat.as_millis(), 250);
+    let e = c
+        .set("ws_presence_heartbeat_ms", "5", "test")
+        .expect_err("too often");
+    assert!(e.to_string().contains("ws_presence_heartbeat_ms"), "{e}");
     let e = c.set("ws_queue", "0", "--ws-queue").expect_err("refused");
     assert!(e.to_string().contains("ws_queue"), "{e}");
     c.set("ws_max_message_bytes", "1024", "test")

@@ -183,7 +183,9 @@ impl Socket {
     async fn next_skipping_notices(&mut self) -> Value {
         loop {
             let f = self.next().await;
-            if !["presence", "typing", "read"].contains(&f["type"].as_str().unwrap_or("")) {
+            if !["presence", "presence_list", "typing", "read"]
+                .contains(&f["type"].as_str().unwrap_or(""))
+            {
                 return f;
             }
         }

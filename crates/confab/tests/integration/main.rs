@@ -19,6 +19,7 @@ mod loss;
 mod members;
 mod messages;
 mod nodes;
+mod presence;
 mod process;
 mod rooms;
 mod search;

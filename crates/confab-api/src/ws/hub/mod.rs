@@ -12,17 +12,20 @@ use super::WsConfig;
 pub(crate) use super::conn::Conn;
 use super::protocol::{self, close};
 use bytes::Bytes;
+use confab_core::Store;
 use confab_core::bus::{Bus, BusError, BusMessage, BusReceiver, Topic};
-use confab_core::ids::{AppId, Pos, RoomNumber, Timestamp, UserId};
-use confab_core::{Command, Store};
+use confab_core::ids::{AppId, Pos, RoomNumber, UserId};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 mod lane;
 mod order;
+mod presence;
 mod resync;
 mod route;
+
+use presence::UserEntry;
 
 /// What a frame does to the receiving connection's subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,16 +86,6 @@ pub(crate) enum HubCmd {
 /// Heartbeats of one interval are spread over this many ticks.
 const BEAT_SLICES: u32 = 20;
 
-struct UserEntry {
-    conns: Vec<u64>,
-    /// Whether "online" was announced (and "offline" not yet).
-    online: bool,
-    /// Bumped on every last-close, so a stale grace timer does nothing.
-    generation: u64,
-    /// The rooms to tell when the grace period ends.
-    leaving: Vec<RoomNumber>,
-}
-
 struct ConnEntry {
     conn: Arc<Conn>,
     rooms: HashSet<RoomNumber>,
@@ -116,6 +109,7 @@ struct Hub {
     /// Topics to start (true) or stop listening to, applied to the receiver in order.
     interest: Vec<(Topic, bool)>,
     lanes: lane::Lanes,
+    presence: presence::State,
 }
 
 pub(crate) fn spawn(
@@ -130,7 +124,7 @@ pub(crate) fn spawn(
     let hub = Hub {
         store,
         bus,
-        config,
+        config: config.clone(),
         me,
         conns: HashMap::new(),
         users: HashMap::new(),
@@ -141,6 +135,7 @@ pub(crate) fn spawn(
         apps: HashMap::new(),
         interest: Vec::new(),
         lanes,
+        presence: presence::State::new(config.presence_heartbeat),
     };
     tokio::spawn(hub.run(rx, cmds));
 }
@@ -159,6 +154,8 @@ impl Hub {
         let period = self.config.head_check;
         let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut presence = tokio::time::interval(presence::TICK);
+        presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -167,6 +164,7 @@ impl Hub {
                     self.heartbeat(slice);
                 }
                 _ = check.tick() => self.check_all_heads(),
+                _ = presence.tick() => self.presence_tick().await,
                 cmd = cmds.recv() => match cmd {
                     Some(HubCmd::Shutdown) | None => break,
                     Some(HubCmd::Order(o)) => self.order_cmd(o).await,
@@ -206,23 +204,18 @@ impl Hub {
         match cmd {
             HubCmd::Attach { conn, reply } => {
                 let key = (conn.app, conn.user.clone());
-                let entry = self.users.entry(key).or_insert_with(|| UserEntry {
-                    conns: Vec::new(),
-                    online: false,
-                    generation: 0,
-                    leaving: Vec::new(),
-                });
+                let entry = self.users.entry(key).or_insert_with(UserEntry::new);
                 if entry.conns.len() >= self.config.connections_per_user {
                     let _ = reply.send(false);
                     return;
                 }
-                entry.conns.push(conn.id);
-                // A pending "offline" is called off: the user came back within the grace.
-                entry.generation += 1;
+                entry.attach(conn.id);
                 let n = self.apps.entry(conn.app).or_insert(0);
                 *n += 1;
                 if *n == 1 {
                     self.interest.push((Topic::App(conn.app), true));
+                    let flips = self.presence.listen_app(conn.app);
+                    self.presence_flips(conn.app, flips);
                 }
                 self.conns.insert(
                     conn.id,
@@ -261,19 +254,7 @@ impl Hub {
                     routed.push(self.routed.get(&(c.app, *room)).copied());
                 }
                 let _ = reply.send(routed);
-                let key = (c.app, c.user.clone());
-                if let Some(u) = self.users.get_mut(&key)
-                    && !u.online
-                {
-                    u.online = true;
-                    self.bus.publish(BusMessage::Presence {
-                        app: c.app,
-                        user: c.user.clone(),
-                        online: true,
-                        last_seen_at: Timestamp::now(),
-                        rooms,
-                    });
-                }
+                self.presence_subscribed(&c, rooms);
             }
             HubCmd::Unsubscribe { conn, room } => {
                 if let Some(e) = self.conns.get_mut(&conn)
@@ -284,34 +265,7 @@ impl Hub {
                 }
             }
             HubCmd::Detach { conn } => self.detach(conn),
-            HubCmd::GraceOver { key, generation } => {
-                let Some(u) = self.users.get(&key) else {
-                    return;
-                };
-                if u.generation != generation || !u.conns.is_empty() {
-                    return;
-                }
-                let rooms = self
-                    .users
-                    .remove(&key)
-                    .map(|u| u.leaving)
-                    .unwrap_or_default();
-                let (app, user) = key;
-                let store = self.store.clone();
-                let u = user.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = store.execute(Command::RecordSeen { app, user: u }).await {
-                        tracing::debug!(error = %e, "could not record last_seen_at");
-                    }
-                });
-                self.bus.publish(BusMessage::Presence {
-                    app,
-                    user,
-                    online: false,
-                    last_seen_at: Timestamp::now(),
-                    rooms,
-                });
-            }
+            HubCmd::GraceOver { key, generation } => self.grace_over(key, generation),
             HubCmd::ResyncAll => self.check_all_heads(),
             HubCmd::Order(_) | HubCmd::Shutdown => {}
         }
@@ -332,31 +286,10 @@ impl Hub {
             if *n == 0 {
                 self.apps.remove(&app);
                 self.interest.push((Topic::App(app), false));
+                self.presence.forget_app(app);
             }
         }
-        let key = (app, entry.conn.user.clone());
-        let Some(u) = self.users.get_mut(&key) else {
-            return;
-        };
-        u.conns.retain(|c| *c != id);
-        u.leaving.extend(entry.rooms.iter().copied());
-        if !u.conns.is_empty() {
-            return;
-        }
-        if !u.online {
-            self.users.remove(&key);
-            return;
-        }
-        u.leaving.sort_unstable();
-        u.leaving.dedup();
-        u.generation += 1;
-        let generation = u.generation;
-        let me = self.me.clone();
-        let grace = self.config.presence_grace;
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            let _ = me.send(HubCmd::GraceOver { key, generation });
-        });
+        self.presence_detached(app, &entry.conn.user, id);
     }
 
     fn unsubscribe(&mut self, app: AppId, room: RoomNumber, id: u64) {
@@ -392,34 +325,7 @@ impl Hub {
                     .map(|c| (c.clone(), Effect::Notice));
                 self.dispatch(RoomNumber(0), Pos(0), &frame, targets).await;
             }
-            BusMessage::Presence {
-                app,
-                user,
-                online,
-                last_seen_at,
-                rooms,
-            } => {
-                let mut seen = HashSet::new();
-                let mut targets = Vec::new();
-                for room in rooms {
-                    let Some(subs) = self.rooms.get(&(app, room)) else {
-                        continue;
-                    };
-                    if subs.len() > self.config.presence_room_limit {
-                        continue;
-                    }
-                    for c in subs {
-                        if c.user != user && seen.insert(c.id) {
-                            targets.push(c.clone());
-                        }
-                    }
-                }
-                if !targets.is_empty() {
-                    let frame = protocol::presence(&user, online, last_seen_at);
-                    let targets = targets.into_iter().map(|c| (c, Effect::Notice));
-                    self.dispatch(RoomNumber(0), Pos(0), &frame, targets).await;
-                }
-            }
+            BusMessage::Presence(note) => self.presence_note(&note),
         }
     }
 
