@@ -20,11 +20,12 @@ const WHOLE: Duration = Duration::from_secs(90);
 
 /// The test PostgreSQL and a nats-server binary, or why the test does not run.
 fn services(test: &str) -> Option<(String, OwnNats, OwnNats)> {
+    // The SQLite pass skips; scripts/test's second pass has PostgreSQL (and fails before it
+    // starts when CONFAB_REQUIRE_SERVICES=1 and PostgreSQL does not answer).
     let Some(pg) = postgres_server() else {
-        if std::env::var("CONFAB_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-            panic!("{test} needs PostgreSQL (CONFAB_TEST_DATABASE_URL)");
-        }
-        eprintln!("{test}: needs PostgreSQL (CONFAB_TEST_DATABASE_URL); run by scripts/test");
+        eprintln!(
+            "{test}: needs PostgreSQL (CONFAB_TEST_DATABASE_URL); run by scripts/test's second pass"
+        );
         return None;
     };
     Some((pg, OwnNats::start()?, OwnNats::start()?))

@@ -14,25 +14,11 @@ const ADMIN: &str = "ck_admin_presence_test_0123456789";
 const BEAT_MS: u64 = 300;
 const WAIT: Duration = Duration::from_secs(30);
 
-/// PostgreSQL and NATS, or a loud skip (a failure with `CONFAB_REQUIRE_SERVICES=1`).
+/// PostgreSQL and NATS, or a loud skip.
 fn services(test: &str) -> Option<(String, String)> {
-    match (
-        crate::common::postgres_server(),
-        std::env::var("CONFAB_TEST_NATS"),
-    ) {
-        (Some(pg), Ok(nats)) => Some((pg, nats)),
-        _ => {
-            assert!(
-                std::env::var("CONFAB_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "{test}: PostgreSQL and NATS are required (CONFAB_REQUIRE_SERVICES=1)"
-            );
-            eprintln!(
-                "SKIPPED {test}: needs PostgreSQL and NATS (CONFAB_TEST_DATABASE_URL and \
-                 CONFAB_TEST_NATS); run by scripts/test's second pass"
-            );
-            None
-        }
-    }
+    // The SQLite pass skips; scripts/test's second pass has both (and fails before it starts
+    // when CONFAB_REQUIRE_SERVICES=1 and one of them does not answer).
+    crate::ws::cluster_services(test)
 }
 
 /// The nodes of one cluster share a database, a NATS subject prefix and an admin key.
