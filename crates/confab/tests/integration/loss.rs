@@ -139,6 +139,55 @@ async fn unheard_kick() {
     assert_eq!(f["change"]["item"]["text"], "marker");
 }
 
+/// Bob, alone on node B, is added to a new room through A (on another NATS): the join's bus
+/// message never reaches B, and B follows nobody else of that room, so no later change of it
+/// reveals the loss. Once B's bus lags (its NATS restarts), B reads the joined rooms of its
+/// users: Bob, never disconnected, gets his join and everything after it, in order, then the
+/// room's live changes, with nothing twice.
+#[tokio::test]
+async fn loss_a_join_lost_on_the_bus_subscribes_the_joiner_after_a_lag() {
+    tokio::time::timeout(WHOLE, unheard_join())
+        .await
+        .expect("within the bound");
+}
+
+async fn unheard_join() {
+    let Some((pg, x, mut y)) = services("loss_a_join_lost_on_the_bus...") else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    // No head check within the test: only the lag may bring the room in.
+    let a = node(&db, x.port, &prefix, 3_600_000).await;
+    let b = node(&db, y.port, &prefix, 3_600_000).await;
+    let c = node(&db, y.port, &prefix, 3_600_000).await;
+    let app = a.app("join").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let carol = a.user(&app, "carol").await;
+    let (mut bc, ready) = login(&b, &bob, None).await;
+    assert_eq!(ready["rooms"].as_array().map(Vec::len), Some(0), "{ready}");
+    let room = a.group(&alice, "private", &["bob", "carol"]).await;
+    a.send(&alice, room, "before the lag").await;
+    let all = store_changes(&a, &alice, room, 0).await;
+    let join = all
+        .iter()
+        .position(|c| c["type"] == "membership" && c["data"]["user"] == "bob")
+        .expect("Bob's join");
+    let expected = &all[join..];
+
+    y.stop();
+    y.restart();
+    let got = bc.changes(room, expected.len()).await;
+    assert_same(&got, expected);
+    // Live again, through B's NATS now that B follows the room: the next change, no other.
+    let last = pos(got.last().expect("changes"));
+    c.send(&carol, room, "after the lag").await;
+    let f = bc.next_of("change").await;
+    assert_eq!(f["change"]["item"]["text"], "after the lag", "{f}");
+    assert_eq!(pos(&f), last + 1);
+}
+
 /// A's changes, taken from A's NATS by the test and published on B's out of order and each
 /// twice, reach Carol on B once each and in order. Among them Bob joins, and the change after
 /// his join comes before it: he is still subscribed (in position order), so he gets his join

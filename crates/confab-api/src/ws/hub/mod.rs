@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+mod joins;
 mod lane;
 mod order;
 mod resync;
@@ -73,7 +74,8 @@ pub(crate) enum HubCmd {
         key: (AppId, UserId),
         generation: u64,
     },
-    /// Live changes may have been lost before the bus: every room is checked against the store.
+    /// Live changes may have been lost before the bus: every room is checked against the
+    /// store, and every connected user's joined rooms too.
     ResyncAll,
     /// What a store read for the order of rooms found ([`order`]).
     Order(order::OrderCmd),
@@ -111,6 +113,7 @@ struct Hub {
     /// Rooms being caught up from the store, and the reads doing it.
     order: order::Order,
     checks: resync::HeadChecks,
+    joins: joins::JoinChecks,
     /// Connections attached per app (the app's topic is listened to while there are any).
     apps: HashMap<AppId, usize>,
     /// Topics to start (true) or stop listening to, applied to the receiver in order.
@@ -138,6 +141,7 @@ pub(crate) fn spawn(
         routed: HashMap::new(),
         order: order::Order::new(),
         checks: resync::HeadChecks::default(),
+        joins: joins::JoinChecks::default(),
         apps: HashMap::new(),
         interest: Vec::new(),
         lanes,
@@ -177,6 +181,7 @@ impl Hub {
                     Err(BusError::Lagged(n)) => {
                         tracing::warn!(lost = n, "gateway lagged behind the bus; rooms catch up from the store");
                         self.check_all_heads();
+                        self.check_joins();
                     }
                     Err(BusError::Closed) => break,
                 },
@@ -312,7 +317,10 @@ impl Hub {
                     rooms,
                 });
             }
-            HubCmd::ResyncAll => self.check_all_heads(),
+            HubCmd::ResyncAll => {
+                self.check_all_heads();
+                self.check_joins();
+            }
             HubCmd::Order(_) | HubCmd::Shutdown => {}
         }
     }
