@@ -132,6 +132,9 @@ pub async fn member_since_is_the_joining(store: Arc<dyn Store>) {
     assert_eq!(since_of(MemberState::Left).await, Some(left));
     assert_eq!(since_of(MemberState::Joined).await, None);
     let again = join(store.clone()).await;
-    assert!(again > left && left > joined, "{joined:?} {left:?} {again:?}");
+    assert!(
+        again > left && left > joined,
+        "{joined:?} {left:?} {again:?}"
+    );
     assert_eq!(since_of(MemberState::Joined).await, Some(again));
 }

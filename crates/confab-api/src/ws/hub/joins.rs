@@ -171,11 +171,7 @@ impl Hub {
 }
 
 /// The rooms `user` has joined, with the position of each joining and the room's head.
-async fn joined(
-    store: &dyn confab_core::Store,
-    app: AppId,
-    user: &UserId,
-) -> Option<Vec<Joined>> {
+async fn joined(store: &dyn confab_core::Store, app: AppId, user: &UserId) -> Option<Vec<Joined>> {
     let mut out = Vec::new();
     let mut after = None;
     loop {
