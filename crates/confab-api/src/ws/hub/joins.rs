@@ -29,8 +29,9 @@ const READS: usize = 4;
 /// Rooms read per page.
 const PAGE: usize = 200;
 
-/// The shortest time between the starts of two checks.
-const EVERY: Duration = Duration::from_secs(1);
+/// The shortest time between the starts of two checks: a node lagging again and again (slow
+/// consumer notices under load) reads its users' rooms at most this often.
+const EVERY: Duration = Duration::from_secs(5);
 
 /// A room the user has joined: its number, the position of the joining, and the room's head
 /// when it was read.
