@@ -8,7 +8,7 @@
 
 use crate::bus::OwnNats;
 use crate::common::{PgDatabase, Server, postgres_server, unique_token};
-use crate::ws::{assert_same, login, pos, room_pos, store_changes};
+use crate::ws::{Ended, assert_same, login, pos, room_pos, store_changes};
 use confab_core::bus::{Bus, BusMessage, Topic};
 use confab_core::ids::{AppId, RoomNumber};
 use reqwest::StatusCode;
@@ -192,6 +192,50 @@ async fn unheard_join() {
     let f = bc.next_of("change").await;
     assert_eq!(f["change"]["item"]["text"], "after the lag", "{f}");
     assert_eq!(pos(&f), last + 1);
+}
+
+/// As above, but Bob opens a second connection on B after the lost join: it follows the room
+/// from its start (so B's position for the room is already past the join). After the lag the
+/// first connection, which missed the join, is told to resync (4009) rather than left without
+/// the room; the second stays open and keeps receiving.
+#[tokio::test]
+async fn loss_a_connection_that_missed_a_join_the_node_routed_resyncs_after_a_lag() {
+    tokio::time::timeout(WHOLE, missed_join_of_one_connection())
+        .await
+        .expect("within the bound");
+}
+
+async fn missed_join_of_one_connection() {
+    let Some((pg, x, mut y)) = services("loss_a_connection_that_missed...") else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    let a = node(&db, x.port, &prefix, 3_000).await;
+    let b = node(&db, y.port, &prefix, 3_000).await;
+    let app = a.app("join2").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let (mut first, _) = login(&b, &bob, None).await;
+    let room = a.group(&alice, "private", &["bob"]).await;
+    let (mut second, ready) = login(&b, &bob, None).await;
+    let start = room_pos(&ready, room);
+    y.stop();
+    y.restart();
+    loop {
+        match first.next_or_end().await {
+            Ok(f) => assert_ne!(f["type"], "change", "nothing of the room: {f}"),
+            Err(e) => {
+                assert!(matches!(e, Ended::Closed(Some(4009))), "{e:?}");
+                break;
+            }
+        }
+    }
+    // Through A, unheard by B: the head check brings it to the second connection.
+    a.send(&alice, room, "after the lag").await;
+    let f = second.next_of("change").await;
+    assert_eq!(f["change"]["item"]["text"], "after the lag", "{f}");
+    assert_eq!(pos(&f), start + 1);
 }
 
 /// A's changes, taken from A's NATS by the test and published on B's out of order and each
