@@ -17,7 +17,7 @@ use crate::store::Store;
 use std::sync::Arc;
 
 mod heads;
-pub use heads::room_heads_follow_writes;
+pub use heads::{member_since_is_the_joining, room_heads_follow_writes};
 
 /// Generates one `#[tokio::test]` per conformance case. `$make` is an async expression giving
 /// a fresh `Arc<dyn Store>` (it may capture a temp dir by returning a guard alongside: see the
@@ -74,6 +74,11 @@ macro_rules! conformance_tests {
         async fn conformance_room_heads_follow_writes() {
             let (store, _guard) = $make.await;
             $crate::conformance::room_heads_follow_writes(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_member_since_is_the_joining() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::member_since_is_the_joining(store).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn conformance_rebuild_equals_live() {

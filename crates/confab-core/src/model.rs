@@ -199,6 +199,10 @@ pub struct Member {
     pub state: MemberState,
     pub read_seq: Seq,
     pub updated_at: Timestamp,
+    /// The room position of the change that gave the member this state; for a joined
+    /// member, of their joining (a role change keeps it). A node that missed the joining
+    /// replays the room to them from there.
+    pub since: Pos,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,9 +18,9 @@ pub const ROOM_COLS: &str = "number, kind, name, image_url, visibility, alias, c
     created_at, updated_at, member_count, messages_count, last_seq, last_pos, deleted, \
     direct_key, activity";
 pub const ROOM_WIDTH: usize = 16;
-/// 5 columns.
-pub const MEMBER_COLS: &str = "user_id, role, state, read_seq, updated_at";
-pub const MEMBER_WIDTH: usize = 5;
+/// 6 columns.
+pub const MEMBER_COLS: &str = "user_id, role, state, read_seq, updated_at, since";
+pub const MEMBER_WIDTH: usize = 6;
 /// 12 columns.
 pub const ITEM_COLS: &str = "seq, pos, kind, sender, text, reply_to, reply_count, created_at, \
     edited_at, deleted, announcement, client_id";
@@ -126,6 +126,7 @@ pub fn member_at(r: &Row, o: usize) -> StoreResult<Member> {
         state: MemberState::parse(get(r, o + 2)?).ok_or_else(|| bad("member state"))?,
         read_seq: Seq(get(r, o + 3)?),
         updated_at: Timestamp(get(r, o + 4)?),
+        since: Pos(get(r, o + 5)?),
     })
 }
 

@@ -60,7 +60,7 @@ pub fn rooms_of_user(
 ) -> StoreResult<Page<RoomSummary>> {
     let (act, num) = after.map_or((i64::MAX, i64::MAX), |(a, n)| (a, n.0));
     let sql = format!(
-        "SELECT {cols}, m.user_id, m.role, m.state, m.read_seq, m.updated_at
+        "SELECT {cols}, m.user_id, m.role, m.state, m.read_seq, m.updated_at, m.since
          FROM members m JOIN rooms r ON r.id = m.room_id
          WHERE m.app_id = ?1 AND m.user_id = ?2 AND m.state = ?3 AND r.deleted = 0
            AND (r.activity < ?4 OR (r.activity = ?4 AND r.number < ?5))

@@ -12,7 +12,7 @@ pub const USER_COLS: &str =
     "user_id, name, image_url, email, created_at, updated_at, last_login_at, last_seen_at";
 pub const ROOM_COLS: &str = "number, kind, name, image_url, visibility, alias, creator, created_at, \
     updated_at, member_count, messages_count, last_seq, last_pos, deleted, direct_key, id, activity";
-pub const MEMBER_COLS: &str = "user_id, role, state, read_seq, updated_at";
+pub const MEMBER_COLS: &str = "user_id, role, state, read_seq, updated_at, since";
 pub const ITEM_COLS: &str = "seq, pos, kind, sender, text, reply_to, reply_count, created_at, \
     edited_at, deleted, announcement, client_id";
 
@@ -114,6 +114,7 @@ pub fn member_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Member> {
             .ok_or_else(|| bad(o + 2, "member state"))?,
         read_seq: Seq(r.get(o + 3)?),
         updated_at: Timestamp(r.get(o + 4)?),
+        since: Pos(r.get(o + 5)?),
     })
 }
 

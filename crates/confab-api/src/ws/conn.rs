@@ -284,6 +284,11 @@ impl Conn {
         }
     }
 
+    /// Whether the session has subscribed, replayed and gone live.
+    pub fn is_live(&self) -> bool {
+        self.lock().is_some_and(|s| s.live)
+    }
+
     /// From now on changes may go out without the session.
     pub fn go_live(&self) {
         if let Some(mut s) = self.lock() {

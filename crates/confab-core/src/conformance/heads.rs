@@ -1,10 +1,10 @@
-//! Room heads: the batch read of rooms' last positions that gateways use to find rooms whose
-//! changes the bus lost.
+//! What gateways read to find changes the bus lost: room heads (the batch read of rooms'
+//! last positions) and the position of each member's joining.
 
 use super::{app_with_users, group, send};
 use crate::command::Command;
 use crate::ids::{Pos, RoomNumber};
-use crate::model::Visibility;
+use crate::model::{MemberState, Role, Visibility};
 use crate::store::Store;
 use std::sync::Arc;
 
@@ -73,4 +73,68 @@ pub async fn room_heads_follow_writes(store: Arc<dyn Store>) {
     let after = store.heads(app, &[quiet]).await.expect("heads");
     assert_eq!(after, vec![(quiet, Pos(want[1].1.0 + 1))]);
     assert_eq!(store.heads(app, &[]).await.expect("heads"), vec![]);
+}
+
+/// A member's `since` is the position of the change that gave them their state: their
+/// joining while joined (a role change keeps it), their leaving once gone, a new joining after.
+pub async fn member_since_is_the_joining(store: Arc<dyn Store>) {
+    let app = app_with_users(&store, "since", 3).await;
+    let room = group(&store, app, "u0", &["u1"], Visibility::Public).await;
+    let actor = |u: &str| crate::ids::UserId(u.into());
+    let since_of = |state: MemberState| {
+        let store = store.clone();
+        async move {
+            let page = store
+                .rooms_of_user(app, &actor("u2"), state, None, 10)
+                .await
+                .expect("rooms of user");
+            let found = page.rows.iter().find(|s| s.room.number == room);
+            found.map(|s| s.member.since)
+        }
+    };
+    let join = |store: Arc<dyn Store>| async move {
+        store
+            .execute(Command::Join {
+                app,
+                actor: actor("u2"),
+                room,
+            })
+            .await
+            .expect("join");
+        last_change(&store, app, room).await
+    };
+    let joined = join(store.clone()).await;
+    assert_eq!(since_of(MemberState::Joined).await, Some(joined));
+    store
+        .execute(send(app, "u2", room, "hello"))
+        .await
+        .expect("send");
+    store
+        .execute(Command::SetRole(crate::command::SetRole {
+            app,
+            actor: actor("u0"),
+            room,
+            target: actor("u2"),
+            role: Role::Admin,
+        }))
+        .await
+        .expect("set role");
+    assert_eq!(since_of(MemberState::Joined).await, Some(joined));
+    store
+        .execute(Command::Leave {
+            app,
+            actor: actor("u2"),
+            room,
+        })
+        .await
+        .expect("leave");
+    let left = last_change(&store, app, room).await;
+    assert_eq!(since_of(MemberState::Left).await, Some(left));
+    assert_eq!(since_of(MemberState::Joined).await, None);
+    let again = join(store.clone()).await;
+    assert!(
+        again > left && left > joined,
+        "{joined:?} {left:?} {again:?}"
+    );
+    assert_eq!(since_of(MemberState::Joined).await, Some(again));
 }

@@ -8,7 +8,7 @@
 
 use crate::bus::OwnNats;
 use crate::common::{PgDatabase, Server, postgres_server, unique_token};
-use crate::ws::{assert_same, login, pos, room_pos, store_changes};
+use crate::ws::{Ended, assert_same, login, pos, room_pos, store_changes};
 use confab_core::bus::{Bus, BusMessage, Topic};
 use confab_core::ids::{AppId, RoomNumber};
 use reqwest::StatusCode;
@@ -138,6 +138,105 @@ async fn unheard_kick() {
     let f = bc.next_of("change").await;
     assert_eq!(f["room"], other, "nothing of the room after the kick: {f}");
     assert_eq!(f["change"]["item"]["text"], "marker");
+}
+
+/// Bob, alone on node B, is added to a new room through A (on another NATS): the join's bus
+/// message never reaches B, and B follows nobody else of that room, so no later change of it
+/// reveals the loss. Once B's bus lags (its NATS restarts), B reads the joined rooms of its
+/// users: Bob, never disconnected, gets his join and everything after it, in order, then the
+/// room's live changes, with nothing twice.
+#[tokio::test]
+async fn loss_a_join_lost_on_the_bus_subscribes_the_joiner_after_a_lag() {
+    tokio::time::timeout(WHOLE, unheard_join())
+        .await
+        .expect("within the bound");
+}
+
+async fn unheard_join() {
+    let Some((pg, x, mut y)) = services("loss_a_join_lost_on_the_bus...") else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    // The head check covers only rooms the node follows: it cannot bring this one in (it
+    // only catches up the last change should B listen to the room a moment too late).
+    let a = node(&db, x.port, &prefix, 3_000).await;
+    let b = node(&db, y.port, &prefix, 3_000).await;
+    let c = node(&db, y.port, &prefix, 3_000).await;
+    let app = a.app("join").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let carol = a.user(&app, "carol").await;
+    let (mut bc, ready) = login(&b, &bob, None).await;
+    assert_eq!(ready["rooms"].as_array().map(Vec::len), Some(0), "{ready}");
+    let room = a.group(&alice, "private", &["bob", "carol"]).await;
+    a.send(&alice, room, "before the lag").await;
+    let all = store_changes(&a, &alice, room, 0).await;
+    let join = all
+        .iter()
+        .position(|c| c["type"] == "membership" && c["data"]["user"] == "bob")
+        .expect("Bob's join");
+    let expected = &all[join..];
+
+    y.stop();
+    let restarted = std::time::Instant::now();
+    y.restart();
+    let got = bc.changes(room, expected.len()).await;
+    eprintln!(
+        "the join reached Bob {:?} after his node's NATS was started again",
+        restarted.elapsed()
+    );
+    assert_same(&got, expected);
+    // Live again, through B's NATS now that B follows the room: the next change, no other.
+    let last = pos(got.last().expect("changes"));
+    c.send(&carol, room, "after the lag").await;
+    let f = bc.next_of("change").await;
+    assert_eq!(f["change"]["item"]["text"], "after the lag", "{f}");
+    assert_eq!(pos(&f), last + 1);
+}
+
+/// As above, but Bob opens a second connection on B after the lost join: it follows the room
+/// from its start (so B's position for the room is already past the join). After the lag the
+/// first connection, which missed the join, is told to resync (4009) rather than left without
+/// the room; the second stays open and keeps receiving.
+#[tokio::test]
+async fn loss_a_connection_that_missed_a_join_the_node_routed_resyncs_after_a_lag() {
+    tokio::time::timeout(WHOLE, missed_join_of_one_connection())
+        .await
+        .expect("within the bound");
+}
+
+async fn missed_join_of_one_connection() {
+    let Some((pg, x, mut y)) = services("loss_a_connection_that_missed...") else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    let a = node(&db, x.port, &prefix, 3_000).await;
+    let b = node(&db, y.port, &prefix, 3_000).await;
+    let app = a.app("join2").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let (mut first, _) = login(&b, &bob, None).await;
+    let room = a.group(&alice, "private", &["bob"]).await;
+    let (mut second, ready) = login(&b, &bob, None).await;
+    let start = room_pos(&ready, room);
+    y.stop();
+    y.restart();
+    loop {
+        match first.next_or_end().await {
+            Ok(f) => assert_ne!(f["type"], "change", "nothing of the room: {f}"),
+            Err(e) => {
+                assert!(matches!(e, Ended::Closed(Some(4009))), "{e:?}");
+                break;
+            }
+        }
+    }
+    // Through A, unheard by B: the head check brings it to the second connection.
+    a.send(&alice, room, "after the lag").await;
+    let f = second.next_of("change").await;
+    assert_eq!(f["change"]["item"]["text"], "after the lag", "{f}");
+    assert_eq!(pos(&f), start + 1);
 }
 
 /// A's changes, taken from A's NATS by the test and published on B's out of order and each

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+mod joins;
 mod lane;
 mod order;
 mod presence;
@@ -76,7 +77,8 @@ pub(crate) enum HubCmd {
         key: (AppId, UserId),
         generation: u64,
     },
-    /// Live changes may have been lost before the bus: every room is checked against the store.
+    /// Live changes may have been lost before the bus: every room is checked against the
+    /// store, and every connected user's joined rooms too.
     ResyncAll,
     /// What a store read for the order of rooms found ([`order`]).
     Order(order::OrderCmd),
@@ -104,6 +106,7 @@ struct Hub {
     /// Rooms being caught up from the store, and the reads doing it.
     order: order::Order,
     checks: resync::HeadChecks,
+    joins: joins::JoinChecks,
     /// Connections attached per app (the app's topic is listened to while there are any).
     apps: HashMap<AppId, usize>,
     /// Topics to start (true) or stop listening to, applied to the receiver in order.
@@ -132,6 +135,7 @@ pub(crate) fn spawn(
         routed: HashMap::new(),
         order: order::Order::new(),
         checks: resync::HeadChecks::default(),
+        joins: joins::JoinChecks::default(),
         apps: HashMap::new(),
         interest: Vec::new(),
         lanes,
@@ -175,6 +179,7 @@ impl Hub {
                     Err(BusError::Lagged(n)) => {
                         tracing::warn!(lost = n, "gateway lagged behind the bus; rooms catch up from the store");
                         self.check_all_heads();
+                        self.check_joins();
                     }
                     Err(BusError::Closed) => break,
                 },
@@ -266,7 +271,10 @@ impl Hub {
             }
             HubCmd::Detach { conn } => self.detach(conn),
             HubCmd::GraceOver { key, generation } => self.grace_over(key, generation),
-            HubCmd::ResyncAll => self.check_all_heads(),
+            HubCmd::ResyncAll => {
+                self.check_all_heads();
+                self.check_joins();
+            }
             HubCmd::Order(_) | HubCmd::Shutdown => {}
         }
     }

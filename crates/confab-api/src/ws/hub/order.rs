@@ -14,7 +14,7 @@
 
 use super::{Hub, HubCmd};
 use confab_core::bus::{ChangeData, RoomChange};
-use confab_core::ids::{AppId, Pos, RoomNumber};
+use confab_core::ids::{AppId, Pos, RoomNumber, UserId};
 use confab_core::model::Change;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +45,9 @@ pub(super) struct Behind {
     reading: bool,
     /// Reads in a row that failed or found nothing new (for the pause before the next).
     misses: u32,
+    /// The position of a local user's joining that this node missed ([`super::joins`]): the
+    /// room is read up to it even while nobody here follows the room yet.
+    pub join: Pos,
 }
 
 impl Behind {
@@ -55,6 +58,11 @@ impl Behind {
     /// `pos` is known to be committed.
     pub fn raise(&mut self, pos: Pos) {
         self.target = self.target.max(pos);
+    }
+
+    /// Whether a missed joining is still to be routed, `last` being the last position routed.
+    pub fn joining(&self, last: Pos) -> bool {
+        self.join > last
     }
 }
 
@@ -79,6 +87,14 @@ pub(crate) enum OrderCmd {
     HeadsDone,
     /// Rooms found behind the store's head a moment ago, looked at again.
     Behind(Vec<((AppId, RoomNumber), Pos)>),
+    /// The rooms a user had joined (see `joins`); `None` if the store could not be read.
+    Joined {
+        app: AppId,
+        user: UserId,
+        rooms: Option<Vec<super::joins::Joined>>,
+    },
+    /// A membership check has ended.
+    JoinsDone,
 }
 
 /// The order-keeping state of the hub.
@@ -107,6 +123,8 @@ impl Hub {
                     self.catch_up(key, head);
                 }
             }
+            OrderCmd::Joined { app, user, rooms } => self.joined_read(app, user, rooms),
+            OrderCmd::JoinsDone => self.joins_done(),
         }
     }
 
@@ -117,7 +135,9 @@ impl Hub {
         let mut fresh = Vec::new();
         for (room, pos) in rooms.iter().zip(known) {
             let key = (app, *room);
-            if self.rooms.get(&key).is_some_and(|s| !s.is_empty()) {
+            if self.rooms.get(&key).is_some_and(|s| !s.is_empty()) || self.joining(key) {
+                // Followed already, or being read from a missed joining on: what the
+                // connection read itself is delivered once (its cursor drops the rest).
                 continue;
             }
             let last = self.routed.entry(key).or_default();
@@ -127,14 +147,21 @@ impl Hub {
         self.check_heads_of(fresh);
     }
 
+    /// Whether the room is being read from a local user's joining that was missed.
+    pub(super) fn joining(&self, key: (AppId, RoomNumber)) -> bool {
+        let last = self.routed.get(&key).copied().unwrap_or_default();
+        self.order.behind.get(&key).is_some_and(|b| b.joining(last))
+    }
+
     /// A room change from the bus: routed if it is the next position (or the room has no
-    /// local subscriber, whose order nobody here waits on), dropped if already routed, held
-    /// while the gap before it is read otherwise.
+    /// local subscriber, whose order nobody here waits on, and no missed joining to route),
+    /// dropped if already routed, held while the gap before it is read otherwise.
     pub(super) async fn on_change(&mut self, change: Arc<RoomChange>) {
         let key = (change.app, change.room);
+        let ordered = self.rooms.contains_key(&key) || self.joining(key);
         match self.routed.get(&key).copied() {
             Some(last) if change.pos <= last => return,
-            Some(last) if change.pos.0 > last.0 + 1 && self.rooms.contains_key(&key) => {
+            Some(last) if change.pos.0 > last.0 + 1 && ordered => {
                 self.hold(key, change);
                 return;
             }
@@ -238,8 +265,9 @@ impl Hub {
         let Some(b) = self.order.behind.get_mut(&key) else {
             return;
         };
-        if !self.rooms.contains_key(&key) {
-            // Nobody here follows the room any more (left, kicked, deleted).
+        if !self.rooms.contains_key(&key) && !b.joining(now) {
+            // Nobody here follows the room any more (left, kicked, deleted), or the missed
+            // joining was routed and none of the joiner's connections is left.
             self.order.behind.remove(&key);
             return;
         }

@@ -44,11 +44,13 @@ impl Hub {
     /// Checks every room with local subscribers (on the timer, and after the bus lost
     /// messages).
     pub(super) fn check_all_heads(&mut self) {
-        // Rooms nobody here follows any more need no catching up.
-        let rooms = &self.rooms;
-        self.order
-            .behind
-            .retain(|key, b| rooms.contains_key(key) || b.reading());
+        // Rooms nobody here follows any more need no catching up (unless a missed joining
+        // is being routed).
+        let (rooms, routed) = (&self.rooms, &self.routed);
+        self.order.behind.retain(|key, b| {
+            let last = routed.get(key).copied().unwrap_or_default();
+            rooms.contains_key(key) || b.reading() || b.joining(last)
+        });
         self.checks.all = true;
         self.start_head_check();
     }
