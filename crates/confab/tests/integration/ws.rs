@@ -1096,3 +1096,65 @@ async fn ws_a_kick_on_one_node_stops_delivery_on_every_node() {
     assert_eq!(f["room"], other, "nothing of the room after the kick: {f}");
     assert_eq!(f["change"]["item"]["text"], "second marker");
 }
+
+/// `from` types in `room` until `to` (on another node) gets the notice, at most 20 times.
+async fn typing_crosses(from: &mut Client, to: &mut Client, user: &str, room: i64) {
+    for _ in 0..20 {
+        from.send(json!({"type": "typing", "room": room})).await;
+        if typing_from(to, user).await {
+            return;
+        }
+    }
+    panic!("{user}'s typing never reached the other node");
+}
+
+/// Waits up to a second for `c`'s next typing notice from `user`, or says there was none.
+async fn typing_from(c: &mut Client, user: &str) -> bool {
+    let wait = async {
+        loop {
+            let f = c.next_of("typing").await;
+            if f["user"] == user {
+                return f;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(1), wait)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn ws_typing_and_read_markers_reach_members_on_other_nodes() {
+    let Some((pg, nats)) = cluster_services("ws_typing_and_read_markers_reach_members...") else {
+        return;
+    };
+    let (_db, nodes) = cluster(&pg, &nats).await;
+    let app = nodes[0].app("typing").await;
+    let alice = nodes[0].user(&app, "alice").await;
+    let bob = nodes[0].user(&app, "bob").await;
+    let room = nodes[0].group(&alice, "private", &["bob"]).await;
+    let (mut a, _) = login(&nodes[0], &alice, None).await;
+    let (mut b, _) = login(&nodes[1], &bob, None).await;
+    // A message sent through the third node reaches both: each node follows the room.
+    let item = nodes[2].send(&alice, room, "hello").await;
+    for c in [&mut a, &mut b] {
+        loop {
+            let f = c.next_of("change").await;
+            if f["change"]["item"]["text"] == "hello" {
+                break;
+            }
+        }
+    }
+    // Typing is ephemeral (never stored, so never caught up): a client repeats it while the
+    // user types, and so does this test until the notice crosses, within a bound.
+    typing_crosses(&mut b, &mut a, "bob", room).await;
+    typing_crosses(&mut a, &mut b, "alice", room).await;
+    b.send(json!({"type": "read", "room": room, "seq": item["seq"], "ref": "r"}))
+        .await;
+    assert_eq!(b.next_of("ack").await["read_seq"], item["seq"]);
+    let f = a.next_of("read").await;
+    assert_eq!(
+        (f["room"].clone(), f["user"].clone(), f["seq"].clone()),
+        (json!(room), json!("bob"), item["seq"].clone())
+    );
+}
