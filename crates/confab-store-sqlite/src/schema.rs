@@ -100,6 +100,11 @@ fn fill_key_ids(conn: &Connection) -> rusqlite::Result<()> {
 /// The projection tables, emptied before a replay.
 pub const PROJECTIONS: &[&str] = &["apps", "users", "rooms", "members", "items"];
 
+/// The tables a replay keeps: the log itself and operational state that is not derived from
+/// it. Every table of the schema is in exactly one of the two lists (a test checks), so a new
+/// projection table cannot be forgotten and survive a rebuild with stale rows.
+pub const NOT_REBUILT: &[&str] = &["events", "health"];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +112,31 @@ mod tests {
     fn pragma(conn: &Connection, name: &str) -> i64 {
         conn.pragma_query_value(None, name, |r| r.get(0))
             .expect("pragma")
+    }
+
+    #[test]
+    fn every_table_is_a_projection_or_kept_by_a_replay() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate(&mut conn).expect("migrate");
+        let mut stmt = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .expect("prepare");
+        let tables: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert!(tables.len() >= PROJECTIONS.len() + NOT_REBUILT.len());
+        for t in &tables {
+            let listed =
+                PROJECTIONS.contains(&t.as_str()) as u8 + NOT_REBUILT.contains(&t.as_str()) as u8;
+            assert_eq!(
+                listed, 1,
+                "table {t} must be in exactly one of PROJECTIONS and NOT_REBUILT"
+            );
+        }
     }
 
     #[test]
