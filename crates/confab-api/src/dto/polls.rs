@@ -165,3 +165,74 @@ pub struct AlertListDto {
     pub alerts: Vec<AlertDto>,
     pub next_cursor: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_core::ids::{PollNumber, RoomNumber, UserId};
+    use confab_core::meetups::{Poll, PollClose, PollKind, Results};
+
+    fn view(results: Results, closed: Option<PollClose>) -> PollView {
+        PollView {
+            room: RoomNumber(1),
+            poll: Poll {
+                number: PollNumber(2),
+                question: "where?".into(),
+                kind: PollKind::Generic,
+                choices: vec!["a".into(), "b".into()],
+                max_selections: 1,
+                results,
+                closes_at: Some(Timestamp(1_000)),
+                meetup: None,
+                creator: UserId("alice".into()),
+                created_at: Timestamp(0),
+                closed,
+                voters_count: 3,
+                voted_count: 2,
+                tallies: vec![0, 2],
+            },
+            my_vote: Some(vec![1]),
+            voters: vec![UserId("alice".into()), UserId("bob".into())],
+        }
+    }
+
+    #[test]
+    fn an_undisclosed_poll_hides_its_tallies_until_its_deadline() {
+        let open = PollDto::new(&view(Results::Undisclosed, None), Timestamp(999), true);
+        assert_eq!(open.status, "open");
+        assert_eq!(open.tallies, None);
+        assert_eq!(open.outcome, None);
+        assert_eq!(open.voters.as_ref().map(Vec::len), Some(2));
+        // Past the deadline, before the closing is logged: closed, as the closer will record.
+        let due = PollDto::new(&view(Results::Undisclosed, None), Timestamp(1_000), false);
+        assert_eq!(due.status, "closed");
+        assert_eq!(due.tallies, Some(vec![0, 2]));
+        assert_eq!(due.reason.as_deref(), Some("deadline"));
+        assert_eq!(due.outcome.as_deref(), Some("decided"));
+        assert_eq!(due.winning_choice.as_deref(), Some("b"));
+        assert_eq!(due.voters, None);
+        let json = serde_json::to_value(&due).unwrap_or_default();
+        assert!(json.get("voters").is_none(), "{json}");
+    }
+
+    #[test]
+    fn a_closed_poll_reads_as_its_closing_recorded() {
+        let closed = PollClose {
+            at: Timestamp(500),
+            reason: CloseReason::Closed,
+            by: Some(UserId("alice".into())),
+            outcome: PollOutcome::Tie,
+            winner: None,
+        };
+        let dto = PollDto::new(
+            &view(Results::Disclosed, Some(closed)),
+            Timestamp(600),
+            true,
+        );
+        assert_eq!(dto.status, "closed");
+        assert_eq!(dto.closed_by.as_deref(), Some("alice"));
+        assert_eq!(dto.outcome.as_deref(), Some("tie"));
+        assert_eq!(dto.winning_choice, None);
+        assert_eq!(dto.closed_at.as_deref(), Some("1970-01-01T00:00:00.500Z"));
+    }
+}
