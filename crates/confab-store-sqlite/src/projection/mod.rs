@@ -6,15 +6,17 @@
 //! refuses any other (a misrouted event fails loudly instead of being skipped).
 
 mod apps;
+mod meetups;
 mod members;
 mod messages;
+mod polls;
 mod rooms;
 mod users;
 
 use crate::cache::messages_delta;
 use crate::rows::{self, item_key};
 use confab_core::event::{Event, EventBody};
-use confab_core::ids::{RoomNumber, Seq, UserId};
+use confab_core::ids::{Pos, RoomNumber, Seq, UserId};
 use confab_core::rules::announcement;
 use rusqlite::{Connection, params};
 
@@ -54,6 +56,14 @@ impl Cx<'_> {
             Some(id) => Ok(id),
             None => rows::room_id(self.conn, self.ev.app, room)?.ok_or_else(|| missing("room")),
         }
+    }
+
+    /// Makes `pos` the room's last position (every event of a room takes one).
+    fn advance(&self, rid: i64, pos: Pos) -> R {
+        self.conn
+            .prepare_cached("UPDATE rooms SET last_pos = ?2 WHERE id = ?1")?
+            .execute(params![rid, pos.0])?;
+        Ok(())
     }
 
     /// Writes the announcement item the event carries at `seq`, and makes it the room's last
@@ -107,5 +117,12 @@ pub fn apply_rows(conn: &Connection, ev: &Event, rid: Option<i64>) -> R {
         RoomCreated { .. } | RoomUpdated { .. } | RoomDeleted { .. } => rooms::apply(&cx),
         Membership { .. } | ReadMarkerSet { .. } => members::apply(&cx),
         MessagePosted { .. } | MessageEdited { .. } | MessageDeleted { .. } => messages::apply(&cx),
+        MeetupCreated { .. }
+        | MeetupUpdated { .. }
+        | MeetupCancelled { .. }
+        | RsvpChanged { .. } => meetups::apply(&cx),
+        PollCreated { .. } | VoteCast { .. } | VoteWithdrawn { .. } | PollClosed { .. } => {
+            polls::apply(&cx)
+        }
     }
 }
