@@ -10,8 +10,10 @@
 //! no catch-all arm, so a new event does not compile until some area projects it.
 
 mod apps;
+mod meetups;
 mod members;
 mod messages;
+mod polls;
 mod rooms;
 mod users;
 
@@ -53,6 +55,13 @@ pub fn apply(c: &mut Conn, ev: &Event, deltas: &mut Deltas) -> StoreResult<()> {
         | MessageEdited { .. }
         | MessageDeleted { .. }
         | ReadMarkerSet { .. } => messages::apply(c, ev, d),
+        MeetupCreated { .. }
+        | MeetupUpdated { .. }
+        | MeetupCancelled { .. }
+        | RsvpChanged { .. } => meetups::apply(c, ev),
+        PollCreated { .. } | VoteCast { .. } | VoteWithdrawn { .. } | PollClosed { .. } => {
+            polls::apply(c, ev)
+        }
     }
 }
 
