@@ -157,7 +157,7 @@ pub async fn alerts_follow_votes_and_closing(store: Arc<dyn Store>) {
             alerts_of(&store, app, who)
                 .await
                 .iter()
-                .all(|(_, p, _)| *p != pa1),
+                .all(|(r, p, _)| (*r, *p) != (a, pa1)),
             "{who}"
         );
     }
