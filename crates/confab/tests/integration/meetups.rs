@@ -481,7 +481,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
     assert_error(&timeline_refusal, StatusCode::FORBIDDEN, "not_a_member");
     let twenty_one: Vec<String> = (0..21).map(|i| format!("c{i}")).collect();
     let when = from_now(DAY);
-    use reqwest::Method::{DELETE, GET, PATCH, POST, PUT};
+    use reqwest::Method as M;
     let cases: Vec<(
         &str,
         reqwest::Method,
@@ -493,7 +493,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
     )> = vec![
         (
             "non-member creates",
-            POST,
+            M::POST,
             p.path("/meetups"),
             &p.dave,
             Some(json!({"name": "X", "location": "Y", "takes_place_on": when})),
@@ -502,7 +502,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "non-member answers",
-            PUT,
+            M::PUT,
             p.path("/meetups/1/rsvp"),
             &p.dave,
             Some(json!({"rsvp": "yes"})),
@@ -511,7 +511,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "non-member votes",
-            PUT,
+            M::PUT,
             p.path("/polls/1/vote"),
             &p.dave,
             Some(json!({"choices": [0]})),
@@ -520,7 +520,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "non-member makes a poll",
-            POST,
+            M::POST,
             p.path("/polls"),
             &p.dave,
             Some(json!({"question": "Q", "kind": "generic", "choices": ["a", "b"]})),
@@ -529,7 +529,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "non-member closes",
-            POST,
+            M::POST,
             p.path("/polls/1/close"),
             &p.dave,
             Some(json!({})),
@@ -538,7 +538,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "ineligible voter (answered no)",
-            PUT,
+            M::PUT,
             p.path("/polls/2/vote"),
             &p.carol,
             Some(json!({"choices": [0]})),
@@ -547,7 +547,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "closed poll",
-            PUT,
+            M::PUT,
             p.path("/polls/3/vote"),
             &p.alice,
             Some(json!({"choices": [0]})),
@@ -556,7 +556,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "choice out of range",
-            PUT,
+            M::PUT,
             p.path("/polls/1/vote"),
             &p.bob,
             Some(json!({"choices": [3]})),
@@ -565,7 +565,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "negative choice",
-            PUT,
+            M::PUT,
             p.path("/polls/1/vote"),
             &p.bob,
             Some(json!({"choices": [-1]})),
@@ -574,7 +574,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "too many choices",
-            PUT,
+            M::PUT,
             p.path("/polls/1/vote"),
             &p.bob,
             Some(json!({"choices": [0, 1]})),
@@ -583,7 +583,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "a choice twice",
-            PUT,
+            M::PUT,
             p.path("/polls/1/vote"),
             &p.bob,
             Some(json!({"choices": [0, 0]})),
@@ -592,7 +592,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "a poll of 21 choices",
-            POST,
+            M::POST,
             p.path("/polls"),
             &p.bob,
             Some(json!({"question": "Q", "kind": "generic", "choices": twenty_one})),
@@ -601,7 +601,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "a poll of 1 choice",
-            POST,
+            M::POST,
             p.path("/polls"),
             &p.bob,
             Some(json!({"question": "Q", "kind": "generic", "choices": ["a"]})),
@@ -610,7 +610,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "edit by a non-organizer",
-            PATCH,
+            M::PATCH,
             p.path("/meetups/1"),
             &p.bob,
             Some(json!({"name": "Mine now"})),
@@ -619,7 +619,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "cancel by a non-organizer",
-            DELETE,
+            M::DELETE,
             p.path("/meetups/1"),
             &p.bob,
             None,
@@ -628,7 +628,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "close by someone else",
-            POST,
+            M::POST,
             p.path("/polls/1/close"),
             &p.carol,
             Some(json!({})),
@@ -637,7 +637,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "reschedule poll without a meetup",
-            POST,
+            M::POST,
             p.path("/polls"),
             &p.bob,
             Some(
@@ -648,7 +648,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "reschedule choices that are not times",
-            POST,
+            M::POST,
             p.path("/polls"),
             &p.bob,
             Some(
@@ -659,7 +659,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "bad meetup time",
-            POST,
+            M::POST,
             p.path("/meetups"),
             &p.bob,
             Some(json!({"name": "X", "location": "Y", "takes_place_on": "tomorrow"})),
@@ -668,7 +668,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "bad new time",
-            PATCH,
+            M::PATCH,
             p.path("/meetups/1"),
             &p.alice,
             Some(json!({"takes_place_on": "2026-13-01T00:00:00Z"})),
@@ -677,7 +677,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "bad closes_at",
-            POST,
+            M::POST,
             p.path("/polls"),
             &p.bob,
             Some(
@@ -688,7 +688,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "closes_at in the past",
-            POST,
+            M::POST,
             p.path("/polls"),
             &p.bob,
             Some(
@@ -699,7 +699,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "unknown kind",
-            POST,
+            M::POST,
             p.path("/polls"),
             &p.bob,
             Some(json!({"question": "Q", "kind": "quiz", "choices": ["a", "b"]})),
@@ -708,7 +708,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "unknown answer",
-            PUT,
+            M::PUT,
             p.path("/meetups/1/rsvp"),
             &p.bob,
             Some(json!({"rsvp": "perhaps"})),
@@ -717,7 +717,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "answer to a cancelled meetup",
-            PUT,
+            M::PUT,
             p.path("/meetups/3/rsvp"),
             &p.bob,
             Some(json!({"rsvp": "yes"})),
@@ -726,7 +726,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "poll of a cancelled meetup",
-            POST,
+            M::POST,
             p.path("/polls"),
             &p.bob,
             Some(
@@ -737,7 +737,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "unknown meetup",
-            PUT,
+            M::PUT,
             p.path("/meetups/99/rsvp"),
             &p.bob,
             Some(json!({"rsvp": "yes"})),
@@ -746,7 +746,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "unknown poll",
-            PUT,
+            M::PUT,
             p.path("/polls/99/vote"),
             &p.bob,
             Some(json!({"choices": [0]})),
@@ -755,7 +755,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "non-member reads meetups",
-            GET,
+            M::GET,
             p.path("/meetups"),
             &p.dave,
             None,
@@ -764,7 +764,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "non-member reads a poll",
-            GET,
+            M::GET,
             p.path("/polls/1"),
             &p.dave,
             None,
@@ -773,7 +773,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
         ),
         (
             "non-member lists polls",
-            GET,
+            M::GET,
             p.path("/polls"),
             &p.dave,
             None,
