@@ -443,6 +443,17 @@ async fn meetups_cancelling_closes_its_polls_and_ends_their_alerts() {
     assert_eq!(p.alerts_count(&p.carol).await, 0);
 }
 
+/// What is tried, how, by whom, with what body, and the status and code it must get.
+type Refusal<'a> = (
+    &'static str,
+    reqwest::Method,
+    String,
+    &'a String,
+    Option<Value>,
+    StatusCode,
+    &'static str,
+);
+
 /// Each refusal: its status and code, and nothing logged (no change, no event of the room).
 #[tokio::test]
 async fn meetups_every_refusal_is_answered_and_logs_nothing() {
@@ -482,15 +493,7 @@ async fn meetups_every_refusal_is_answered_and_logs_nothing() {
     let twenty_one: Vec<String> = (0..21).map(|i| format!("c{i}")).collect();
     let when = from_now(DAY);
     use reqwest::Method as M;
-    let cases: Vec<(
-        &str,
-        reqwest::Method,
-        String,
-        &String,
-        Option<Value>,
-        StatusCode,
-        &str,
-    )> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             "non-member creates",
             M::POST,
