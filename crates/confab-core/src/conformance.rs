@@ -481,11 +481,11 @@ impl Rng {
 
 const USERS: u64 = 6;
 
-fn random_command(rng: &mut Rng, app: AppId, rooms: i64) -> Command {
+fn random_command(rng: &mut Rng, app: AppId, rooms: i64, gathered: &Gathered) -> Command {
     let u = |rng: &mut Rng| user(&format!("u{}", rng.below(USERS)));
     let room = RoomNumber(1 + rng.below(rooms.max(1) as u64) as i64);
     let seq = |rng: &mut Rng| Seq(1 + rng.below(40) as i64);
-    match rng.below(28) {
+    match rng.below(32) {
         0 => Command::CreateGroup(CreateGroup {
             app,
             actor: Some(u(rng)),
@@ -587,9 +587,9 @@ fn random_command(rng: &mut Rng, app: AppId, rooms: i64) -> Command {
             actor: u(rng),
             room,
         },
-        20..=27 => {
+        20..=31 => {
             let actor = u(rng);
-            random_gathering(rng, app, room, actor)
+            random_gathering(rng, app, (room, actor), gathered)
         }
         _ => Command::UpdateProfile(UpdateProfile {
             app,
@@ -606,13 +606,83 @@ fn random_command(rng: &mut Rng, app: AppId, rooms: i64) -> Command {
 const SNAPSHOT_NOW: Timestamp = Timestamp(1_893_456_000_000);
 const FAR_DEADLINE: Timestamp = Timestamp(4_102_444_800_000);
 
-/// A random meetup, RSVP, poll, vote or closing (numbers 1 to 4, which mostly exist).
-fn random_gathering(rng: &mut Rng, app: AppId, room: RoomNumber, actor: UserId) -> Command {
+/// The room where most random gatherings happen: the first room that exists, with its
+/// joined members and how many meetups and polls it has.
+struct Gathered {
+    room: RoomNumber,
+    members: Vec<UserId>,
+    meetups: i64,
+    polls: i64,
+}
+
+async fn gathered(store: &Arc<dyn Store>, app: AppId) -> Gathered {
+    let viewer = user("u0");
+    for n in 1..=200 {
+        let room = RoomNumber(n);
+        if store
+            .access(app, room, None)
+            .await
+            .expect("access")
+            .is_none()
+        {
+            continue;
+        }
+        let members = store
+            .members(app, room, Some(MemberState::Joined), None, 100)
+            .await
+            .expect("members");
+        let query = MeetupQuery {
+            upcoming: false,
+            now: SNAPSHOT_NOW,
+            after: None,
+        };
+        let meetups = store.meetups(app, room, &viewer, query, 1000).await;
+        let polls = store.polls(app, room, &viewer, None, 1000).await;
+        return Gathered {
+            room,
+            members: members.rows.into_iter().map(|m| m.user).collect(),
+            meetups: meetups.expect("meetups").rows.len() as i64,
+            polls: polls.expect("polls").rows.len() as i64,
+        };
+    }
+    Gathered {
+        room: RoomNumber(1),
+        members: Vec::new(),
+        meetups: 0,
+        polls: 0,
+    }
+}
+
+/// A random meetup, RSVP, poll, vote or closing. Most go to the [`Gathered`] room by one of
+/// its members, and name one of its newest meetups and polls: by a random user in a random
+/// room, or naming any number, nearly all would be refused, and polls would seldom get votes.
+fn random_gathering(
+    rng: &mut Rng,
+    app: AppId,
+    (room, actor): (RoomNumber, UserId),
+    gathered: &Gathered,
+) -> Command {
     const DAY: i64 = 86_400_000;
-    let meetup = |rng: &mut Rng| MeetupNumber(1 + rng.below(4) as i64);
-    let poll = PollNumber(1 + rng.below(4) as i64);
+    let (meetups, polls) = (gathered.meetups, gathered.polls);
+    let (room, actor) = match rng.below(4) {
+        0 => (room, actor),
+        _ if gathered.members.is_empty() => (gathered.room, actor),
+        _ => {
+            let i = rng.below(gathered.members.len() as u64) as usize;
+            (gathered.room, gathered.members[i].clone())
+        }
+    };
+    let recent = |rng: &mut Rng, last: i64| {
+        if rng.below(4) == 0 {
+            1 + rng.below(last as u64 + 1) as i64
+        } else {
+            (last - rng.below(3) as i64).max(1)
+        }
+    };
+    let meetup = |rng: &mut Rng| MeetupNumber(recent(rng, meetups));
+    let poll = PollNumber(recent(rng, polls));
     let when = |rng: &mut Rng| Timestamp(SNAPSHOT_NOW.0 + (rng.below(20) as i64 - 5) * DAY);
-    match rng.below(8) {
+    match rng.below(10) {
         0 => Command::CreateMeetup(CreateMeetup {
             app,
             actor,
@@ -632,7 +702,7 @@ fn random_gathering(rng: &mut Rng, app: AppId, room: RoomNumber, actor: UserId) 
             takes_place_on: (rng.below(2) == 0).then(|| when(rng)),
             image_url: None,
         }),
-        2 if rng.below(3) == 0 => Command::CancelMeetup(CancelMeetup {
+        2 if rng.below(2) == 0 => Command::CancelMeetup(CancelMeetup {
             app,
             actor,
             room,
@@ -672,13 +742,18 @@ fn random_gathering(rng: &mut Rng, app: AppId, room: RoomNumber, actor: UserId) 
                 meetup: (kind != PollKind::Generic || rng.below(2) == 0).then(|| meetup(rng)),
             })
         }
-        5 | 6 => Command::Vote(Vote {
+        5..=8 => Command::Vote(Vote {
             app,
             actor,
             room,
             poll,
-            // Sometimes empty (a withdrawal), sometimes out of range or repeated (refused).
-            choices: (0..rng.below(3)).map(|_| rng.below(4) as u32).collect(),
+            // Mostly one choice (every poll has two at least); sometimes none (a withdrawal),
+            // sometimes any, which may be out of range, repeated or too many (refused).
+            choices: match rng.below(8) {
+                0 | 1 => vec![],
+                2 => (0..rng.below(4)).map(|_| rng.below(5) as u32).collect(),
+                _ => vec![rng.below(2) as u32],
+            },
         }),
         _ => Command::ClosePoll(ClosePoll {
             app,
@@ -1272,7 +1347,7 @@ pub async fn rebuild_equals_live(store: Arc<dyn Store>, seed: u64, steps: usize)
     let mut accepted = 0;
     for _ in 0..steps {
         let rooms = store.app_stats(app).await.expect("stats").rooms_count + 2;
-        let cmd = random_command(&mut rng, app, rooms);
+        let cmd = random_command(&mut rng, app, rooms, &gathered(&store, app).await);
         match store.execute(cmd).await {
             Ok(_) => accepted += 1,
             Err(StoreError::Domain(_)) => {}
@@ -1283,6 +1358,21 @@ pub async fn rebuild_equals_live(store: Arc<dyn Store>, seed: u64, steps: usize)
         accepted > steps / 5,
         "the sequence should mostly be accepted; got {accepted}"
     );
+    // The sequence must exercise every kind of gathering event, or rebuild checks nothing of it.
+    let log = whole_log(&store, app).await;
+    for kind in [
+        "meetup_created",
+        "meetup_updated",
+        "meetup_cancelled",
+        "rsvp_changed",
+        "poll_created",
+        "vote_cast",
+        "vote_withdrawn",
+        "poll_closed",
+    ] {
+        let n = log.iter().filter(|e| e.body.type_name() == kind).count();
+        assert!(n > 0, "seed {seed}: no {kind} in the random sequence");
+    }
     let live = snapshot(&store, app).await;
     let replayed = store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
     assert!(replayed > accepted as u64);

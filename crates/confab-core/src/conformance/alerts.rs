@@ -153,12 +153,10 @@ pub async fn alerts_follow_votes_and_closing(store: Arc<dyn Store>) {
     assert_eq!(counts_of(&store, app, "u3").await, [(a, 0)]);
     run(&store, close(app, "u0", a, pa1)).await;
     for who in ["u0", "u1", "u2"] {
+        let left = alerts_of(&store, app, who).await;
         assert!(
-            alerts_of(&store, app, who)
-                .await
-                .iter()
-                .all(|(r, p, _)| (*r, *p) != (a, pa1)),
-            "{who}"
+            left.iter().all(|(r, p, _)| (*r, *p) != (a, pa1)),
+            "{who}: {left:?}"
         );
     }
     assert_eq!(counts_of(&store, app, "u2").await, [(a, 0)]);
