@@ -5,6 +5,7 @@ pub mod auth;
 mod body_deadline;
 mod cors;
 pub mod cursor;
+pub mod deadlines;
 pub mod dto;
 pub mod error;
 pub mod extract;

@@ -1,7 +1,8 @@
 //! Commands: the requests to change state. Each one is decided by [`crate::rules::handle`] inside
 //! one store transaction, which appends the resulting events.
 
-use crate::ids::{AppId, RoomNumber, Seq, UserId};
+use crate::ids::{AppId, MeetupNumber, PollNumber, RoomNumber, Seq, Timestamp, UserId};
+use crate::meetups::{PollKind, Results, Rsvp};
 use crate::model::{App, Item, Member, Role, Room, User, Visibility};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,13 @@ pub enum Command {
     Edit(EditMessage),
     Delete(DeleteMessage),
     MarkRead(MarkRead),
+    CreateMeetup(CreateMeetup),
+    UpdateMeetup(UpdateMeetup),
+    CancelMeetup(CancelMeetup),
+    SetRsvp(SetRsvp),
+    CreatePoll(CreatePoll),
+    Vote(Vote),
+    ClosePoll(ClosePoll),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +182,82 @@ pub struct MarkRead {
     pub seq: Seq,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateMeetup {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub name: String,
+    pub location: String,
+    pub takes_place_on: Timestamp,
+    pub image_url: Option<String>,
+}
+
+/// Fields left `None` keep their value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateMeetup {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub meetup: MeetupNumber,
+    pub name: Option<String>,
+    pub location: Option<String>,
+    pub takes_place_on: Option<Timestamp>,
+    pub image_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelMeetup {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub meetup: MeetupNumber,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetRsvp {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub meetup: MeetupNumber,
+    pub rsvp: Rsvp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePoll {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub question: String,
+    pub kind: PollKind,
+    /// For `reschedule`, each choice is an RFC 3339 time.
+    pub choices: Vec<String>,
+    pub max_selections: u32,
+    pub results: Results,
+    pub closes_at: Option<Timestamp>,
+    pub meetup: Option<MeetupNumber>,
+}
+
+/// A voter's whole vote, replacing any earlier one; empty withdraws it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    pub app: AppId,
+    pub actor: UserId,
+    pub room: RoomNumber,
+    pub poll: PollNumber,
+    pub choices: Vec<u32>,
+}
+
+/// Closes a poll. `actor` is `None` for the server closing a poll whose deadline has passed
+/// (it then closes nothing else).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosePoll {
+    pub app: AppId,
+    pub actor: Option<UserId>,
+    pub room: RoomNumber,
+    pub poll: PollNumber,
+}
+
 /// What a command produced, for the response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -191,5 +275,9 @@ pub enum Outcome {
     },
     Member(Member),
     ReadMarker(Seq),
+    /// The meetup the command created or changed (read it back for the caller's view).
+    Meetup(MeetupNumber),
+    /// The poll the command created, voted on or closed.
+    Poll(PollNumber),
     Done,
 }

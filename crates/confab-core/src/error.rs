@@ -47,6 +47,13 @@ pub enum ErrorCode {
     NotBanned,
     InvalidQuery,
     QueryTooLong,
+    MeetupNotFound,
+    PollNotFound,
+    MeetupCancelled,
+    PollClosed,
+    NotEligible,
+    ChoiceOutOfRange,
+    TooManyChoices,
 }
 
 impl ErrorCode {
@@ -81,6 +88,13 @@ impl ErrorCode {
             NotBanned => "not_banned",
             InvalidQuery => "invalid_search",
             QueryTooLong => "query_too_long",
+            MeetupNotFound => "meetup_not_found",
+            PollNotFound => "poll_not_found",
+            MeetupCancelled => "meetup_cancelled",
+            PollClosed => "poll_closed",
+            NotEligible => "not_eligible",
+            ChoiceOutOfRange => "choice_out_of_range",
+            TooManyChoices => "too_many_choices",
         }
     }
 
@@ -88,7 +102,11 @@ impl ErrorCode {
         use ErrorCode::*;
         use ErrorKind as K;
         match self {
-            AppNotFound | UserNotFound | RoomNotFound | MessageNotFound => K::NotFound,
+            AppNotFound | UserNotFound | RoomNotFound | MessageNotFound | MeetupNotFound
+            | PollNotFound => K::NotFound,
+            NotEligible => K::Forbidden,
+            MeetupCancelled | PollClosed => K::Conflict,
+            ChoiceOutOfRange | TooManyChoices => K::Unprocessable,
             ReplyTargetNotFound => K::Unprocessable,
             NotAMember | NotAllowed | Banned | CannotTargetRank => K::Forbidden,
             RoomAliasTaken | DirectRoomFixed | AlreadyMember | NotApplied | NotInvited

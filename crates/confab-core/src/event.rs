@@ -2,7 +2,10 @@
 //! projections of them. Events are versioned: `EVENT_VERSION` is stored with each one, and
 //! decoding upgrades older versions.
 
-use crate::ids::{AppId, Offset, Pos, RoomNumber, Seq, Timestamp, UserId};
+use crate::ids::{
+    AppId, MeetupNumber, Offset, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId,
+};
+use crate::meetups::{CloseReason, PollKind, PollOutcome, Results, Rsvp};
 use crate::model::{MemberState, Role, RoomKind, Visibility};
 use serde::{Deserialize, Serialize};
 
@@ -159,6 +162,93 @@ pub enum EventBody {
         user: UserId,
         seq: Seq,
     },
+    /// The organizer's answer starts at `yes` (no separate event).
+    MeetupCreated {
+        room: RoomNumber,
+        meetup: MeetupNumber,
+        organizer: UserId,
+        name: String,
+        location: String,
+        takes_place_on: Timestamp,
+        image_url: Option<String>,
+        pos: Pos,
+        seq: Seq,
+    },
+    /// Fields left `None` keep their value. A move (new time or place) is announced (`seq`);
+    /// `poll` names the poll whose outcome moved the meetup.
+    MeetupUpdated {
+        room: RoomNumber,
+        meetup: MeetupNumber,
+        by: UserId,
+        name: Option<String>,
+        location: Option<String>,
+        takes_place_on: Option<Timestamp>,
+        image_url: Option<String>,
+        poll: Option<PollNumber>,
+        pos: Pos,
+        seq: Option<Seq>,
+    },
+    MeetupCancelled {
+        room: RoomNumber,
+        meetup: MeetupNumber,
+        by: UserId,
+        pos: Pos,
+        seq: Seq,
+    },
+    RsvpChanged {
+        room: RoomNumber,
+        meetup: MeetupNumber,
+        user: UserId,
+        rsvp: Rsvp,
+        pos: Pos,
+    },
+    /// `voters` are the eligible voters, fixed now, sorted.
+    PollCreated {
+        room: RoomNumber,
+        poll: PollNumber,
+        creator: UserId,
+        question: String,
+        kind: PollKind,
+        choices: Vec<String>,
+        max_selections: u32,
+        results: Results,
+        closes_at: Option<Timestamp>,
+        meetup: Option<MeetupNumber>,
+        voters: Vec<UserId>,
+        pos: Pos,
+        seq: Seq,
+    },
+    /// The voter's whole standing vote (replacing any earlier one): choice indexes, sorted.
+    /// `secret` when the poll's results are undisclosed: the choices are then shown to
+    /// nobody but the store (the tallies tell after closing).
+    VoteCast {
+        room: RoomNumber,
+        poll: PollNumber,
+        user: UserId,
+        choices: Vec<u32>,
+        secret: bool,
+        pos: Pos,
+    },
+    VoteWithdrawn {
+        room: RoomNumber,
+        poll: PollNumber,
+        user: UserId,
+        pos: Pos,
+    },
+    /// `by` is who closed it (`None` when the last vote or the deadline did). The tallies
+    /// and outcome are recorded as they stood; `winning_choice` is the winner's text.
+    PollClosed {
+        room: RoomNumber,
+        poll: PollNumber,
+        by: Option<UserId>,
+        reason: CloseReason,
+        tallies: Vec<i64>,
+        outcome: PollOutcome,
+        winner: Option<u32>,
+        winning_choice: Option<String>,
+        pos: Pos,
+        seq: Seq,
+    },
 }
 
 impl EventBody {
@@ -179,6 +269,14 @@ impl EventBody {
             MessageEdited { .. } => "message_edited",
             MessageDeleted { .. } => "message_deleted",
             ReadMarkerSet { .. } => "read_marker_set",
+            MeetupCreated { .. } => "meetup_created",
+            MeetupUpdated { .. } => "meetup_updated",
+            MeetupCancelled { .. } => "meetup_cancelled",
+            RsvpChanged { .. } => "rsvp_changed",
+            PollCreated { .. } => "poll_created",
+            VoteCast { .. } => "vote_cast",
+            VoteWithdrawn { .. } => "vote_withdrawn",
+            PollClosed { .. } => "poll_closed",
         }
     }
 
@@ -194,7 +292,15 @@ impl EventBody {
             | Membership { room, pos, .. }
             | MessagePosted { room, pos, .. }
             | MessageEdited { room, pos, .. }
-            | MessageDeleted { room, pos, .. } => Some((*room, *pos)),
+            | MessageDeleted { room, pos, .. }
+            | MeetupCreated { room, pos, .. }
+            | MeetupUpdated { room, pos, .. }
+            | MeetupCancelled { room, pos, .. }
+            | RsvpChanged { room, pos, .. }
+            | PollCreated { room, pos, .. }
+            | VoteCast { room, pos, .. }
+            | VoteWithdrawn { room, pos, .. }
+            | PollClosed { room, pos, .. } => Some((*room, *pos)),
             AppCreated { .. }
             | AppRenamed { .. }
             | UserUpserted { .. }
@@ -216,17 +322,27 @@ impl EventBody {
     pub fn item_seq(&self) -> Option<Seq> {
         use EventBody::*;
         match self {
-            RoomCreated { seq, .. } | RoomUpdated { seq, .. } | Membership { seq, .. } => *seq,
-            MessagePosted { seq, .. } | MessageEdited { seq, .. } | MessageDeleted { seq, .. } => {
-                Some(*seq)
-            }
+            RoomCreated { seq, .. }
+            | RoomUpdated { seq, .. }
+            | Membership { seq, .. }
+            | MeetupUpdated { seq, .. } => *seq,
+            MessagePosted { seq, .. }
+            | MessageEdited { seq, .. }
+            | MessageDeleted { seq, .. }
+            | MeetupCreated { seq, .. }
+            | MeetupCancelled { seq, .. }
+            | PollCreated { seq, .. }
+            | PollClosed { seq, .. } => Some(*seq),
             AppCreated { .. }
             | AppRenamed { .. }
             | UserUpserted { .. }
             | UserLoggedIn { .. }
             | UserSeen { .. }
             | RoomDeleted { .. }
-            | ReadMarkerSet { .. } => None,
+            | ReadMarkerSet { .. }
+            | RsvpChanged { .. }
+            | VoteCast { .. }
+            | VoteWithdrawn { .. } => None,
         }
     }
 
@@ -327,6 +443,108 @@ impl EventBody {
                 json!({"room": room, "seq": seq, "pos": pos, "by": by})
             }
             ReadMarkerSet { room, user, seq } => json!({"room": room, "user": user, "seq": seq}),
+            MeetupCreated {
+                room,
+                meetup,
+                organizer,
+                name,
+                location,
+                takes_place_on,
+                image_url,
+                pos,
+                seq,
+            } => json!({
+                "room": room, "meetup": meetup, "organizer": organizer, "name": name,
+                "location": location, "takes_place_on": takes_place_on.to_rfc3339(),
+                "image_url": image_url, "pos": pos, "seq": seq,
+            }),
+            MeetupUpdated {
+                room,
+                meetup,
+                by,
+                name,
+                location,
+                takes_place_on,
+                image_url,
+                poll,
+                pos,
+                seq,
+            } => json!({
+                "room": room, "meetup": meetup, "by": by, "name": name, "location": location,
+                "takes_place_on": takes_place_on.map(Timestamp::to_rfc3339),
+                "image_url": image_url, "poll": poll, "pos": pos, "seq": seq,
+            }),
+            MeetupCancelled {
+                room,
+                meetup,
+                by,
+                pos,
+                seq,
+            } => json!({"room": room, "meetup": meetup, "by": by, "pos": pos, "seq": seq}),
+            RsvpChanged {
+                room,
+                meetup,
+                user,
+                rsvp,
+                pos,
+            } => json!({"room": room, "meetup": meetup, "user": user, "rsvp": rsvp, "pos": pos}),
+            PollCreated {
+                room,
+                poll,
+                creator,
+                question,
+                kind,
+                choices,
+                max_selections,
+                results,
+                closes_at,
+                meetup,
+                voters,
+                pos,
+                seq,
+            } => json!({
+                "room": room, "poll": poll, "creator": creator, "question": question,
+                "kind": kind, "choices": choices, "max_selections": max_selections,
+                "results": results, "closes_at": closes_at.map(Timestamp::to_rfc3339),
+                "meetup": meetup, "voters": voters, "pos": pos, "seq": seq,
+            }),
+            // A secret ballot says that the user voted, never what.
+            VoteCast {
+                room,
+                poll,
+                user,
+                choices,
+                secret,
+                pos,
+            } => {
+                let mut v = json!({"room": room, "poll": poll, "user": user, "pos": pos});
+                if !secret && let serde_json::Value::Object(map) = &mut v {
+                    map.insert("choices".into(), json!(choices));
+                }
+                v
+            }
+            VoteWithdrawn {
+                room,
+                poll,
+                user,
+                pos,
+            } => json!({"room": room, "poll": poll, "user": user, "pos": pos}),
+            PollClosed {
+                room,
+                poll,
+                by,
+                reason,
+                tallies,
+                outcome,
+                winner,
+                winning_choice,
+                pos,
+                seq,
+            } => json!({
+                "room": room, "poll": poll, "by": by, "reason": reason, "tallies": tallies,
+                "outcome": outcome, "winner": winner, "winning_choice": winning_choice,
+                "pos": pos, "seq": seq,
+            }),
         }
     }
 

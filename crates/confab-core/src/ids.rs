@@ -56,6 +56,14 @@ number_id!(
     /// A position in an app's event log: 1..n, gapless.
     Offset
 );
+number_id!(
+    /// A meetup's number within its room: 1..n, gapless.
+    MeetupNumber
+);
+number_id!(
+    /// A poll's number within its room: 1..n, gapless.
+    PollNumber
+);
 
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -108,6 +116,17 @@ impl Timestamp {
         out
     }
 
+    /// Parses an RFC 3339 date-time with any offset (`2026-12-24T18:00:00+01:00`), to the
+    /// millisecond; `None` if it is not one or lies outside years 0000 to 9999.
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let dt =
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+        if !(0..=9999).contains(&dt.year()) {
+            return None;
+        }
+        Some(Timestamp((dt.unix_timestamp_nanos() / 1_000_000) as i64))
+    }
+
     fn to_rfc3339_slow(self) -> String {
         let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -141,6 +160,19 @@ mod tests {
             let t = Timestamp(ms);
             assert_eq!(t.to_rfc3339(), t.to_rfc3339_slow(), "{ms}");
             ms += 86_400_000 * 29 + 3_723_456;
+        }
+    }
+
+    #[test]
+    fn rfc3339_parses_offsets_and_refuses_garbage() {
+        let t = Timestamp::parse_rfc3339("2026-12-24T18:00:00+01:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-24T17:00:00.000Z");
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-21T10:00:00.123Z"),
+            Some(Timestamp(1_795_255_200_123))
+        );
+        for bad in ["", "tomorrow", "2026-13-01T00:00:00Z", "2026-12-24 18:00"] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod meetups;
 pub mod model;
 pub mod rules;
 pub mod search;
@@ -16,10 +17,11 @@ pub mod validate;
 pub mod conformance;
 
 pub use command::{
-    Command, CreateApp, CreateGroup, Decide, DeleteMessage, EditMessage, Invite, MarkRead, Outcome,
-    SendMessage, SetRole, UpdateProfile, UpdateRoom, UpsertUser,
+    CancelMeetup, ClosePoll, Command, CreateApp, CreateGroup, CreateMeetup, CreatePoll, Decide,
+    DeleteMessage, EditMessage, Invite, MarkRead, Outcome, SendMessage, SetRole, SetRsvp,
+    UpdateMeetup, UpdateProfile, UpdateRoom, UpsertUser, Vote,
 };
 pub use error::{DomainError, ErrorCode, ErrorKind, StoreError};
 pub use event::{Event, EventBody};
-pub use ids::{AppId, Offset, Pos, RoomNumber, Seq, Timestamp, UserId};
+pub use ids::{AppId, MeetupNumber, Offset, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId};
 pub use store::{Store, Tx};

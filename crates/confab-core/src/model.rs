@@ -237,6 +237,9 @@ pub struct RoomSummary {
     pub member: Member,
     pub last_item: Option<Item>,
     pub unread_count: i64,
+    /// My alerts in this room (open polls I may vote on and have not): see
+    /// [`crate::Store::alerts`].
+    pub alerts_count: i64,
     /// Ordering key for newest-activity-first listing.
     pub activity: i64,
 }

@@ -5,7 +5,10 @@
 use crate::command::{Command, Outcome};
 use crate::error::StoreError;
 use crate::event::{Event, EventBody};
-use crate::ids::{AppId, Offset, Pos, RoomNumber, Seq, Timestamp, UserId};
+use crate::ids::{
+    AppId, MeetupNumber, Offset, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId,
+};
+use crate::meetups::{Alert, Meetup, MeetupQuery, MeetupView, Poll, PollCursor, PollView, Rsvp};
 use crate::model::{
     Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
     RoomSummary, User,
@@ -159,6 +162,71 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// A room's meetups as `viewer` sees them (their answer, counts of every answer), by
+    /// `(takes_place_on, number)` ascending. The caller has checked that the viewer may read
+    /// the room.
+    async fn meetups(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: &UserId,
+        query: MeetupQuery,
+        limit: usize,
+    ) -> StoreResult<Page<MeetupView>>;
+    async fn meetup(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+        viewer: &UserId,
+    ) -> StoreResult<Option<MeetupView>>;
+    /// Upcoming meetups (not cancelled, at or after `query.now`) of every room `user` has
+    /// joined, by `(takes_place_on, room, number)` ascending, after the cursor.
+    async fn my_meetups(
+        &self,
+        app: AppId,
+        user: &UserId,
+        now: Timestamp,
+        after: Option<(Timestamp, RoomNumber, MeetupNumber)>,
+        limit: usize,
+    ) -> StoreResult<Page<MeetupView>>;
+    /// A room's polls, open ones first (by the closing event: a poll past its deadline that
+    /// is not closed yet still lists as open), each group newest first, without voter lists.
+    async fn polls(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: &UserId,
+        after: Option<PollCursor>,
+        limit: usize,
+    ) -> StoreResult<Page<PollView>>;
+    /// One poll with its eligible voters.
+    async fn poll(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        poll: PollNumber,
+        viewer: &UserId,
+    ) -> StoreResult<Option<PollView>>;
+    /// `user`'s alerts in rooms they have joined (rooms not deleted): one per poll that is
+    /// open at `now`, that they are eligible for and have not voted on, by `(room, poll)`
+    /// ascending after the cursor.
+    async fn alerts(
+        &self,
+        app: AppId,
+        user: &UserId,
+        now: Timestamp,
+        after: Option<(RoomNumber, PollNumber)>,
+        limit: usize,
+    ) -> StoreResult<Page<Alert>>;
+    /// Polls of every app whose deadline is at or before `now` and that are not closed yet
+    /// (rooms not deleted), oldest deadline first: what the server must close.
+    async fn due_polls(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(AppId, RoomNumber, PollNumber)>>;
+
     /// Drops every projection and replays the whole log into it.
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64>;
 
@@ -241,6 +309,52 @@ pub trait Tx {
         sender: Option<&UserId>,
         client_id: &str,
     ) -> StoreResult<Option<Item>>;
+    /// Meetup and poll rows belong to their room and are read under its lock, like members.
+    fn meetup(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+    ) -> StoreResult<Option<Meetup>>;
+    /// The highest meetup number of the room (0 if none).
+    fn last_meetup_number(&mut self, app: AppId, room: RoomNumber) -> StoreResult<MeetupNumber>;
+    fn rsvp(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+        user: &UserId,
+    ) -> StoreResult<Rsvp>;
+    /// The users who answered `no` to the meetup.
+    fn declined(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+    ) -> StoreResult<Vec<UserId>>;
+    /// Every joined member of the room, sorted.
+    fn joined_members(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Vec<UserId>>;
+    /// The poll with its counts and tallies as of this transaction.
+    fn poll(&mut self, app: AppId, room: RoomNumber, poll: PollNumber)
+    -> StoreResult<Option<Poll>>;
+    /// The highest poll number of the room (0 if none).
+    fn last_poll_number(&mut self, app: AppId, room: RoomNumber) -> StoreResult<PollNumber>;
+    /// `None` when `user` is not an eligible voter; else their standing vote, sorted (empty
+    /// when they have not voted).
+    fn ballot(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        poll: PollNumber,
+        user: &UserId,
+    ) -> StoreResult<Option<Vec<u32>>>;
+    /// The polls of a meetup that are not closed (by an event), ascending.
+    fn open_polls(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+    ) -> StoreResult<Vec<PollNumber>>;
     /// Appends the event to the app's log and applies it to every projection.
     fn append(&mut self, app: AppId, body: EventBody) -> StoreResult<Event>;
 }

@@ -1,11 +1,12 @@
 //! Input validation shared by every entry point. Limits are configurable; see [`Limits`].
 
 use crate::command::{
-    Command, CreateApp, CreateGroup, EditMessage, SendMessage, UpdateProfile, UpdateRoom,
-    UpsertUser,
+    Command, CreateApp, CreateGroup, CreateMeetup, CreatePoll, EditMessage, SendMessage,
+    UpdateMeetup, UpdateProfile, UpdateRoom, UpsertUser, Vote,
 };
 use crate::error::{DomainError, ErrorCode};
 use crate::ids::UserId;
+use crate::meetups::{MAX_CHOICES, MIN_CHOICES, PollKind};
 
 /// Size limits on what clients send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +204,37 @@ pub fn command(cmd: &Command, limits: &Limits) -> Result<(), DomainError> {
             }
         }
         Command::Edit(EditMessage { text: t, .. }) => text(t, limits),
+        Command::CreateMeetup(CreateMeetup {
+            name: n,
+            location,
+            image_url,
+            ..
+        }) => {
+            name("name", n, limits)?;
+            name("location", location, limits)?;
+            opt_field("image_url", image_url)
+        }
+        Command::UpdateMeetup(UpdateMeetup {
+            name,
+            location,
+            image_url,
+            ..
+        }) => {
+            opt_name("name", name)?;
+            opt_name("location", location)?;
+            opt_field("image_url", image_url)
+        }
+        Command::CreatePoll(c) => poll(c, limits),
+        Command::Vote(Vote { choices, .. }) => {
+            if choices.len() > MAX_CHOICES {
+                return Err(DomainError::new(
+                    ErrorCode::TooManyChoices,
+                    format!("a poll has at most {MAX_CHOICES} choices"),
+                ));
+            }
+            Ok(())
+        }
+        Command::CancelMeetup(_) | Command::SetRsvp(_) | Command::ClosePoll(_) => Ok(()),
         Command::RecordLogin { .. }
         | Command::RecordSeen { .. }
         | Command::CreateDirect { .. }
@@ -215,6 +247,62 @@ pub fn command(cmd: &Command, limits: &Limits) -> Result<(), DomainError> {
         | Command::Delete(_)
         | Command::MarkRead(_) => Ok(()),
     }
+}
+
+/// Most characters in a poll's question.
+pub const MAX_QUESTION_CHARS: usize = 1000;
+
+/// A new poll: a question, 2 to 20 distinct choices (times for a reschedule poll), and a
+/// `max_selections` between 1 and the number of choices.
+fn poll(c: &CreatePoll, limits: &Limits) -> Result<(), DomainError> {
+    let wide = Limits {
+        max_name_chars: MAX_QUESTION_CHARS,
+        ..*limits
+    };
+    name("question", &c.question, &wide)?;
+    let n = c.choices.len();
+    if !(MIN_CHOICES..=MAX_CHOICES).contains(&n) {
+        let code = if n > MAX_CHOICES {
+            ErrorCode::TooManyChoices
+        } else {
+            ErrorCode::InvalidInput
+        };
+        return Err(DomainError::new(
+            code,
+            format!("a poll has {MIN_CHOICES} to {MAX_CHOICES} choices; {n} given"),
+        ));
+    }
+    for choice in &c.choices {
+        name("a choice", choice, limits)?;
+    }
+    let mut seen: Vec<&str> = c.choices.iter().map(|s| s.trim()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != n {
+        return Err(invalid("choices must differ from each other"));
+    }
+    if c.kind == PollKind::Reschedule {
+        let mut times = Vec::with_capacity(n);
+        for choice in &c.choices {
+            let t = crate::ids::Timestamp::parse_rfc3339(choice).ok_or_else(|| {
+                invalid(format!(
+                    "choice \"{choice}\" is not an RFC 3339 time (a reschedule poll's choices are times)"
+                ))
+            })?;
+            times.push(t);
+        }
+        times.sort_unstable();
+        times.dedup();
+        if times.len() != n {
+            return Err(invalid("two choices name the same time"));
+        }
+    }
+    if c.max_selections == 0 || c.max_selections as usize > n {
+        return Err(invalid(format!(
+            "max_selections must be between 1 and the number of choices ({n})"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 
 mod conn;
 mod fault;
+mod meetups;
 mod pending;
+mod polls;
 mod projection;
 mod read;
 mod replay;
@@ -20,13 +22,16 @@ mod stages;
 mod tx;
 mod writer;
 
-pub use schema::VERSION as SCHEMA_VERSION;
+pub use schema::{PROJECTIONS, VERSION as SCHEMA_VERSION};
 
 use async_trait::async_trait;
 use confab_core::command::{Command, Outcome};
 use confab_core::error::StoreError;
 use confab_core::event::Event;
-use confab_core::ids::{AppId, Offset, Pos, RoomNumber, Seq, UserId};
+use confab_core::ids::{
+    AppId, MeetupNumber, Offset, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId,
+};
+use confab_core::meetups::{Alert, MeetupQuery, MeetupView, PollCursor, PollView};
 use confab_core::model::{
     Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
     RoomSummary, User,
@@ -389,6 +394,78 @@ impl Store for PgStore {
         limit: usize,
     ) -> StoreResult<Page<confab_core::search::Hit>> {
         search::search(&self.client().await?, app, scope, query, before, limit).await
+    }
+
+    async fn meetups(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: &UserId,
+        query: MeetupQuery,
+        limit: usize,
+    ) -> StoreResult<Page<MeetupView>> {
+        meetups::meetups(&self.client().await?, app, room, viewer, query, limit).await
+    }
+
+    async fn meetup(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+        viewer: &UserId,
+    ) -> StoreResult<Option<MeetupView>> {
+        meetups::meetup(&self.client().await?, app, room, meetup, viewer).await
+    }
+
+    async fn my_meetups(
+        &self,
+        app: AppId,
+        user: &UserId,
+        now: Timestamp,
+        after: Option<(Timestamp, RoomNumber, MeetupNumber)>,
+        limit: usize,
+    ) -> StoreResult<Page<MeetupView>> {
+        meetups::my_meetups(&self.client().await?, app, user, now, after, limit).await
+    }
+
+    async fn polls(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: &UserId,
+        after: Option<PollCursor>,
+        limit: usize,
+    ) -> StoreResult<Page<PollView>> {
+        polls::polls(&self.client().await?, app, room, viewer, after, limit).await
+    }
+
+    async fn poll(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        poll: PollNumber,
+        viewer: &UserId,
+    ) -> StoreResult<Option<PollView>> {
+        polls::poll(&self.client().await?, app, room, poll, viewer).await
+    }
+
+    async fn alerts(
+        &self,
+        app: AppId,
+        user: &UserId,
+        now: Timestamp,
+        after: Option<(RoomNumber, PollNumber)>,
+        limit: usize,
+    ) -> StoreResult<Page<Alert>> {
+        polls::alerts(&self.client().await?, app, user, now, after, limit).await
+    }
+
+    async fn due_polls(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(AppId, RoomNumber, PollNumber)>> {
+        polls::due_polls(&self.client().await?, now, limit).await
     }
 
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64> {

@@ -101,7 +101,8 @@ pub async fn rooms_of_user(
                  SELECT COUNT(*) FROM items u
                  WHERE u.app_id = r.app_id AND u.room_no = r.number AND u.seq > m.read_seq
                    AND u.seq <= r.last_seq AND u.kind = 'message' AND NOT u.deleted
-                   AND (u.sender IS NULL OR u.sender <> m.user_id)) END
+                   AND (u.sender IS NULL OR u.sender <> m.user_id)) END,
+             {alerts}
          FROM members m
          JOIN rooms r ON r.app_id = m.app_id AND r.number = m.room_no
          LEFT JOIN items i ON i.app_id = r.app_id AND i.room_no = r.number AND i.seq = r.last_seq
@@ -111,12 +112,20 @@ pub async fn rooms_of_user(
         room = rows::prefixed(ROOM_COLS, "r"),
         member = rows::prefixed(MEMBER_COLS, "m"),
         item = rows::prefixed(ITEM_COLS, "i"),
+        alerts = crate::polls::alerts_count_sql("$6"),
         lim = limit + 1,
     );
     let found = query(
         c,
         &sql,
-        &[&app.0, &user.as_str(), &state.as_str(), &act, &num],
+        &[
+            &app.0,
+            &user.as_str(),
+            &state.as_str(),
+            &act,
+            &num,
+            &Timestamp::now().0,
+        ],
     )
     .await?;
     let has_more = found.len() > limit;
@@ -134,6 +143,7 @@ pub async fn rooms_of_user(
             member,
             last_item,
             unread_count: rows::get(r, io + ITEM_WIDTH)?,
+            alerts_count: rows::get(r, io + ITEM_WIDTH + 1)?,
             activity: room.activity,
         });
     }

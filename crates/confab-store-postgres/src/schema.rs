@@ -7,7 +7,10 @@ use confab_core::error::StoreError;
 use confab_core::store::StoreResult;
 
 /// Migrations in order; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_meetups.sql"),
+];
 
 /// The schema version this binary writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -25,7 +28,18 @@ pub const LOCK_APPS: i32 = 2;
 pub const ROOMS_CLASS: i32 = 0x6366_6201;
 
 /// The projection tables, emptied before a replay.
-pub const PROJECTIONS: &[&str] = &["apps", "users", "rooms", "members", "items"];
+pub const PROJECTIONS: &[&str] = &[
+    "apps",
+    "users",
+    "rooms",
+    "members",
+    "items",
+    "meetups",
+    "rsvps",
+    "polls",
+    "poll_voters",
+    "alerts",
+];
 
 /// Applies pending migrations; returns how many ran.
 pub async fn migrate(client: &mut tokio_postgres::Client) -> StoreResult<usize> {

@@ -59,6 +59,28 @@ fn room_of(cmd: &Command) -> Option<(AppId, RoomNumber, Vec<&UserId>)> {
         Send(confab_core::SendMessage {
             app, actor, room, ..
         }) => (*app, *room, actor.iter().collect()),
+        CreateMeetup(confab_core::CreateMeetup {
+            app, actor, room, ..
+        })
+        | UpdateMeetup(confab_core::UpdateMeetup {
+            app, actor, room, ..
+        })
+        | CancelMeetup(confab_core::CancelMeetup {
+            app, actor, room, ..
+        })
+        | SetRsvp(confab_core::SetRsvp {
+            app, actor, room, ..
+        })
+        | CreatePoll(confab_core::CreatePoll {
+            app, actor, room, ..
+        })
+        | Vote(confab_core::Vote {
+            app, actor, room, ..
+        }) => (*app, *room, vec![actor]),
+        // The server closing a poll at its deadline has no actor.
+        ClosePoll(confab_core::ClosePoll {
+            app, actor, room, ..
+        }) => (*app, *room, actor.iter().collect()),
         CreateApp(_)
         | RenameApp { .. }
         | UpsertUser(_)

@@ -9,8 +9,12 @@ use crate::pending::{FLUSH_SQL, Pending};
 use crate::projection::{self, Deltas};
 use crate::rows::{self, APP_COLS, ITEM_COLS, MEMBER_COLS, ROOM_COLS, USER_COLS, direct_key};
 use crate::schema::ROOMS_CLASS;
+use crate::{meetups, polls};
 use confab_core::event::{Event, EventBody};
-use confab_core::ids::{AppId, Offset, RoomNumber, Seq, Timestamp, UserId};
+use confab_core::ids::{
+    AppId, MeetupNumber, Offset, PollNumber, RoomNumber, Seq, Timestamp, UserId,
+};
+use confab_core::meetups::{Meetup, Poll, Rsvp};
 use confab_core::model::{App, Item, ItemKind, Member, User};
 use confab_core::store::{RoomState, StoreResult, Tx};
 use std::collections::{HashMap, HashSet};
@@ -79,6 +83,24 @@ impl PgTx<'_> {
                 r.last_pos = *pos;
                 r.messages_count -= 1;
             }),
+            // Meetup and poll events move the room's position, and an announcement its seq,
+            // exactly as their projections did.
+            MeetupCreated { room, pos, seq, .. }
+            | MeetupCancelled { room, pos, seq, .. }
+            | PollCreated { room, pos, seq, .. }
+            | PollClosed { room, pos, seq, .. } => with(*room, &|r| {
+                r.last_pos = *pos;
+                r.last_seq = *seq;
+            }),
+            MeetupUpdated { room, pos, seq, .. } => with(*room, &|r| {
+                r.last_pos = *pos;
+                if let Some(seq) = seq {
+                    r.last_seq = *seq;
+                }
+            }),
+            RsvpChanged { room, pos, .. }
+            | VoteCast { room, pos, .. }
+            | VoteWithdrawn { room, pos, .. } => with(*room, &|r| r.last_pos = *pos),
             ReadMarkerSet { room, user, .. } => {
                 self.batch.members.remove(&(app, *room, user.clone()));
             }
@@ -324,6 +346,85 @@ impl Tx for PgTx<'_> {
             )?
             .map(|r| rows::item(&r))
             .transpose()
+    }
+
+    fn meetup(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+    ) -> StoreResult<Option<Meetup>> {
+        meetups::tx_meetup(self.c, app, room, meetup)
+    }
+
+    fn last_meetup_number(&mut self, app: AppId, room: RoomNumber) -> StoreResult<MeetupNumber> {
+        meetups::tx_last_number(self.c, app, room)
+    }
+
+    fn rsvp(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+        user: &UserId,
+    ) -> StoreResult<Rsvp> {
+        meetups::tx_rsvp(self.c, app, room, meetup, user)
+    }
+
+    fn declined(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+    ) -> StoreResult<Vec<UserId>> {
+        meetups::tx_declined(self.c, app, room, meetup)
+    }
+
+    fn joined_members(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Vec<UserId>> {
+        // Memberships are projected as they are appended (never buffered), so the rows are
+        // current. Sorted as Rust sorts strings (bytes), whatever the database's collation.
+        self.c
+            .query(
+                "SELECT user_id FROM members
+                 WHERE app_id = $1 AND room_no = $2 AND state = 'joined'
+                 ORDER BY user_id COLLATE \"C\"",
+                &[&app.0, &room.0],
+            )?
+            .iter()
+            .map(|r| rows::get(r, 0).map(UserId))
+            .collect()
+    }
+
+    fn poll(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        poll: PollNumber,
+    ) -> StoreResult<Option<Poll>> {
+        polls::tx_poll(self.c, app, room, poll)
+    }
+
+    fn last_poll_number(&mut self, app: AppId, room: RoomNumber) -> StoreResult<PollNumber> {
+        polls::tx_last_number(self.c, app, room)
+    }
+
+    fn ballot(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        poll: PollNumber,
+        user: &UserId,
+    ) -> StoreResult<Option<Vec<u32>>> {
+        polls::tx_ballot(self.c, app, room, poll, user)
+    }
+
+    fn open_polls(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+    ) -> StoreResult<Vec<PollNumber>> {
+        polls::tx_open_polls(self.c, app, room, meetup)
     }
 
     fn append(&mut self, app: AppId, body: EventBody) -> StoreResult<Event> {

@@ -9,13 +9,15 @@
 
 mod common;
 
-use confab_core::command::{Command, Decision, Outcome};
 use confab_core::command::{
-    CreateGroup, Decide, EditMessage, MarkRead, SendMessage, UpdateProfile,
+    CancelMeetup, CreateGroup, CreateMeetup, CreatePoll, Decide, EditMessage, MarkRead,
+    SendMessage, SetRsvp, UpdateProfile, Vote,
 };
+use confab_core::command::{Command, Decision, Outcome};
 use confab_core::error::{ErrorCode, StoreError};
-use confab_core::ids::{AppId, RoomNumber, Seq, UserId};
-use confab_core::model::{HistoryQuery, Item, Visibility};
+use confab_core::ids::{AppId, MeetupNumber, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId};
+use confab_core::meetups::{CloseReason, PollKind, PollOutcome, Results, Rsvp, RsvpCounts};
+use confab_core::model::{HistoryQuery, Item, ItemKind, Visibility};
 use confab_core::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -289,4 +291,268 @@ async fn later_commands_of_a_batch_see_what_earlier_ones_did() {
     store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
     let rebuilt = confab_core::conformance::snapshot(&store, app).await;
     assert_eq!(live, rebuilt);
+}
+
+/// Every row of the gathering tables and of the rooms, memberships and timeline, sorted.
+async fn dump(db: &common::Db) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let conn = tokio::spawn(conn);
+    let mut out = Vec::new();
+    for table in [
+        "meetups",
+        "rsvps",
+        "polls",
+        "poll_voters",
+        "alerts",
+        "rooms",
+        "members",
+        "items",
+    ] {
+        let mut rows: Vec<String> = client
+            .query(&format!("SELECT t::TEXT FROM {table} t"), &[])
+            .await
+            .expect("rows")
+            .iter()
+            .map(|r| format!("{table}: {}", r.get::<_, String>(0)))
+            .collect();
+        rows.sort();
+        out.extend(rows);
+    }
+    drop(client);
+    let _ = conn.await;
+    out
+}
+
+fn vote(app: AppId, who: &str, room: RoomNumber, poll: i64, choices: &[u32]) -> Command {
+    Command::Vote(Vote {
+        app,
+        actor: user(who),
+        room,
+        poll: PollNumber(poll),
+        choices: choices.to_vec(),
+    })
+}
+
+fn rsvp(app: AppId, who: &str, room: RoomNumber, meetup: i64, rsvp: Rsvp) -> Command {
+    Command::SetRsvp(SetRsvp {
+        app,
+        actor: user(who),
+        room,
+        meetup: MeetupNumber(meetup),
+        rsvp,
+    })
+}
+
+fn meetup(app: AppId, who: &str, room: RoomNumber, name: &str, at: Timestamp) -> Command {
+    Command::CreateMeetup(CreateMeetup {
+        app,
+        actor: user(who),
+        room,
+        name: name.into(),
+        location: "Cafe".into(),
+        takes_place_on: at,
+        image_url: None,
+    })
+}
+
+fn poll(app: AppId, who: &str, room: RoomNumber, kind: PollKind, choices: &[&str]) -> Command {
+    Command::CreatePoll(CreatePoll {
+        app,
+        actor: user(who),
+        room,
+        question: "where?".into(),
+        kind,
+        choices: choices.iter().map(|c| c.to_string()).collect(),
+        max_selections: 1,
+        results: Results::Undisclosed,
+        closes_at: None,
+        meetup: Some(MeetupNumber(1)),
+    })
+}
+
+/// Meetup and poll events are projected one statement at a time between buffered sends, and
+/// a command may append several (the last vote closes its poll and moves its meetup; a
+/// cancellation closes the meetup's polls), reading the room back between them: in one
+/// transaction the room must stay gapless and every read must see the writes before it. A
+/// rebuild then empties the gathering tables and gives them back row for row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gatherings_between_sends_in_one_batch_keep_the_room_gapless() {
+    let (store, db) = common::fresh().await;
+    let app = confab_core::conformance::app_with_users(&store, "g", 4).await;
+    let room = match store
+        .execute(Command::CreateGroup(CreateGroup {
+            app,
+            actor: Some(user("u0")),
+            name: Some("plans".into()),
+            image_url: None,
+            visibility: Visibility::Private,
+            alias: None,
+            members: vec![user("u1"), user("u2"), user("u3")],
+        }))
+        .await
+        .expect("group")
+    {
+        Outcome::Room { room, .. } => room.number,
+        other => panic!("expected a room, got {other:?}"),
+    };
+    let soon = Timestamp(Timestamp::now().0 + 10 * 86_400_000);
+    let run = async |cmd: Command| store.execute(cmd).await.expect("accepted");
+    run(meetup(app, "u0", room, "Dinner", soon)).await;
+    // u2 declines, so u0, u1 and u3 vote where to go.
+    run(rsvp(app, "u2", room, 1, Rsvp::No)).await;
+    run(poll(app, "u0", room, PollKind::Relocate, &["Cafe", "Park"])).await;
+    let t1 = Timestamp(soon.0 + 86_400_000).to_rfc3339();
+    let t2 = Timestamp(soon.0 + 2 * 86_400_000).to_rfc3339();
+
+    let answers = in_one_batch(
+        &db,
+        &store,
+        app,
+        vec![
+            /* 0 */ send(app, "u1", room, "a", None, None),
+            /* 1 */ rsvp(app, "u1", room, 1, Rsvp::Maybe),
+            /* 2 */ vote(app, "u0", room, 1, &[1]),
+            /* 3 */ vote(app, "u1", room, 1, &[1]),
+            /* 4 */ send(app, "u3", room, "b", None, None),
+            /* 5 */ meetup(app, "u1", room, "Walk", soon),
+            /* 6 */ vote(app, "u3", room, 1, &[0]),
+            /* 7 */ send(app, "u0", room, "c", None, None),
+            /* 8 */
+            Command::CreatePoll(CreatePoll {
+                meetup: Some(MeetupNumber(2)),
+                ..match poll(app, "u1", room, PollKind::Reschedule, &[&t1, &t2]) {
+                    Command::CreatePoll(p) => p,
+                    _ => unreachable!("a poll"),
+                }
+            }),
+            /* 9 */ vote(app, "u2", room, 2, &[0]),
+            /* 10 */ vote(app, "u2", room, 2, &[]),
+            /* 11 */ vote(app, "u2", room, 1, &[0]),
+            /* 12 */
+            Command::CancelMeetup(CancelMeetup {
+                app,
+                actor: user("u1"),
+                room,
+                meetup: MeetupNumber(2),
+            }),
+            /* 13 */ send(app, "u2", room, "d", None, None),
+            /* 14 */ rsvp(app, "u3", room, 1, Rsvp::No),
+        ],
+    )
+    .await;
+    for (i, a) in answers.iter().enumerate() {
+        if i == 11 {
+            assert_eq!(refused(a), ErrorCode::PollClosed, "the last vote closed it");
+        } else {
+            assert!(a.is_ok(), "command {i}: {a:?}");
+        }
+    }
+
+    let access = store
+        .access(app, room, None)
+        .await
+        .expect("access")
+        .expect("room");
+    let changes = store
+        .changes(app, room, Pos(0), 10_000)
+        .await
+        .expect("changes");
+    let positions: Vec<i64> = changes.rows.iter().map(|c| c.pos.0).collect();
+    assert_eq!(positions, (1..=access.room.last_pos.0).collect::<Vec<_>>());
+    for c in &changes.rows {
+        if let Some(seq) = c.body.item_seq() {
+            assert_eq!(c.item.as_ref().map(|i| i.seq), Some(seq), "{:?}", c.body);
+        }
+    }
+    let (items, _, _) = store
+        .history(app, room, HistoryQuery::Latest, 1000)
+        .await
+        .expect("history");
+    let seqs: Vec<i64> = items.iter().map(|i| i.seq.0).collect();
+    assert_eq!(seqs, (1..=access.room.last_seq.0).collect::<Vec<_>>());
+    let sends: Vec<&Item> = items
+        .iter()
+        .filter(|i| i.kind == ItemKind::Message)
+        .collect();
+    assert_eq!(sends.len(), 4);
+    assert!(
+        sends.iter().all(|i| i.created_at == sends[0].created_at),
+        "the commands ran in one transaction: {sends:?}"
+    );
+
+    // The last vote closed poll 1 and moved the meetup; the cancellation closed poll 2.
+    let p1 = store
+        .poll(app, room, PollNumber(1), &user("u0"))
+        .await
+        .expect("poll")
+        .expect("poll 1");
+    let closed = p1.poll.closed.expect("closed");
+    assert_eq!(
+        (closed.reason, closed.outcome, closed.winner),
+        (CloseReason::AllVoted, PollOutcome::Decided, Some(1))
+    );
+    assert_eq!(p1.poll.tallies, [1, 2]);
+    let p2 = store
+        .poll(app, room, PollNumber(2), &user("u2"))
+        .await
+        .expect("poll")
+        .expect("poll 2");
+    let closed = p2.poll.closed.expect("closed");
+    assert_eq!(
+        (closed.reason, closed.outcome),
+        (CloseReason::MeetupCancelled, PollOutcome::NoVotes)
+    );
+    assert_eq!(p2.my_vote.as_deref(), Some(&[][..]));
+    let m1 = store
+        .meetup(app, room, MeetupNumber(1), &user("u1"))
+        .await
+        .expect("meetup")
+        .expect("meetup 1");
+    assert_eq!(
+        (m1.meetup.location.as_str(), m1.rsvp),
+        ("Park", Rsvp::Maybe)
+    );
+    assert_eq!(
+        m1.counts,
+        RsvpCounts {
+            yes: 1,
+            no: 2,
+            maybe: 1,
+            none: 0
+        }
+    );
+    for who in ["u0", "u1", "u2", "u3"] {
+        let alerts = store
+            .alerts(app, &user(who), Timestamp::now(), None, 10)
+            .await
+            .expect("alerts");
+        assert!(alerts.rows.is_empty(), "{who}: {:?}", alerts.rows);
+    }
+
+    // Rows no event explains are gone after a rebuild; every other row comes back the same.
+    let live = dump(&db).await;
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let conn = tokio::spawn(conn);
+    client
+        .batch_execute(
+            "INSERT INTO meetups (app_id, room_no, number, name, location, takes_place_on,
+                 organizer, created_at, updated_at) VALUES (1, 99, 1, 'x', 'y', 0, 'u4', 0, 0);
+             INSERT INTO rsvps VALUES (1, 99, 1, 'u4', 'yes');
+             INSERT INTO polls (app_id, room_no, number, question, kind, choices,
+                 max_selections, results, creator, created_at, voters_count, tallies)
+                 VALUES (1, 99, 1, 'q', 'generic', '{a,b}', 1, 'disclosed', 'u4', 0, 1, '{0,0}');
+             INSERT INTO poll_voters (app_id, room_no, poll_no, user_id) VALUES (1, 99, 1, 'u4');
+             INSERT INTO alerts VALUES (1, 'u4', 99, 1);",
+        )
+        .await
+        .expect("stray rows");
+    drop(client);
+    let _ = conn.await;
+    assert_ne!(dump(&db).await, live);
+    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
+    assert_eq!(dump(&db).await, live);
 }

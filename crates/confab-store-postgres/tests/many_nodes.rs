@@ -3,11 +3,12 @@
 
 mod common;
 
+use confab_core::command::{ClosePoll, CreateGroup, CreatePoll, Decide, SendMessage, Vote};
 use confab_core::command::{Command, Decision, Outcome};
-use confab_core::command::{CreateGroup, Decide, SendMessage};
 use confab_core::error::{ErrorCode, StoreError};
 use confab_core::event::EventBody;
-use confab_core::ids::{AppId, Offset, Pos, RoomNumber, Seq, UserId};
+use confab_core::ids::{AppId, Offset, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId};
+use confab_core::meetups::{PollKind, Results};
 use confab_core::model::{HistoryQuery, Visibility};
 use confab_core::store::Store;
 use std::collections::HashMap;
@@ -377,4 +378,120 @@ async fn a_rebuild_on_one_node_never_interleaves_with_writes_of_the_other() {
         before,
         "replay equals live"
     );
+}
+
+/// The poll races of issue 13 split between nodes: the last two votes on different nodes,
+/// and every other round a close by hand on the second node too. The room lock orders them:
+/// the poll closes exactly once, with the tallies it holds, and a vote that comes after the
+/// closing is refused without a trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn last_votes_and_a_close_on_two_nodes_close_a_poll_once() {
+    let (a, b, _db) = two_nodes().await;
+    let app = confab_core::conformance::app_with_users(&a, "x", 4).await;
+    let room = group(&a, app, "u0", &["u1", "u2", "u3"]).await;
+    let vote = |who: &str, poll: PollNumber, choice: u32| {
+        Command::Vote(Vote {
+            app,
+            actor: user(who),
+            room,
+            poll,
+            choices: vec![choice],
+        })
+    };
+    for round in 0..10u32 {
+        let poll = match a
+            .execute(Command::CreatePoll(CreatePoll {
+                app,
+                actor: user("u0"),
+                room,
+                question: format!("round {round}?"),
+                kind: PollKind::Generic,
+                choices: vec!["a".into(), "b".into()],
+                max_selections: 1,
+                results: Results::Disclosed,
+                closes_at: None,
+                meetup: None,
+            }))
+            .await
+            .expect("poll")
+        {
+            Outcome::Poll(p) => p,
+            other => panic!("expected a poll, got {other:?}"),
+        };
+        for who in ["u0", "u1"] {
+            b.execute(vote(who, poll, 0)).await.expect("vote");
+        }
+        let mut racers = vec![
+            (a.clone(), vote("u2", poll, round % 2)),
+            (b.clone(), vote("u3", poll, 1)),
+        ];
+        if round % 2 == 1 {
+            racers.push((
+                b.clone(),
+                Command::ClosePoll(ClosePoll {
+                    app,
+                    actor: Some(user("u0")),
+                    room,
+                    poll,
+                }),
+            ));
+        }
+        let barrier = Arc::new(tokio::sync::Barrier::new(racers.len()));
+        let tasks: Vec<_> = racers
+            .into_iter()
+            .map(|(store, cmd)| {
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.execute(cmd).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            let r = t.await.expect("task");
+            assert!(
+                matches!(r, Ok(Outcome::Poll(_))) || domain_code(&r) == Some(ErrorCode::PollClosed),
+                "round {round}: {r:?}"
+            );
+        }
+        let changes = a.changes(app, room, Pos(0), 10_000).await.expect("changes");
+        let positions: Vec<i64> = changes.rows.iter().map(|c| c.pos.0).collect();
+        assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>());
+        let closings: Vec<&Vec<i64>> = changes
+            .rows
+            .iter()
+            .filter_map(|c| match &c.body {
+                EventBody::PollClosed {
+                    poll: p, tallies, ..
+                } if *p == poll => Some(tallies),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closings.len(), 1, "round {round}: closed once");
+        let view = b
+            .poll(app, room, poll, &user("u0"))
+            .await
+            .expect("read")
+            .expect("the poll");
+        assert!(view.poll.closed.is_some());
+        assert_eq!(&view.poll.tallies, closings[0], "round {round}");
+        assert_eq!(
+            view.poll.tallies.iter().sum::<i64>(),
+            view.poll.voted_count,
+            "round {round}: one choice per standing vote"
+        );
+        if round % 2 == 0 {
+            assert_eq!(
+                view.poll.voted_count, 4,
+                "round {round}: both last votes count"
+            );
+        }
+        for who in ["u0", "u1", "u2", "u3"] {
+            let alerts = a
+                .alerts(app, &user(who), Timestamp::now(), None, 10)
+                .await
+                .expect("alerts");
+            assert!(alerts.rows.is_empty(), "round {round}, {who}");
+        }
+    }
 }

@@ -4,9 +4,9 @@
 //!
 //! Only the writer changes the database, so an entry stays right as long as every event the
 //! writer applies is also applied here (`after_event`). The rule for that is deliberately
-//! coarse: the three message events change a cached room in a way that is known exactly (the same
-//! columns the projection updates); any other event of a room drops the room with all its
-//! memberships, to be read again. Entries a command read are only trusted beyond the command if it
+//! coarse: the message, meetup and poll events change a cached room in a way that is known exactly
+//! (the same columns the projection updates: position, last seq, message count); any other event
+//! of a room drops the room with all its memberships, to be read again. Entries a command read are only trusted beyond the command if it
 //! succeeded or wrote nothing: when a command that appended fails, its savepoint is rolled back
 //! and so is everything here (`forget`).
 //!
@@ -126,6 +126,30 @@ impl WriterCache {
                 if let Some(r) = self.rooms.get_mut(&(ev.app, *room)) {
                     r.members.remove(user);
                 }
+            }
+            // A room's gatherings move its position, and its last seq when they announce;
+            // nothing else of the row or of its memberships.
+            MeetupCreated { room, pos, seq, .. }
+            | MeetupCancelled { room, pos, seq, .. }
+            | PollCreated { room, pos, seq, .. }
+            | PollClosed { room, pos, seq, .. } => {
+                self.with_state(ev.app, *room, |r| {
+                    r.last_seq = *seq;
+                    r.last_pos = *pos;
+                });
+            }
+            MeetupUpdated { room, pos, seq, .. } => {
+                self.with_state(ev.app, *room, |r| {
+                    if let Some(seq) = seq {
+                        r.last_seq = *seq;
+                    }
+                    r.last_pos = *pos;
+                });
+            }
+            RsvpChanged { room, pos, .. }
+            | VoteCast { room, pos, .. }
+            | VoteWithdrawn { room, pos, .. } => {
+                self.with_state(ev.app, *room, |r| r.last_pos = *pos);
             }
             RoomCreated { room, .. }
             | RoomUpdated { room, .. }

@@ -6,6 +6,8 @@ mod cache;
 mod fault;
 mod files;
 mod index;
+mod meetups;
+mod polls;
 mod projection;
 mod read;
 mod rows;
@@ -21,7 +23,10 @@ use async_trait::async_trait;
 use confab_core::command::{Command, Outcome};
 use confab_core::error::StoreError;
 use confab_core::event::Event;
-use confab_core::ids::{AppId, Offset, Pos, RoomNumber, Seq, UserId};
+use confab_core::ids::{
+    AppId, MeetupNumber, Offset, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId,
+};
+use confab_core::meetups::{Alert, MeetupQuery, MeetupView, PollCursor, PollView};
 use confab_core::model::{
     Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
     RoomSummary, User,
@@ -455,6 +460,90 @@ impl Store for SqliteStore {
             self.index.hurry();
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    async fn meetups(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: &UserId,
+        query: MeetupQuery,
+        limit: usize,
+    ) -> StoreResult<Page<MeetupView>> {
+        let viewer = viewer.clone();
+        self.read(move |c| meetups::meetups(c, app, room, &viewer, query, limit))
+            .await
+    }
+
+    async fn meetup(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+        viewer: &UserId,
+    ) -> StoreResult<Option<MeetupView>> {
+        let viewer = viewer.clone();
+        self.read(move |c| meetups::meetup(c, app, room, meetup, &viewer))
+            .await
+    }
+
+    async fn my_meetups(
+        &self,
+        app: AppId,
+        user: &UserId,
+        now: Timestamp,
+        after: Option<(Timestamp, RoomNumber, MeetupNumber)>,
+        limit: usize,
+    ) -> StoreResult<Page<MeetupView>> {
+        let user = user.clone();
+        self.read(move |c| meetups::my_meetups(c, app, &user, now, after, limit))
+            .await
+    }
+
+    async fn polls(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        viewer: &UserId,
+        after: Option<PollCursor>,
+        limit: usize,
+    ) -> StoreResult<Page<PollView>> {
+        let viewer = viewer.clone();
+        self.read(move |c| polls::polls(c, app, room, &viewer, after, limit))
+            .await
+    }
+
+    async fn poll(
+        &self,
+        app: AppId,
+        room: RoomNumber,
+        poll: PollNumber,
+        viewer: &UserId,
+    ) -> StoreResult<Option<PollView>> {
+        let viewer = viewer.clone();
+        self.read(move |c| polls::poll(c, app, room, poll, &viewer))
+            .await
+    }
+
+    async fn alerts(
+        &self,
+        app: AppId,
+        user: &UserId,
+        now: Timestamp,
+        after: Option<(RoomNumber, PollNumber)>,
+        limit: usize,
+    ) -> StoreResult<Page<Alert>> {
+        let user = user.clone();
+        self.read(move |c| polls::alerts(c, app, &user, now, after, limit))
+            .await
+    }
+
+    async fn due_polls(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<(AppId, RoomNumber, PollNumber)>> {
+        self.read(move |c| polls::due_polls(c, now, limit)).await
     }
 
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64> {

@@ -82,6 +82,7 @@ pub fn rooms_of_user(
         .collect::<Result<Vec<_>, _>>()
         .map_err(be)?;
     let has_more = rows.len() > limit;
+    let now = Timestamp::now();
     let mut out = Vec::with_capacity(limit);
     for (room, member) in rows.into_iter().take(limit) {
         let last_item = if room.room.last_seq.0 > 0 {
@@ -90,11 +91,18 @@ pub fn rooms_of_user(
             None
         };
         let unread_count = unread(conn, room.id, &member, room.room.last_seq)?;
+        let alerts_count = match member.state {
+            MemberState::Joined => {
+                crate::polls::alerts_count(conn, app, user, room.room.number, now)?
+            }
+            _ => 0,
+        };
         out.push(RoomSummary {
             room: room.room,
             member,
             last_item,
             unread_count,
+            alerts_count,
             activity: room.activity,
         });
     }

@@ -16,7 +16,7 @@ pub const MEMBER_COLS: &str = "user_id, role, state, read_seq, updated_at, since
 pub const ITEM_COLS: &str = "seq, pos, kind, sender, text, reply_to, reply_count, created_at, \
     edited_at, deleted, announcement, client_id";
 
-fn bad(col: usize, what: &str) -> rusqlite::Error {
+pub fn bad(col: usize, what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         col,
         rusqlite::types::Type::Text,

@@ -7,6 +7,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_hardening.sql"),
     include_str!("migrations/0003_room_spread.sql"),
+    include_str!("migrations/0004_meetups.sql"),
 ];
 
 /// How hard a commit waits for the disk.
@@ -98,7 +99,18 @@ fn fill_key_ids(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The projection tables, emptied before a replay.
-pub const PROJECTIONS: &[&str] = &["apps", "users", "rooms", "members", "items"];
+pub const PROJECTIONS: &[&str] = &[
+    "apps",
+    "users",
+    "rooms",
+    "members",
+    "items",
+    "meetups",
+    "rsvps",
+    "polls",
+    "poll_voters",
+    "alerts",
+];
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,13 @@
 //! The write transaction the rules run in: reads see earlier writes of the same transaction.
 
 use crate::cache::WriterCache;
-use crate::projection;
 use crate::rows::{self, APP_COLS, ITEM_COLS, direct_key};
+use crate::{meetups, polls, projection};
 use confab_core::event::{EVENT_VERSION, Event, EventBody};
-use confab_core::ids::{AppId, Offset, RoomNumber, Seq, Timestamp, UserId};
+use confab_core::ids::{
+    AppId, MeetupNumber, Offset, PollNumber, RoomNumber, Seq, Timestamp, UserId,
+};
+use confab_core::meetups::{Meetup, Poll, Rsvp};
 use confab_core::model::{App, Item, Member, User};
 use confab_core::store::{RoomState, StoreResult, Tx};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -176,6 +179,109 @@ impl Tx for SqliteTx<'_> {
                 s.query_row(params![rid, client_id, sender.map(UserId::as_str)], rows::item).optional()
             })
             .map_err(be)
+    }
+
+    fn meetup(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+    ) -> StoreResult<Option<Meetup>> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(None);
+        };
+        meetups::meetup_of(self.conn, rid, meetup).map_err(be)
+    }
+
+    fn last_meetup_number(&mut self, app: AppId, room: RoomNumber) -> StoreResult<MeetupNumber> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(MeetupNumber(0));
+        };
+        meetups::last_number(self.conn, rid).map_err(be)
+    }
+
+    fn rsvp(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+        user: &UserId,
+    ) -> StoreResult<Rsvp> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(Rsvp::None);
+        };
+        meetups::rsvp_of(self.conn, rid, meetup, user).map_err(be)
+    }
+
+    fn declined(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+    ) -> StoreResult<Vec<UserId>> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(Vec::new());
+        };
+        meetups::declined(self.conn, rid, meetup).map_err(be)
+    }
+
+    fn joined_members(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Vec<UserId>> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(Vec::new());
+        };
+        self.conn
+            .prepare_cached(
+                "SELECT user_id FROM members WHERE room_id = ?1 AND state = 'joined' ORDER BY user_id",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![rid], |r| r.get(0).map(UserId))?
+                    .collect()
+            })
+            .map_err(be)
+    }
+
+    fn poll(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        poll: PollNumber,
+    ) -> StoreResult<Option<Poll>> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(None);
+        };
+        polls::poll_of(self.conn, rid, poll).map_err(be)
+    }
+
+    fn last_poll_number(&mut self, app: AppId, room: RoomNumber) -> StoreResult<PollNumber> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(PollNumber(0));
+        };
+        polls::last_number(self.conn, rid).map_err(be)
+    }
+
+    fn ballot(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        poll: PollNumber,
+        user: &UserId,
+    ) -> StoreResult<Option<Vec<u32>>> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(None);
+        };
+        polls::ballot(self.conn, rid, poll, user).map_err(be)
+    }
+
+    fn open_polls(
+        &mut self,
+        app: AppId,
+        room: RoomNumber,
+        meetup: MeetupNumber,
+    ) -> StoreResult<Vec<PollNumber>> {
+        let Some(rid) = self.rid(app, room)? else {
+            return Ok(Vec::new());
+        };
+        polls::open_of_meetup(self.conn, rid, meetup).map_err(be)
     }
 
     fn append(&mut self, app: AppId, body: EventBody) -> StoreResult<Event> {

@@ -2,7 +2,8 @@
 //! `fixtures/v2.db` was written by the server of schema version 2 (see `fixtures/README.md`).
 //! Version 3 stopped indexing every event of the log by room and seq (a send no longer writes
 //! to that index), so a deletion now finds the texts to redact in other ways; this checks that
-//! messages posted and edited before the upgrade are still redacted completely.
+//! messages posted and edited before the upgrade are still redacted completely. Version 4 added
+//! meetups and polls, which an upgraded room plans like a new one.
 
 use confab_core::command::{Command, Outcome};
 use confab_core::command::{DeleteMessage, SendMessage};
@@ -143,4 +144,104 @@ async fn a_version_2_database_upgrades_with_everything_in_place() {
         .pragma_query_value(None, "page_size", |r| r.get(0))
         .expect("page size");
     assert_eq!(page, 4096);
+}
+
+/// The meetups migration runs on an old database: its rooms plan meetups and polls with their
+/// numbering going on where it stopped, and a replay gives the new tables back.
+#[tokio::test]
+async fn an_upgraded_database_plans_meetups_and_polls() {
+    use confab_core::command::{CreateMeetup, CreatePoll, Vote};
+    use confab_core::ids::{MeetupNumber, PollNumber, Timestamp};
+    use confab_core::meetups::{PollKind, Results};
+
+    let (store, dir) = open_copy();
+    let app = store
+        .app_by_token("5b18hkryob")
+        .await
+        .expect("lookup")
+        .expect("the fixture's app")
+        .id;
+    let at = Timestamp(Timestamp::now().0 + 7 * 86_400_000);
+    let out = store
+        .execute(Command::CreateMeetup(CreateMeetup {
+            app,
+            actor: user("alice"),
+            room: RoomNumber(1),
+            name: "Picnic".into(),
+            location: "Park".into(),
+            takes_place_on: at,
+            image_url: None,
+        }))
+        .await
+        .expect("create a meetup");
+    assert_eq!(out, Outcome::Meetup(MeetupNumber(1)));
+    let out = store
+        .execute(Command::CreatePoll(CreatePoll {
+            app,
+            actor: user("alice"),
+            room: RoomNumber(1),
+            question: "Where?".into(),
+            kind: PollKind::Relocate,
+            choices: vec!["Park".into(), "Beach".into()],
+            max_selections: 1,
+            results: Results::Disclosed,
+            closes_at: None,
+            meetup: Some(MeetupNumber(1)),
+        }))
+        .await
+        .expect("create a poll");
+    assert_eq!(out, Outcome::Poll(PollNumber(1)));
+    let alerts = store
+        .alerts(app, &user("bob"), Timestamp::now(), None, 10)
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.rows.len(), 1);
+    for who in ["alice", "bob"] {
+        store
+            .execute(Command::Vote(Vote {
+                app,
+                actor: user(who),
+                room: RoomNumber(1),
+                poll: PollNumber(1),
+                choices: vec![1],
+            }))
+            .await
+            .expect("vote");
+    }
+
+    // Room 1 had seq 6 and pos 10: the meetup and the poll announced seq 7 and 8, the votes
+    // took positions, the closing and the move announced seq 9 and 10.
+    let items = room(&store, app, 1).await;
+    let announced: Vec<(i64, i64)> = items[6..].iter().map(|i| (i.seq.0, i.pos.0)).collect();
+    assert_eq!(announced, [(7, 11), (8, 12), (9, 15), (10, 16)]);
+    let moved = store
+        .meetup(app, RoomNumber(1), MeetupNumber(1), &user("bob"))
+        .await
+        .expect("read")
+        .expect("the meetup");
+    assert_eq!(moved.meetup.location, "Beach");
+
+    let live = (
+        room(&store, app, 1).await,
+        store
+            .poll(app, RoomNumber(1), PollNumber(1), &user("bob"))
+            .await
+            .expect("read"),
+    );
+    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
+    let replayed = (
+        room(&store, app, 1).await,
+        store
+            .poll(app, RoomNumber(1), PollNumber(1), &user("bob"))
+            .await
+            .expect("read"),
+    );
+    assert_eq!(live, replayed);
+
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("t.db")).expect("open the file");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 4);
 }

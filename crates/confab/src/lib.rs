@@ -220,12 +220,15 @@ pub struct Running {
     _lock: DataDirLock,
     handle: JoinHandle<std::io::Result<()>>,
     gateway: confab_api::ws::Gateway,
+    /// Closes polls past their deadline; stops with the server (or when dropped).
+    closer: confab_api::deadlines::DeadlineCloser,
 }
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish (for up to `shutdown_grace_ms`, then
     /// closes their connections), and waits for the server to end.
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.closer.stop().await;
         let _ = self.shutdown.send(());
         self.gateway.shutdown();
         self.handle
@@ -254,6 +257,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let gateway = start_gateway(&store, config).await?;
     let state = AppState::new(store.clone(), api_config(config, admin_key.clone()))
         .with_ws(gateway.clone());
+    let closer =
+        confab_api::deadlines::DeadlineCloser::start(state.clone(), confab_api::deadlines::EVERY);
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(confab_api::serve(listener, state, async {
         let _ = rx.await;
@@ -266,6 +271,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         shutdown: tx,
         handle,
         gateway,
+        closer,
         _lock: lock,
     })
 }

@@ -5,6 +5,8 @@
 mod apps;
 mod compat;
 mod error;
+mod meetups;
+mod polls;
 mod requests;
 mod rooms;
 mod search;
@@ -13,6 +15,8 @@ mod timeline;
 pub use apps::*;
 pub use compat::*;
 pub use error::*;
+pub use meetups::*;
+pub use polls::*;
 pub use requests::*;
 pub use rooms::*;
 pub use search::*;

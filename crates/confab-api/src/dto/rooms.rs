@@ -61,6 +61,8 @@ pub struct RoomSummaryDto {
     pub unread_count: i64,
     pub read_seq: i64,
     pub last_item: Option<ItemDto>,
+    /// My alerts in this room: open polls I may vote on and have not.
+    pub alerts_count: i64,
 }
 
 impl RoomSummaryDto {
@@ -70,6 +72,7 @@ impl RoomSummaryDto {
             unread_count: s.unread_count,
             read_seq: s.member.read_seq.0,
             last_item: s.last_item.as_ref().map(ItemDto::new),
+            alerts_count: s.alerts_count,
         }
     }
 }

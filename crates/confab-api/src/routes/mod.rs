@@ -4,8 +4,10 @@ mod apps;
 mod compat;
 mod events;
 mod health;
+mod meetups;
 mod members;
 mod messages;
+mod polls;
 mod rooms;
 mod search;
 mod users;
@@ -31,6 +33,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/users/{user_id}/tokens", post(users::mint_token))
         .route("/v1/me", get(users::get_me).patch(users::update_me))
+        .route("/v1/me/meetups", get(users::list_my_meetups))
+        .route("/v1/me/alerts", get(users::list_my_alerts))
         .route("/v1/rooms", post(rooms::create_room).get(rooms::list_rooms))
         .route("/v1/rooms/public", get(rooms::list_public_rooms))
         .route("/v1/rooms/alias/{alias}", get(rooms::get_room_by_alias))
@@ -70,6 +74,30 @@ pub fn router() -> Router<AppState> {
         .route("/v1/rooms/{number}/changes", get(messages::list_changes))
         .route("/v1/rooms/{number}/search", get(search::search_room))
         .route("/v1/search", get(search::search_mine))
+        .route(
+            "/v1/rooms/{number}/meetups",
+            post(meetups::create_meetup).get(meetups::list_meetups),
+        )
+        .route(
+            "/v1/rooms/{number}/meetups/{meetup}",
+            get(meetups::get_meetup)
+                .patch(meetups::update_meetup)
+                .delete(meetups::cancel_meetup),
+        )
+        .route(
+            "/v1/rooms/{number}/meetups/{meetup}/rsvp",
+            put(meetups::set_rsvp),
+        )
+        .route(
+            "/v1/rooms/{number}/polls",
+            post(polls::create_poll).get(polls::list_polls),
+        )
+        .route("/v1/rooms/{number}/polls/{poll}", get(polls::get_poll))
+        .route("/v1/rooms/{number}/polls/{poll}/vote", put(polls::vote))
+        .route(
+            "/v1/rooms/{number}/polls/{poll}/close",
+            post(polls::close_poll),
+        )
         .route("/api/v1/apps", post(compat::create_app))
         .route(
             "/api/v1/apps/{token}",

@@ -117,6 +117,7 @@ pub async fn list_rooms(
         for r in &mut rooms {
             r.last_item = None;
             r.unread_count = 0;
+            r.alerts_count = 0;
         }
     }
     Ok(axum::Json(RoomListDto { rooms, next_cursor }))

@@ -1,15 +1,22 @@
-//! Users: upserted and given tokens by their app's backend; seen by other users of the app.
+//! Users: upserted and given tokens by their app's backend; seen by other users of the app;
+//! what waits for me across my rooms (upcoming meetups, alerts).
 
 use super::user_id;
 use crate::AppState;
 use crate::auth;
-use crate::dto::{MintTokenReq, TokenDto, UpdateMeReq, UpsertUserReq, UserDto};
+use crate::cursor;
+use crate::dto::{
+    AlertDto, AlertListDto, MeetupDto, MeetupListDto, MintTokenReq, TokenDto, UpdateMeReq,
+    UpsertUserReq, UserDto,
+};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AppCaller, AppOrUser, Body, Json, Path, UserCaller};
+use crate::extract::{AppCaller, AppOrUser, Body, Json, Path, Query, UserCaller};
+use crate::limit::{self, READ_COST};
 use axum::extract::State;
 use confab_core::command::{UpdateProfile, UpsertUser};
-use confab_core::ids::Timestamp;
+use confab_core::ids::{MeetupNumber, PollNumber, RoomNumber, Timestamp};
 use confab_core::{Command, DomainError, Outcome};
+use serde::Deserialize;
 
 fn user_outcome(o: Outcome, show_email: bool) -> ApiResult<axum::Json<UserDto>> {
     match o {
@@ -109,4 +116,85 @@ pub async fn update_me(
         image_url: req.image_url,
     });
     user_outcome(state.execute(cmd).await?, true)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinePageQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// My upcoming meetups across the rooms I have joined, soonest first.
+pub async fn list_my_meetups(
+    State(state): State<AppState>,
+    me: UserCaller,
+    Query(q): Query<MinePageQuery>,
+) -> ApiResult<axum::Json<MeetupListDto>> {
+    let limit = cursor::limit(q.limit, 50, 200)?;
+    let after = match &q.cursor {
+        Some(c) => {
+            let v = cursor::decode_i64s("my_meetups", c, 3)?;
+            Some((Timestamp(v[0]), RoomNumber(v[1]), MeetupNumber(v[2])))
+        }
+        None => None,
+    };
+    state
+        .limits
+        .user_read(me.app, &me.user, READ_COST)
+        .map_err(limit::refused)?;
+    let page = state
+        .store
+        .my_meetups(me.app, &me.user, Timestamp::now(), after, limit)
+        .await?;
+    let next_cursor = match (page.has_more, page.rows.last()) {
+        (true, Some(last)) => Some(cursor::encode(
+            "my_meetups",
+            &[
+                &last.meetup.takes_place_on.0.to_string(),
+                &last.room.0.to_string(),
+                &last.meetup.number.0.to_string(),
+            ],
+        )),
+        _ => None,
+    };
+    Ok(axum::Json(MeetupListDto {
+        meetups: page.rows.iter().map(MeetupDto::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// My alerts: open polls of my rooms that I may vote on and have not, by room and poll.
+pub async fn list_my_alerts(
+    State(state): State<AppState>,
+    me: UserCaller,
+    Query(q): Query<MinePageQuery>,
+) -> ApiResult<axum::Json<AlertListDto>> {
+    let limit = cursor::limit(q.limit, 50, 200)?;
+    let after = match &q.cursor {
+        Some(c) => {
+            let v = cursor::decode_i64s("alerts", c, 2)?;
+            Some((RoomNumber(v[0]), PollNumber(v[1])))
+        }
+        None => None,
+    };
+    state
+        .limits
+        .user_read(me.app, &me.user, READ_COST)
+        .map_err(limit::refused)?;
+    let page = state
+        .store
+        .alerts(me.app, &me.user, Timestamp::now(), after, limit)
+        .await?;
+    let next_cursor = match (page.has_more, page.rows.last()) {
+        (true, Some(last)) => Some(cursor::encode(
+            "alerts",
+            &[&last.room.0.to_string(), &last.poll.0.to_string()],
+        )),
+        _ => None,
+    };
+    Ok(axum::Json(AlertListDto {
+        alerts: page.rows.iter().map(AlertDto::from).collect(),
+        next_cursor,
+    }))
 }

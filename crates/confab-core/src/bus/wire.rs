@@ -6,7 +6,8 @@
 
 use super::BusMessage;
 use crate::event::{Event, EventBody, MemberAction};
-use crate::ids::{AppId, Pos, RoomNumber, Seq, Timestamp, UserId};
+use crate::ids::{AppId, MeetupNumber, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId};
+use crate::meetups::{CloseReason, PollKind, PollOutcome, Results, Rsvp};
 use crate::model::{Item, ItemKind, MemberState, Role, RoomKind, Visibility};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -77,6 +78,67 @@ pub enum ChangeData {
     },
     MessageDeleted {
         by: Option<UserId>,
+    },
+    /// Times are RFC 3339 strings, as in every client-facing payload.
+    MeetupCreated {
+        meetup: MeetupNumber,
+        organizer: UserId,
+        name: String,
+        location: String,
+        takes_place_on: String,
+        image_url: Option<String>,
+    },
+    MeetupUpdated {
+        meetup: MeetupNumber,
+        by: UserId,
+        name: Option<String>,
+        location: Option<String>,
+        takes_place_on: Option<String>,
+        image_url: Option<String>,
+        poll: Option<PollNumber>,
+    },
+    MeetupCancelled {
+        meetup: MeetupNumber,
+        by: UserId,
+    },
+    RsvpChanged {
+        meetup: MeetupNumber,
+        user: UserId,
+        rsvp: Rsvp,
+    },
+    /// The voter list is left out (it can be long): `GET /v1/rooms/{n}/polls/{p}` has it.
+    PollCreated {
+        poll: PollNumber,
+        creator: UserId,
+        question: String,
+        kind: PollKind,
+        choices: Vec<String>,
+        max_selections: u32,
+        results: Results,
+        closes_at: Option<String>,
+        meetup: Option<MeetupNumber>,
+        voters_count: usize,
+    },
+    /// `choices` is absent for a poll whose results are undisclosed: members learn that a
+    /// vote happened, not what it was.
+    VoteCast {
+        poll: PollNumber,
+        user: UserId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        choices: Option<Vec<u32>>,
+    },
+    VoteWithdrawn {
+        poll: PollNumber,
+        user: UserId,
+    },
+    PollClosed {
+        poll: PollNumber,
+        by: Option<UserId>,
+        reason: CloseReason,
+        tallies: Vec<i64>,
+        outcome: PollOutcome,
+        winner: Option<u32>,
+        winning_choice: Option<String>,
     },
 }
 
@@ -191,6 +253,117 @@ impl ChangeData {
                 redacted: *redacted,
             },
             E::MessageDeleted { by, .. } => ChangeData::MessageDeleted { by: by.clone() },
+            E::MeetupCreated {
+                meetup,
+                organizer,
+                name,
+                location,
+                takes_place_on,
+                image_url,
+                room: _,
+                pos: _,
+                seq: _,
+            } => ChangeData::MeetupCreated {
+                meetup: *meetup,
+                organizer: organizer.clone(),
+                name: name.clone(),
+                location: location.clone(),
+                takes_place_on: takes_place_on.to_rfc3339(),
+                image_url: image_url.clone(),
+            },
+            E::MeetupUpdated {
+                meetup,
+                by,
+                name,
+                location,
+                takes_place_on,
+                image_url,
+                poll,
+                room: _,
+                pos: _,
+                seq: _,
+            } => ChangeData::MeetupUpdated {
+                meetup: *meetup,
+                by: by.clone(),
+                name: name.clone(),
+                location: location.clone(),
+                takes_place_on: takes_place_on.map(Timestamp::to_rfc3339),
+                image_url: image_url.clone(),
+                poll: *poll,
+            },
+            E::MeetupCancelled { meetup, by, .. } => ChangeData::MeetupCancelled {
+                meetup: *meetup,
+                by: by.clone(),
+            },
+            E::RsvpChanged {
+                meetup, user, rsvp, ..
+            } => ChangeData::RsvpChanged {
+                meetup: *meetup,
+                user: user.clone(),
+                rsvp: *rsvp,
+            },
+            E::PollCreated {
+                poll,
+                creator,
+                question,
+                kind,
+                choices,
+                max_selections,
+                results,
+                closes_at,
+                meetup,
+                voters,
+                room: _,
+                pos: _,
+                seq: _,
+            } => ChangeData::PollCreated {
+                poll: *poll,
+                creator: creator.clone(),
+                question: question.clone(),
+                kind: *kind,
+                choices: choices.clone(),
+                max_selections: *max_selections,
+                results: *results,
+                closes_at: closes_at.map(Timestamp::to_rfc3339),
+                meetup: *meetup,
+                voters_count: voters.len(),
+            },
+            E::VoteCast {
+                poll,
+                user,
+                choices,
+                secret,
+                room: _,
+                pos: _,
+            } => ChangeData::VoteCast {
+                poll: *poll,
+                user: user.clone(),
+                choices: (!secret).then(|| choices.clone()),
+            },
+            E::VoteWithdrawn { poll, user, .. } => ChangeData::VoteWithdrawn {
+                poll: *poll,
+                user: user.clone(),
+            },
+            E::PollClosed {
+                poll,
+                by,
+                reason,
+                tallies,
+                outcome,
+                winner,
+                winning_choice,
+                room: _,
+                pos: _,
+                seq: _,
+            } => ChangeData::PollClosed {
+                poll: *poll,
+                by: by.clone(),
+                reason: *reason,
+                tallies: tallies.clone(),
+                outcome: *outcome,
+                winner: *winner,
+                winning_choice: winning_choice.clone(),
+            },
         })
     }
 
@@ -204,6 +377,14 @@ impl ChangeData {
             ChangeData::MessagePosted { .. } => "message_posted",
             ChangeData::MessageEdited { .. } => "message_edited",
             ChangeData::MessageDeleted { .. } => "message_deleted",
+            ChangeData::MeetupCreated { .. } => "meetup_created",
+            ChangeData::MeetupUpdated { .. } => "meetup_updated",
+            ChangeData::MeetupCancelled { .. } => "meetup_cancelled",
+            ChangeData::RsvpChanged { .. } => "rsvp_changed",
+            ChangeData::PollCreated { .. } => "poll_created",
+            ChangeData::VoteCast { .. } => "vote_cast",
+            ChangeData::VoteWithdrawn { .. } => "vote_withdrawn",
+            ChangeData::PollClosed { .. } => "poll_closed",
         }
     }
 

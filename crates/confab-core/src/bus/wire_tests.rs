@@ -4,6 +4,7 @@ use super::*;
 use crate::bus::Topic;
 use crate::event::{Event, EventBody, MemberAction};
 use crate::ids::Offset;
+use crate::meetups::{CloseReason, PollKind, PollOutcome, Results, Rsvp};
 
 const SECRET: &str = "s3cr3t-hash-0f-the-app";
 const KEY: &str = "signing-key-material";
@@ -95,7 +96,91 @@ pub(super) fn samples() -> Vec<EventBody> {
             user: u("ann"),
             seq: Seq(4),
         },
+        EventBody::MeetupCreated {
+            room: RoomNumber(3),
+            meetup: MeetupNumber(1),
+            organizer: u("ann"),
+            name: "Picnic".into(),
+            location: "Park".into(),
+            takes_place_on: Timestamp(1_800_000_000_000),
+            image_url: None,
+            pos: Pos(8),
+            seq: Seq(5),
+        },
+        EventBody::MeetupUpdated {
+            room: RoomNumber(3),
+            meetup: MeetupNumber(1),
+            by: u("ann"),
+            name: None,
+            location: Some("Beach".into()),
+            takes_place_on: Some(Timestamp(1_800_000_360_000)),
+            image_url: None,
+            poll: Some(PollNumber(1)),
+            pos: Pos(9),
+            seq: Some(Seq(6)),
+        },
+        EventBody::MeetupCancelled {
+            room: RoomNumber(3),
+            meetup: MeetupNumber(1),
+            by: u("ann"),
+            pos: Pos(10),
+            seq: Seq(7),
+        },
+        EventBody::RsvpChanged {
+            room: RoomNumber(3),
+            meetup: MeetupNumber(1),
+            user: u("bob"),
+            rsvp: Rsvp::Maybe,
+            pos: Pos(11),
+        },
+        EventBody::PollCreated {
+            room: RoomNumber(3),
+            poll: PollNumber(1),
+            creator: u("ann"),
+            question: "Where?".into(),
+            kind: PollKind::Relocate,
+            choices: vec!["Park".into(), "Beach".into()],
+            max_selections: 1,
+            results: Results::Undisclosed,
+            closes_at: Some(Timestamp(1_790_000_000_000)),
+            meetup: Some(MeetupNumber(1)),
+            voters: vec![u("ann"), u("bob")],
+            pos: Pos(12),
+            seq: Seq(8),
+        },
+        EventBody::VoteCast {
+            room: RoomNumber(3),
+            poll: PollNumber(1),
+            user: u("bob"),
+            choices: vec![1],
+            secret: true,
+            pos: Pos(13),
+        },
+        EventBody::VoteWithdrawn {
+            room: RoomNumber(3),
+            poll: PollNumber(1),
+            user: u("bob"),
+            pos: Pos(14),
+        },
+        EventBody::PollClosed {
+            room: RoomNumber(3),
+            poll: PollNumber(1),
+            by: None,
+            reason: CloseReason::AllVoted,
+            tallies: vec![0, 2],
+            outcome: PollOutcome::Decided,
+            winner: Some(1),
+            winning_choice: Some("Beach".into()),
+            pos: Pos(15),
+            seq: Seq(9),
+        },
     ]
+}
+
+/// The meetup and poll events, whose public shape differs from the stored one on purpose
+/// (times as RFC 3339, secret votes, voter lists only in the log).
+fn is_gathering(b: &EventBody) -> bool {
+    kind_index(b) >= 13
 }
 
 /// Exhaustive (no wildcard): a new event kind fails to compile here.
@@ -115,6 +200,14 @@ fn kind_index(b: &EventBody) -> usize {
         MessageDeleted { .. } => 10,
         RoomDeleted { .. } => 11,
         ReadMarkerSet { .. } => 12,
+        MeetupCreated { .. } => 13,
+        MeetupUpdated { .. } => 14,
+        MeetupCancelled { .. } => 15,
+        RsvpChanged { .. } => 16,
+        PollCreated { .. } => 17,
+        VoteCast { .. } => 18,
+        VoteWithdrawn { .. } => 19,
+        PollClosed { .. } => 20,
     }
 }
 
@@ -132,7 +225,7 @@ fn every_event_kind_converts_or_is_skipped_and_nothing_secret_travels() {
     let all = samples();
     let mut seen: Vec<usize> = all.iter().map(kind_index).collect();
     seen.sort_unstable();
-    assert_eq!(seen, (0..13).collect::<Vec<_>>(), "one sample per kind");
+    assert_eq!(seen, (0..21).collect::<Vec<_>>(), "one sample per kind");
     for body in all {
         let ev = event(body.clone());
         let item = new_message_item(&ev);
@@ -176,6 +269,9 @@ fn the_change_data_is_what_clients_already_see() {
         let Some(data) = ChangeData::from_body(&body) else {
             continue;
         };
+        if is_gathering(&body) {
+            continue;
+        }
         let mut old = body.public_json();
         if let serde_json::Value::Object(map) = &mut old {
             for key in ["type", "room", "pos", "seq", "text"] {
@@ -239,6 +335,9 @@ fn the_public_json_of_an_event_is_its_stored_shape_without_the_secrets() {
         for secret in [SECRET, KEY] {
             assert!(!text.contains(secret), "{secret} leaked in {text}");
         }
+        if is_gathering(&body) {
+            continue;
+        }
         let mut stored = serde_json::to_value(&body).expect("serializes");
         if let serde_json::Value::Object(map) = &mut stored {
             for key in ["type", "secret_hash", "signing_key"] {
@@ -247,4 +346,46 @@ fn the_public_json_of_an_event_is_its_stored_shape_without_the_secrets() {
         }
         assert_eq!(public, stored, "{}", body.type_name());
     }
+}
+
+#[test]
+fn gatherings_show_times_as_rfc3339_and_keep_secret_votes_secret() {
+    for body in samples().into_iter().filter(is_gathering) {
+        let public = body.public_json();
+        let data = ChangeData::from_body(&body)
+            .expect("a room change")
+            .client_json();
+        for v in [&public, &data] {
+            for key in ["takes_place_on", "closes_at"] {
+                if let Some(t) = v.get(key).and_then(|t| t.as_str()) {
+                    assert!(t.ends_with('Z') && t.contains('T'), "{key} {t}");
+                }
+            }
+        }
+        match &body {
+            EventBody::VoteCast { .. } => {
+                assert_eq!(public.get("choices"), None, "{public}");
+                assert_eq!(data.get("choices"), None, "{data}");
+                assert_eq!(data["user"], "bob");
+            }
+            EventBody::PollCreated { .. } => {
+                assert_eq!(public["voters"], serde_json::json!(["ann", "bob"]));
+                assert_eq!(data["voters_count"], 2);
+                assert_eq!(data.get("voters"), None);
+            }
+            _ => {}
+        }
+    }
+    // A disclosed poll's vote shows its choices.
+    let open = EventBody::VoteCast {
+        room: RoomNumber(3),
+        poll: PollNumber(2),
+        user: UserId("bob".into()),
+        choices: vec![0, 1],
+        secret: false,
+        pos: Pos(16),
+    };
+    assert_eq!(open.public_json()["choices"], serde_json::json!([0, 1]));
+    let data = ChangeData::from_body(&open).expect("change").client_json();
+    assert_eq!(data["choices"], serde_json::json!([0, 1]));
 }

@@ -12,8 +12,10 @@ mod access;
 mod announce;
 mod apps;
 mod load;
+mod meetups;
 mod members;
 mod messages;
+mod polls;
 mod rooms;
 mod users;
 
@@ -42,5 +44,12 @@ pub fn handle(tx: &mut dyn Tx, cmd: Command) -> StoreResult<Outcome> {
         Command::Edit(c) => messages::edit(tx, c),
         Command::Delete(c) => messages::delete(tx, c),
         Command::MarkRead(c) => messages::mark_read(tx, c),
+        Command::CreateMeetup(c) => meetups::create(tx, c),
+        Command::UpdateMeetup(c) => meetups::update(tx, c),
+        Command::CancelMeetup(c) => meetups::cancel(tx, c),
+        Command::SetRsvp(c) => meetups::rsvp(tx, c),
+        Command::CreatePoll(c) => polls::create(tx, c),
+        Command::Vote(c) => polls::vote(tx, c),
+        Command::ClosePoll(c) => polls::close(tx, c),
     }
 }

@@ -16,6 +16,7 @@ mod history;
 mod hostile;
 mod limits;
 mod loss;
+mod meetups;
 mod members;
 mod messages;
 mod nodes;

@@ -47,6 +47,8 @@ async fn the_openapi_document_describes_served_routes() {
         let concrete = path
             .replace("{number}", "1")
             .replace("{seq}", "1")
+            .replace("{meetup}", "1")
+            .replace("{poll}", "1")
             .replace("{user_id}", "someone")
             .replace("{alias}", "general")
             .replace("{action}", "approve");

@@ -1,6 +1,8 @@
 //! The OpenAPI document served at `/openapi.json`, built from one table of the routes the
 //! router serves (kept beside it in `routes/mod.rs`) and the wire types' schemas.
 
+mod gatherings;
+
 use crate::AppState;
 use crate::dto::*;
 use axum::Router;
@@ -514,7 +516,7 @@ fn routes() -> Vec<Route> {
 fn param(name: &str, place: ParameterIn) -> utoipa::openapi::path::Parameter {
     let ty = match name {
         "number" | "seq" | "before" | "after" | "around" | "from" | "to" | "limit" | "since"
-        | "page" => Type::Integer,
+        | "page" | "meetup" | "poll" => Type::Integer,
         _ => Type::String,
     };
     let required = if matches!(place, ParameterIn::Path) {
@@ -533,7 +535,7 @@ fn param(name: &str, place: ParameterIn) -> utoipa::openapi::path::Parameter {
 /// The document.
 pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
-    for route in routes() {
+    for route in routes().into_iter().chain(gatherings::routes()) {
         let mut op = OperationBuilder::new()
             .summary(Some(route.summary))
             .description(Some(route.caller.text()));
@@ -616,6 +618,18 @@ pub fn document() -> OpenApi {
         .schema_from::<ChangePageDto>()
         .schema_from::<EventDto>()
         .schema_from::<EventPageDto>()
+        .schema_from::<CreateMeetupReq>()
+        .schema_from::<UpdateMeetupReq>()
+        .schema_from::<RsvpReq>()
+        .schema_from::<RsvpCountsDto>()
+        .schema_from::<MeetupDto>()
+        .schema_from::<MeetupListDto>()
+        .schema_from::<CreatePollReq>()
+        .schema_from::<VoteReq>()
+        .schema_from::<PollDto>()
+        .schema_from::<PollListDto>()
+        .schema_from::<AlertDto>()
+        .schema_from::<AlertListDto>()
         .schema_from::<CreateAppReq>()
         .schema_from::<UpsertUserReq>()
         .schema_from::<MintTokenReq>()
@@ -658,8 +672,9 @@ fn unavailable() -> utoipa::openapi::Response {
 /// The 429 answer, with its `Retry-After` header.
 fn rate_limited() -> utoipa::openapi::Response {
     with_retry_after(
-        "`rate_limited`: over a budget (per user: sends, edits and deletes, or expensive reads \
-         such as history, changes, events and search; per app; per client address for \
+        "`rate_limited`: over a budget (per user: sends, edits and deletes, meetup, RSVP, \
+         poll and vote changes, or expensive reads such as history, changes, events, search \
+         and the meetup, poll and alert listings; per app; per client address for \
          routes without a credential)",
     )
 }
@@ -718,5 +733,59 @@ mod tests {
         let limited = &doc["paths"]["/v1/rooms/{number}/messages"]["post"]["responses"]["429"];
         assert!(limited["headers"]["Retry-After"].is_object(), "{limited}");
         assert!(doc["paths"]["/healthz"]["get"]["responses"]["429"].is_null());
+        for (path, method, body, answer) in [
+            (
+                "/v1/rooms/{number}/meetups",
+                "post",
+                "CreateMeetupReq",
+                "MeetupDto",
+            ),
+            (
+                "/v1/rooms/{number}/meetups/{meetup}",
+                "patch",
+                "UpdateMeetupReq",
+                "MeetupDto",
+            ),
+            (
+                "/v1/rooms/{number}/meetups/{meetup}/rsvp",
+                "put",
+                "RsvpReq",
+                "MeetupDto",
+            ),
+            (
+                "/v1/rooms/{number}/polls",
+                "post",
+                "CreatePollReq",
+                "PollDto",
+            ),
+            (
+                "/v1/rooms/{number}/polls/{poll}/vote",
+                "put",
+                "VoteReq",
+                "PollDto",
+            ),
+        ] {
+            let op = &doc["paths"][path][method];
+            assert!(op.to_string().contains(body), "{method} {path}: {op}");
+            assert!(op.to_string().contains(answer), "{method} {path}: {op}");
+        }
+        for (path, methods) in [
+            ("/v1/rooms/{number}/meetups", &["get", "post"][..]),
+            (
+                "/v1/rooms/{number}/meetups/{meetup}",
+                &["get", "patch", "delete"],
+            ),
+            ("/v1/rooms/{number}/polls", &["get", "post"]),
+            ("/v1/rooms/{number}/polls/{poll}", &["get"]),
+            ("/v1/rooms/{number}/polls/{poll}/close", &["post"]),
+            ("/v1/me/meetups", &["get"]),
+            ("/v1/me/alerts", &["get"]),
+        ] {
+            for m in methods {
+                assert!(doc["paths"][path][m].is_object(), "{m} {path}");
+            }
+        }
+        let summary = &doc["components"]["schemas"]["RoomSummaryDto"].to_string();
+        assert!(summary.contains("alerts_count"), "{summary}");
     }
 }
