@@ -87,6 +87,12 @@ pub async fn decided_polls_move_the_meetup(store: Arc<dyn Store>) {
     run(&store, vote(app, "u1", room, r, &[1])).await;
     run(&store, vote(app, "u2", room, r, &[1])).await;
     run(&store, close(app, "u0", room, r)).await;
+    let changes = all_changes(&store, app, room).await;
+    assert!(matches!(
+        &changes[changes.len() - 1].body,
+        EventBody::MeetupUpdated { poll: Some(by_poll), location: Some(l), takes_place_on: None, .. }
+            if *by_poll == r && l == "Pier"
+    ));
     let v = view(&store, app, room, m, "u0").await;
     assert_eq!(
         (v.meetup.takes_place_on, v.meetup.location.as_str()),
@@ -250,7 +256,8 @@ pub async fn polls_close_by_creator_organizer_or_admin(store: Arc<dyn Store>) {
 pub async fn poll_deadline_closes_at_once(store: Arc<dyn Store>) {
     let app = app_with_users(&store, "pdue", 3).await;
     let room = group(&store, app, "u0", &["u1", "u2"], Visibility::Private).await;
-    let deadline = Timestamp(Timestamp::now().0 + 1500);
+    // Long enough for the vote and the read that follow on a busy machine.
+    let deadline = Timestamp(Timestamp::now().0 + 2500);
     let p = poll(
         &store,
         CreatePoll {
@@ -259,6 +266,12 @@ pub async fn poll_deadline_closes_at_once(store: Arc<dyn Store>) {
         },
     )
     .await;
+    run(&store, vote(app, "u0", room, p, &[2])).await;
+    let before = store
+        .alerts(app, &uid("u1"), Timestamp::now(), None, 10)
+        .await
+        .expect("alerts");
+    assert!(before.rows.iter().any(|a| a.poll == p), "{before:?}");
     let later = Timestamp(Timestamp::now().0 + 3_600_000);
     let soon = Timestamp(Timestamp::now().0 + 1_800_000);
     let p_later = poll(
@@ -277,12 +290,6 @@ pub async fn poll_deadline_closes_at_once(store: Arc<dyn Store>) {
         },
     )
     .await;
-    run(&store, vote(app, "u0", room, p, &[2])).await;
-    let before = store
-        .alerts(app, &uid("u1"), Timestamp::now(), None, 10)
-        .await
-        .expect("alerts");
-    assert!(before.rows.iter().any(|a| a.poll == p), "{before:?}");
     // The server's close before the deadline changes nothing.
     let server_close = |poll| {
         Command::ClosePoll(ClosePoll {
