@@ -1,8 +1,9 @@
 //! Conformance cases for alerts (open polls a user may vote on and has not) and for the races
 //! that matter to polls: two last votes at once, and a close against a vote.
 
-use super::meetups::{DAY, meetup, poll_view, run, set_rsvp, uid, vote};
-use super::polls::{close, closings, new_poll, poll};
+use super::support::{
+    DAY, close, closings, meetup, new_poll, poll, poll_view, run, set_rsvp, uid, vote,
+};
 use super::{app_with_users, group};
 use crate::command::{Command, CreatePoll};
 use crate::error::{ErrorCode, StoreError};
