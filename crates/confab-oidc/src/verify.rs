@@ -37,6 +37,9 @@ pub struct VerifierOptions {
     pub http_timeout: Duration,
     /// The largest discovery document or key set accepted.
     pub max_response_bytes: usize,
+    /// Certificates (DER) trusted besides the system's roots: a provider behind a private
+    /// certificate authority (an in-house Keycloak), or the tests' own.
+    pub extra_root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for VerifierOptions {
@@ -49,6 +52,7 @@ impl Default for VerifierOptions {
             refetch_cooldown: Duration::from_secs(60),
             http_timeout: Duration::from_secs(5),
             max_response_bytes: 256 * 1024,
+            extra_root_certificates: Vec::new(),
         }
     }
 }
@@ -62,7 +66,8 @@ pub struct Verifier {
     keys: Cache<KeySet>,
 }
 
-/// The verifier could not be built (a TLS setting refused by rustls).
+/// The verifier could not be built (a TLS setting or an extra root certificate refused by
+/// rustls).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up TLS for identity providers: {0}")]
 pub struct SetupError(#[from] rustls::Error);
@@ -70,7 +75,11 @@ pub struct SetupError(#[from] rustls::Error);
 impl Verifier {
     pub fn new(opts: VerifierOptions) -> Result<Verifier, SetupError> {
         Ok(Verifier {
-            http: Http::new(opts.http_timeout, opts.max_response_bytes)?,
+            http: Http::new(
+                opts.http_timeout,
+                opts.max_response_bytes,
+                &opts.extra_root_certificates,
+            )?,
             discovery: Cache::new(opts.refetch_cooldown),
             keys: Cache::new(opts.refetch_cooldown),
             opts,

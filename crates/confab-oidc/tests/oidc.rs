@@ -479,3 +479,28 @@ async fn a_key_of_another_kind_under_the_named_kid_is_not_used() {
         Err(OidcError::BadSignature)
     );
 }
+
+#[tokio::test]
+async fn keys_are_fetched_over_https_from_a_trusted_authority_only() {
+    let rsa = TestKey::rsa1();
+    let idp = FakeProvider::start_tls(&[&rsa]).await;
+    assert!(idp.issuer.starts_with("https://127.0.0.1:"));
+    let config = idp.config("corp", &[WEB]);
+    let token = rsa.sign(&claims(&idp.issuer, json!({})));
+
+    let untrusting = verifier(long_cooldown());
+    let e = untrusting.verify(&config, &token, None).await;
+    assert_eq!(e.map_err(|e| e.code()), Err("oidc_provider_unavailable"));
+
+    let trusting = verifier(VerifierOptions {
+        extra_root_certificates: vec![support::tls_ca_der()],
+        ..long_cooldown()
+    });
+    let id = trusting
+        .verify(&config, &token, None)
+        .await
+        .expect("verified over https");
+    assert_eq!(id.subject, SUB);
+    assert_eq!(idp.discovery_fetches(), 1);
+    assert_eq!(idp.jwks_fetches(), 1);
+}

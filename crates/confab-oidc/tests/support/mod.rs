@@ -91,24 +91,43 @@ pub struct FakeProvider {
     pub switches: Arc<Switches>,
 }
 
+/// The certificate authority of the HTTPS fake provider (DER), to trust in a verifier.
+pub fn tls_ca_der() -> Vec<u8> {
+    der_of(include_str!("../keys/tls-ca.pem"))
+}
+
 impl FakeProvider {
+    /// A provider over plain HTTP on loopback.
     pub async fn start(keys: &[&TestKey]) -> FakeProvider {
+        Self::start_with(keys, false).await
+    }
+
+    /// A provider over HTTPS on 127.0.0.1, with a certificate of the tests' own authority.
+    pub async fn start_tls(keys: &[&TestKey]) -> FakeProvider {
+        Self::start_with(keys, true).await
+    }
+
+    async fn start_with(keys: &[&TestKey], tls: bool) -> FakeProvider {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let addr: SocketAddr = listener.local_addr().expect("local addr");
-        let issuer = format!("http://{addr}");
+        let issuer = format!("{}://{addr}", if tls { "https" } else { "http" });
         let switches = Arc::new(Switches::default());
         *switches.keys.lock().expect("lock") = keys.iter().map(|k| k.jwk.clone()).collect();
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
             .with_state((issuer.clone(), switches.clone()));
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("fake provider serves");
-        });
+        if tls {
+            tokio::spawn(serve_tls(listener, app));
+        } else {
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .await
+                    .expect("fake provider serves");
+            });
+        }
         FakeProvider { issuer, switches }
     }
 
@@ -139,6 +158,34 @@ impl FakeProvider {
         .expect("provider config parses");
         c.validate().expect("provider config is valid");
         c
+    }
+}
+
+async fn serve_tls(listener: tokio::net::TcpListener, app: axum::Router) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = CertificateDer::from(der_of(include_str!("../keys/tls-server.pem")));
+    let key = PrivatePkcs8KeyDer::from(der_of(include_str!("../keys/tls-server.key.pem")));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], PrivateKeyDer::Pkcs8(key))
+    .expect("test server certificate");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    while let Ok((tcp, _)) = listener.accept().await {
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            // A client that refuses the certificate ends its handshake here.
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+        });
     }
 }
 
