@@ -12,7 +12,7 @@
 //! | check | code |
 //! |---|---|
 //! | provider `enabled` | `oidc_provider_disabled` |
-//! | three base64url parts, JSON header and payload, ≤ 16 KiB, no `crit` header | `oidc_malformed_token` |
+//! | three base64url parts, JSON header and payload, ≤ 16 KiB, no `crit` header, `typ` not an access token's (`at+jwt`) | `oidc_malformed_token` |
 //! | header `alg` in the provider's list (`none` and HMAC can never be in it) | `oidc_algorithm_not_allowed` |
 //! | a key of the set with the token's `kid` that fits `alg` (kty, curve, the key's own `alg`); without `kid`, the only fitting key | `oidc_unknown_key` |
 //! | signature | `oidc_bad_signature` |
@@ -57,8 +57,12 @@
 //! * Only RSA (RS*/PS*) and EC P-256/P-384 signing keys are kept from a set; `oct` (HMAC),
 //!   encryption and unknown keys are dropped, so a public key can never become an HMAC
 //!   secret even if a provider published one.
-//! * TLS is rustls with the `ring` provider and the system's root certificates, passed to
-//!   this crate's own client: no process-wide crypto provider is installed.
+//! * TLS is rustls with the `ring` provider and the system's root certificates (plus
+//!   [`VerifierOptions::extra_root_certificates`], for a provider behind a private
+//!   authority), passed to this crate's own client: no process-wide crypto provider is
+//!   installed. The client is hyper, not reqwest: turning on reqwest's rustls support here
+//!   would turn it on for every crate of the workspace (Cargo unifies features), where
+//!   `reqwest::Client::new()` then panics for want of an installed provider.
 //!
 //! # User ids
 //! A person is `(provider, sub)`. A new person's Confab user id is [`user_id_for`]:

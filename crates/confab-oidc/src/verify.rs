@@ -102,6 +102,14 @@ impl Verifier {
         if header.crit.is_some() {
             return Err(OidcError::MalformedToken("critical header extensions"));
         }
+        // An access token of the same issuer (RFC 9068) must not pass for an ID token.
+        if header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        }) {
+            return Err(OidcError::MalformedToken(
+                "an access token, not an ID token",
+            ));
+        }
         let alg = SigningAlgorithm::from_name(&header.alg)
             .filter(|a| provider.algorithms.contains(a))
             .ok_or(OidcError::AlgorithmNotAllowed)?;
@@ -232,6 +240,8 @@ struct JoseHeader {
     alg: String,
     #[serde(default)]
     kid: Option<String>,
+    #[serde(default)]
+    typ: Option<String>,
     #[serde(default)]
     crit: Option<serde_json::Value>,
 }

@@ -214,6 +214,21 @@ async fn alg_none_and_hmac_with_the_public_key_are_refused() {
 }
 
 #[tokio::test]
+async fn an_access_token_does_not_pass_for_an_id_token() {
+    let (idp, config, v, rsa) = setup(long_cooldown()).await;
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some(rsa.kid.clone());
+    h.typ = Some("at+jwt".into());
+    let token = jsonwebtoken::encode(&h, &claims(&idp.issuer, json!({})), &rsa.enc).expect("signs");
+    assert_eq!(
+        v.verify(&config, &token, None).await,
+        Err(OidcError::MalformedToken(
+            "an access token, not an ID token"
+        ))
+    );
+}
+
+#[tokio::test]
 async fn malformed_tokens_are_named_so() {
     let (_idp, config, v, _rsa) = setup(long_cooldown()).await;
     let big = "a".repeat(confab_oidc::MAX_TOKEN_BYTES + 1);
