@@ -19,8 +19,9 @@ pub(crate) struct Cache<T> {
 
 struct Slot<T> {
     state: Mutex<State<T>>,
-    /// Held while fetching: the single flight.
-    fetching: tokio::sync::Mutex<()>,
+    /// Held while fetching: the single flight. Owned by the fetch task, so a caller that
+    /// gives up (its request was cancelled) neither cancels nor forgets the fetch.
+    fetching: Arc<tokio::sync::Mutex<()>>,
 }
 
 struct State<T> {
@@ -28,6 +29,8 @@ struct State<T> {
     expires: Option<Instant>,
     last_attempt: Option<Instant>,
     last_error: Option<String>,
+    /// An attempt has started and not finished: callers wait for it, whatever the cool-down.
+    in_flight: bool,
     /// Counts finished attempts, so a caller that waited for another's attempt knows it
     /// happened and does not start its own.
     generation: u64,
@@ -38,7 +41,7 @@ fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl<T> Cache<T> {
+impl<T: Send + Sync + 'static> Cache<T> {
     pub(crate) fn new(cooldown: Duration) -> Self {
         Cache {
             slots: Mutex::new(HashMap::new()),
@@ -57,9 +60,10 @@ impl<T> Cache<T> {
                         expires: None,
                         last_attempt: None,
                         last_error: None,
+                        in_flight: false,
                         generation: 0,
                     }),
-                    fetching: tokio::sync::Mutex::new(()),
+                    fetching: Arc::new(tokio::sync::Mutex::new(())),
                 })
             })
             .clone()
@@ -68,7 +72,9 @@ impl<T> Cache<T> {
     /// The document at `url`. It is fetched when nothing is cached, when the cached one has
     /// expired, or when `lacks` says it lacks what the caller needs (an unknown key id) —
     /// but only if no attempt started within the cool-down; otherwise the cached document
-    /// (if any) is returned as it is. `fetch` returns the document and its lifetime.
+    /// (if any) is returned as it is. A caller arriving while an attempt is in flight waits
+    /// for it and gets its result. `fetch` returns the document and its lifetime; it runs
+    /// in its own task, so it finishes (and is cached) even if every caller goes away.
     pub(crate) async fn get<F, Fut>(
         &self,
         url: &str,
@@ -77,7 +83,7 @@ impl<T> Cache<T> {
     ) -> Lookup<T>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(T, Duration), String>>,
+        Fut: Future<Output = Result<(T, Duration), String>> + Send + 'static,
     {
         let slot = self.slot(url);
         let seen = {
@@ -88,16 +94,16 @@ impl<T> Cache<T> {
                 Some(v) if fresh && !lacks(v) => return Ok(v.clone()),
                 _ => {}
             }
-            if !self.may_attempt(&s, now) {
+            if !s.in_flight && !self.may_attempt(&s, now) {
                 return current(&s);
             }
             s.generation
         };
-        let _flight = slot.fetching.lock().await;
+        let flight = slot.fetching.clone().lock_owned().await;
         {
             let mut s = lock(&slot.state);
             if s.generation != seen {
-                // Another caller's attempt finished while this one waited: share its result.
+                // An attempt finished while this caller waited: share its result.
                 return current(&s);
             }
             let now = Instant::now();
@@ -105,22 +111,36 @@ impl<T> Cache<T> {
                 return current(&s);
             }
             s.last_attempt = Some(now);
+            s.in_flight = true;
         }
-        let outcome = fetch().await;
-        let mut s = lock(&slot.state);
-        s.generation += 1;
-        match outcome {
-            Ok((value, ttl)) => {
-                s.value = Some(Arc::new(value));
-                s.expires = Some(Instant::now() + ttl);
-                s.last_error = None;
+        let fetch = fetch();
+        let task_slot = slot.clone();
+        let url = url.to_owned();
+        let task = tokio::spawn(async move {
+            let outcome = fetch.await;
+            let mut s = lock(&task_slot.state);
+            s.generation += 1;
+            s.in_flight = false;
+            match outcome {
+                Ok((value, ttl)) => {
+                    s.value = Some(Arc::new(value));
+                    s.expires = Some(Instant::now() + ttl);
+                    s.last_error = None;
+                }
+                Err(cause) => {
+                    tracing::warn!(%url, %cause, "fetch from identity provider failed");
+                    s.last_error = Some(cause);
+                }
             }
-            Err(cause) => {
-                tracing::warn!(%url, %cause, "fetch from identity provider failed");
-                s.last_error = Some(cause);
-            }
+            drop(flight);
+            current(&s)
+        });
+        match task.await {
+            Ok(found) => found,
+            // Only if the fetch panicked: the slot stays marked in flight, which only makes
+            // callers wait for the flight lock; the next attempt after the cool-down clears it.
+            Err(e) => Err(format!("fetch task failed: {e}")),
         }
-        current(&s)
     }
 
     fn may_attempt(&self, s: &State<T>, now: Instant) -> bool {
@@ -144,7 +164,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    async fn fetch_ok(n: &AtomicUsize, v: u32) -> Result<(u32, Duration), String> {
+    async fn fetch_ok(n: Arc<AtomicUsize>, v: u32) -> Result<(u32, Duration), String> {
         n.fetch_add(1, Ordering::SeqCst);
         Ok((v, Duration::from_secs(3600)))
     }
@@ -152,9 +172,9 @@ mod tests {
     #[tokio::test]
     async fn a_fresh_document_is_served_without_fetching() {
         let cache = Cache::new(Duration::ZERO);
-        let n = AtomicUsize::new(0);
+        let n = Arc::new(AtomicUsize::new(0));
         for _ in 0..3 {
-            let v = cache.get("u", |_| false, || fetch_ok(&n, 7)).await;
+            let v = cache.get("u", |_| false, || fetch_ok(n.clone(), 7)).await;
             assert_eq!(v.as_deref(), Ok(&7));
         }
         assert_eq!(n.load(Ordering::SeqCst), 1);
@@ -163,10 +183,13 @@ mod tests {
     #[tokio::test]
     async fn a_lacking_document_is_refetched_once_per_cooldown() {
         let cache = Cache::new(Duration::from_secs(3600));
-        let n = AtomicUsize::new(0);
-        cache.get("u", |_| false, || fetch_ok(&n, 1)).await.ok();
+        let n = Arc::new(AtomicUsize::new(0));
+        cache
+            .get("u", |_| false, || fetch_ok(n.clone(), 1))
+            .await
+            .ok();
         for _ in 0..10 {
-            let v = cache.get("u", |v| *v == 1, || fetch_ok(&n, 2)).await;
+            let v = cache.get("u", |v| *v == 1, || fetch_ok(n.clone(), 2)).await;
             assert_eq!(v.as_deref(), Ok(&1), "the cool-down keeps the old document");
         }
         assert_eq!(n.load(Ordering::SeqCst), 1);
@@ -175,8 +198,11 @@ mod tests {
     #[tokio::test]
     async fn a_failed_refresh_keeps_the_last_good_document() {
         let cache = Cache::new(Duration::ZERO);
-        let n = AtomicUsize::new(0);
-        cache.get("u", |_| false, || fetch_ok(&n, 1)).await.ok();
+        let n = Arc::new(AtomicUsize::new(0));
+        cache
+            .get("u", |_| false, || fetch_ok(n.clone(), 1))
+            .await
+            .ok();
         let v = cache
             .get(
                 "u",

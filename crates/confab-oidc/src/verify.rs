@@ -3,6 +3,7 @@
 //! token in a fixed order (header, key, signature, then claims), so nothing in the claims of
 //! a forged token is ever looked at.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -61,7 +62,7 @@ impl Default for VerifierOptions {
 /// caches are keyed by URL, so two apps using Google share Google's keys.
 pub struct Verifier {
     opts: VerifierOptions,
-    http: Http,
+    http: Arc<Http>,
     discovery: Cache<Discovery>,
     keys: Cache<KeySet>,
 }
@@ -75,11 +76,11 @@ pub struct SetupError(#[from] rustls::Error);
 impl Verifier {
     pub fn new(opts: VerifierOptions) -> Result<Verifier, SetupError> {
         Ok(Verifier {
-            http: Http::new(
+            http: Arc::new(Http::new(
                 opts.http_timeout,
                 opts.max_response_bytes,
                 &opts.extra_root_certificates,
-            )?,
+            )?),
             discovery: Cache::new(opts.refetch_cooldown),
             keys: Cache::new(opts.refetch_cooldown),
             opts,
@@ -121,7 +122,7 @@ impl Verifier {
             .get(
                 &jwks_uri,
                 |set| kid.is_some_and(|k| !set.has_kid(k)),
-                || self.fetch_keys(&jwks_uri),
+                || fetch_keys(self.http.clone(), jwks_uri.clone(), self.ttl_bounds()),
             )
             .await
             .map_err(|cause| OidcError::ProviderUnavailable { cause })?;
@@ -152,15 +153,17 @@ impl Verifier {
             issuer.trim_end_matches('/')
         );
         // Keyed by issuer: the document is checked against the issuer it was read for.
+        let (http, bounds, owned_issuer) =
+            (self.http.clone(), self.ttl_bounds(), issuer.to_owned());
         let doc = self
             .discovery
             .get(
                 issuer,
                 |_| false,
-                || async {
-                    let fetched = self.http.get(&url).await.map_err(|e| e.to_string())?;
-                    let doc = Discovery::parse(&fetched.body, issuer)?;
-                    Ok((doc, self.ttl(fetched.max_age)))
+                || async move {
+                    let fetched = http.get(&url).await.map_err(|e| e.to_string())?;
+                    let doc = Discovery::parse(&fetched.body, &owned_issuer)?;
+                    Ok((doc, bounds.ttl(fetched.max_age)))
                 },
             )
             .await
@@ -168,18 +171,38 @@ impl Verifier {
         Ok(doc.jwks_uri.clone())
     }
 
-    async fn fetch_keys(&self, url: &str) -> Result<(KeySet, Duration), String> {
-        let fetched = self.http.get(url).await.map_err(|e| e.to_string())?;
-        let set = KeySet::parse(&fetched.body)?;
-        Ok((set, self.ttl(fetched.max_age)))
-    }
-
-    fn ttl(&self, max_age: Option<Duration>) -> Duration {
+    fn ttl_bounds(&self) -> TtlBounds {
         let o = &self.opts;
-        max_age
-            .unwrap_or(o.default_cache_ttl)
-            .clamp(o.min_cache_ttl, o.max_cache_ttl.max(o.min_cache_ttl))
+        TtlBounds {
+            min: o.min_cache_ttl,
+            max: o.max_cache_ttl.max(o.min_cache_ttl),
+            default: o.default_cache_ttl,
+        }
     }
+}
+
+/// How long a fetched document is kept: its `max-age` (or the default), clamped.
+#[derive(Clone, Copy)]
+struct TtlBounds {
+    min: Duration,
+    max: Duration,
+    default: Duration,
+}
+
+impl TtlBounds {
+    fn ttl(self, max_age: Option<Duration>) -> Duration {
+        max_age.unwrap_or(self.default).clamp(self.min, self.max)
+    }
+}
+
+async fn fetch_keys(
+    http: Arc<Http>,
+    url: String,
+    bounds: TtlBounds,
+) -> Result<(KeySet, Duration), String> {
+    let fetched = http.get(&url).await.map_err(|e| e.to_string())?;
+    let set = KeySet::parse(&fetched.body)?;
+    Ok((set, bounds.ttl(fetched.max_age)))
 }
 
 fn now_secs() -> f64 {

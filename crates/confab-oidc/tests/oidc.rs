@@ -298,7 +298,8 @@ async fn unknown_kids_refetch_at_most_once_per_cooldown_even_on_a_cold_cache() {
 
 #[tokio::test]
 async fn concurrent_verifications_share_one_fetch() {
-    let (idp, config, v, rsa) = setup(no_cooldown()).await;
+    // With a cool-down, callers arriving during the fetch must wait for it, not give up.
+    let (idp, config, v, rsa) = setup(long_cooldown()).await;
     let token = rsa.sign(&claims(&idp.issuer, json!({})));
     let mut tasks = Vec::new();
     for _ in 0..32 {
@@ -310,6 +311,35 @@ async fn concurrent_verifications_share_one_fetch() {
     for t in tasks {
         assert!(t.await.expect("task").is_ok());
     }
+    assert_eq!(idp.discovery_fetches(), 1);
+    assert_eq!(idp.jwks_fetches(), 1);
+}
+
+#[tokio::test]
+async fn a_fetch_outlives_the_request_that_started_it() {
+    let (idp, config, v, rsa) = setup(long_cooldown()).await;
+    idp.switches
+        .held
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let token = rsa.sign(&claims(&idp.issuer, json!({})));
+    let first = {
+        let (v, config, token) = (v.clone(), config.clone(), token.clone());
+        tokio::spawn(async move { v.verify(&config, &token, None).await })
+    };
+    // Wait until the provider has the request, then cancel the caller (a client that hung
+    // up), and only then let the provider answer.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while idp.discovery_fetches() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the provider is asked");
+    first.abort();
+    idp.release();
+    // Within the cool-down, so this works only if the first fetch went on and was cached.
+    let id = v.verify(&config, &token, None).await;
+    assert!(id.is_ok(), "{id:?}");
     assert_eq!(idp.discovery_fetches(), 1);
     assert_eq!(idp.jwks_fetches(), 1);
 }

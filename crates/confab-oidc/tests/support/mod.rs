@@ -79,6 +79,9 @@ pub struct Switches {
     pub failing: AtomicBool,
     /// Never answer.
     pub hanging: AtomicBool,
+    /// Hold discovery answers until `release` is notified with this cleared.
+    pub held: AtomicBool,
+    pub release: tokio::sync::Notify,
     pub cache_control: Mutex<Option<String>>,
     /// Pad the key set with this many bytes of whitespace.
     pub padding: AtomicUsize,
@@ -134,6 +137,12 @@ impl FakeProvider {
     /// Publish exactly these keys from now on.
     pub fn rotate_to(&self, keys: &[&TestKey]) {
         *self.switches.keys.lock().expect("lock") = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+
+    /// Let held discovery requests go.
+    pub fn release(&self) {
+        self.switches.held.store(false, Ordering::SeqCst);
+        self.switches.release.notify_waiters();
     }
 
     pub fn set_failing(&self, on: bool) {
@@ -212,6 +221,14 @@ fn with_cache_control(s: &Switches, body: String) -> Response {
 
 async fn discovery(State((issuer, s)): State<Shared>) -> Response {
     s.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    loop {
+        // Created before the check, so a release between the two is not missed.
+        let released = s.release.notified();
+        if !s.held.load(Ordering::SeqCst) {
+            break;
+        }
+        released.await;
+    }
     if let Some(r) = misbehave(&s).await {
         return r;
     }
