@@ -297,16 +297,29 @@ impl Hub {
         for room in &entry.rooms {
             self.unsubscribe(app, *room, id);
         }
+        let mut last = false;
         if let Some(n) = self.apps.get_mut(&app) {
             *n -= 1;
             if *n == 0 {
+                last = true;
                 self.apps.remove(&app);
-                self.interest.push((Topic::App(app), false));
                 self.presence.forget_app(app);
                 self.join_log_forget(app);
             }
         }
         self.presence_detached(app, &entry.conn.user, id);
+        if last {
+            self.release_app(app);
+        }
+    }
+
+    /// Stops listening to an app's topic once nothing here needs it: no connection of the
+    /// app, and no user of it in their grace period (another node that asks this one for its
+    /// set of online users must hear the ask to answer it).
+    fn release_app(&mut self, app: AppId) {
+        if !self.apps.contains_key(&app) && !self.presence.holds(app) {
+            self.interest.push((Topic::App(app), false));
+        }
     }
 
     fn unsubscribe(&mut self, app: AppId, room: RoomNumber, id: u64) {
