@@ -302,6 +302,54 @@ async fn silent_join() {
     }
 }
 
+/// Bob joined a public room and left it before connecting to node B; he joins it again
+/// through node A, cut off from B's NATS. B's join check brings him the room from his new
+/// joining on: nothing of his first stay (his old join would subscribe him again were the
+/// room read from its start), then his join and the room's next change.
+#[tokio::test]
+async fn loss_a_lost_rejoin_is_delivered_from_the_rejoining_only() {
+    tokio::time::timeout(WHOLE, silent_rejoin())
+        .await
+        .expect("within the bound");
+}
+
+async fn silent_rejoin() {
+    let Some((pg, shared)) = cluster_services("loss_a_lost_rejoin...") else {
+        return;
+    };
+    let Some(x) = OwnNats::start() else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    let cut_off = format!("nats://127.0.0.1:{}", x.port);
+    let a = node_on(&db, &cut_off, &prefix, 3_000, 500).await;
+    let b = node_on(&db, &shared, &prefix, 3_000, 500).await;
+    let app = a.app("rejoin").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let room = a.group(&alice, "public", &[]).await;
+    for step in ["join", "leave"] {
+        let (st, body) = a
+            .post(&format!("/v1/rooms/{room}/{step}"), &bob, json!({}))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{step}: {body}");
+    }
+    a.send(&alice, room, "while Bob is away").await;
+    let (mut bc, ready) = login(&b, &bob, None).await;
+    assert_eq!(ready["rooms"].as_array().map(Vec::len), Some(0), "{ready}");
+    let before = store_changes(&a, &alice, room, 0).await.len() as i64;
+    let (st, body) = a
+        .post(&format!("/v1/rooms/{room}/join"), &bob, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    a.send(&alice, room, "welcome back").await;
+    let expected = store_changes(&a, &alice, room, before).await;
+    assert_eq!(expected[0]["data"]["user"], "bob", "{expected:?}");
+    let got = bc.changes(room, expected.len()).await;
+    assert_same(&got, &expected);
+}
+
 /// A's changes, taken from A's NATS by the test and published on B's out of order and each
 /// twice, reach Carol on B once each and in order. Among them Bob joins, and the change after
 /// his join comes before it: he is still subscribed (in position order), so he gets his join

@@ -182,8 +182,10 @@ impl Hub {
         }
         b.join = since;
         b.raise(head);
-        let last = self.routed.entry(key).or_default();
-        *last = (*last).min(Pos(since.0 - 1));
+        // Nobody here follows the room (see `missed_join`), so what came before the joining
+        // concerns no connection here: the read starts at the joining, not at the room's
+        // first change (a room this node never routed would otherwise be read whole).
+        self.routed.insert(key, Pos(since.0 - 1));
         self.read_ahead(key, Duration::ZERO);
     }
 }
