@@ -15,7 +15,7 @@ const JOINS_SQL: &str = "SELECT a.last_offset, e.\"offset\", e.v, e.body
     FROM apps a
     LEFT JOIN events e
       ON e.app_id = a.id AND e.\"offset\" > ?2
-     AND e.\"offset\" <= MIN(a.last_offset, ?2 + ?3) AND e.type = 'membership'
+     AND e.\"offset\" <= ?2 + ?3 AND e.\"offset\" <= a.last_offset AND e.type = 'membership'
     WHERE a.id = ?1
     ORDER BY e.\"offset\"";
 
