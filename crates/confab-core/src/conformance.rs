@@ -28,7 +28,7 @@ mod polls;
 mod random_gatherings;
 mod support;
 pub use alerts::{alerts_follow_votes_and_closing, close_versus_vote, two_last_votes_close_once};
-pub use heads::{member_since_is_the_joining, room_heads_follow_writes};
+pub use heads::{joins_follow_the_log, member_since_is_the_joining, room_heads_follow_writes};
 pub use meetups::{
     cancelled_meetups_refuse_rsvps, meetup_edits_by_organizer_or_admin,
     meetups_are_numbered_and_announced, meetups_list_upcoming_first, my_meetups_across_rooms,
@@ -98,6 +98,11 @@ macro_rules! conformance_tests {
         async fn conformance_room_heads_follow_writes() {
             let (store, _guard) = $make.await;
             $crate::conformance::room_heads_follow_writes(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_joins_follow_the_log() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::joins_follow_the_log(store).await;
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn conformance_member_since_is_the_joining() {

@@ -6,6 +6,7 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod joinings;
 pub mod meetups;
 pub mod model;
 pub mod rules;

@@ -145,6 +145,19 @@ pub trait Store: Send + Sync + 'static {
     /// catch up rooms whose changes the bus lost.
     async fn heads(&self, app: AppId, rooms: &[RoomNumber]) -> StoreResult<Vec<(RoomNumber, Pos)>>;
 
+    /// The memberships that became `joined` in `app`'s log after offset `after`, in log
+    /// order, looking at `span` offsets at most (one bounded range read). `after` `None` looks
+    /// at nothing and only says where the log ends now (`next`): where a reader starts. The
+    /// offsets of a log become visible in order, so a reader that goes on from `next` never
+    /// skips a commit. A gateway reads this now and then to find the joins of its users whose
+    /// bus message was lost with no sign of it.
+    async fn joins(
+        &self,
+        app: AppId,
+        after: Option<Offset>,
+        span: usize,
+    ) -> StoreResult<crate::joinings::Joins>;
+
     /// Messages in `scope` that match `query`, newest first (by `created_at`, then room and seq,
     /// descending), strictly before `before`. Consistent with every acknowledged write.
     async fn search(

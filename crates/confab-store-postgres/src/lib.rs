@@ -9,6 +9,7 @@
 
 mod conn;
 mod fault;
+mod joinings;
 mod meetups;
 mod pending;
 mod polls;
@@ -383,6 +384,15 @@ impl Store for PgStore {
 
     async fn heads(&self, app: AppId, rooms: &[RoomNumber]) -> StoreResult<Vec<(RoomNumber, Pos)>> {
         read::heads(&self.client().await?, app, rooms).await
+    }
+
+    async fn joins(
+        &self,
+        app: AppId,
+        after: Option<Offset>,
+        span: usize,
+    ) -> StoreResult<confab_core::joinings::Joins> {
+        joinings::joins(&self.client().await?, app, after, span).await
     }
 
     async fn search(

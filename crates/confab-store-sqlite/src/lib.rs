@@ -6,6 +6,7 @@ mod cache;
 mod fault;
 mod files;
 mod index;
+mod joinings;
 mod meetups;
 mod polls;
 mod projection;
@@ -418,6 +419,16 @@ impl Store for SqliteStore {
     async fn heads(&self, app: AppId, rooms: &[RoomNumber]) -> StoreResult<Vec<(RoomNumber, Pos)>> {
         let rooms = rooms.to_vec();
         self.read(move |c| read::heads(c, app, &rooms)).await
+    }
+
+    async fn joins(
+        &self,
+        app: AppId,
+        after: Option<Offset>,
+        span: usize,
+    ) -> StoreResult<confab_core::joinings::Joins> {
+        self.read(move |c| joinings::joins(c, app, after, span))
+            .await
     }
 
     async fn search(

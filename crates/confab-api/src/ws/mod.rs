@@ -53,6 +53,10 @@ pub struct WsConfig {
     /// How often the rooms with local subscribers are compared with the store's head, so a
     /// change the bus lost (a quiet room's last one, say) is delivered within this period.
     pub head_check: Duration,
+    /// How often each app's log is read for joins of local users whose bus message was lost
+    /// with no sign (a publisher cut off from NATS), so the joiner gets the room within
+    /// about this period without reconnecting.
+    pub join_check: Duration,
 }
 
 impl Default for WsConfig {
@@ -69,6 +73,7 @@ impl Default for WsConfig {
             presence_room_limit: 1000,
             typing_ttl: Duration::from_secs(5),
             head_check: Duration::from_secs(3),
+            join_check: Duration::from_secs(5),
         }
     }
 }

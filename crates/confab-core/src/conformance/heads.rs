@@ -138,3 +138,111 @@ pub async fn member_since_is_the_joining(store: Arc<dyn Store>) {
     );
     assert_eq!(since_of(MemberState::Joined).await, Some(again));
 }
+
+/// `joins` reads an app's joinings from its log: every membership that became `joined` (a
+/// room's creation, a join; not a role change, a leave or an invitation), in log order, with
+/// the position of the joining; none of another app; a read goes no further than its span and
+/// on from where the last one stopped, so reading span by span finds what one read finds.
+pub async fn joins_follow_the_log(store: Arc<dyn Store>) {
+    use crate::ids::{Offset, UserId};
+    let app = app_with_users(&store, "joinings", 4).await;
+    let other = app_with_users(&store, "joinings-other", 2).await;
+    let actor = |u: &str| UserId(u.into());
+    let start = store.joins(app, None, 10).await.expect("joins").next;
+    assert!(start.0 > 0, "the app's creation and users are in its log");
+    let room = group(&store, app, "u0", &["u1"], Visibility::Public).await;
+    group(&store, other, "u0", &["u1"], Visibility::Public).await;
+    store
+        .execute(send(app, "u1", room, "hello"))
+        .await
+        .expect("send");
+    store
+        .execute(Command::Join {
+            app,
+            actor: actor("u2"),
+            room,
+        })
+        .await
+        .expect("join");
+    let u2_joined = last_change(&store, app, room).await;
+    store
+        .execute(Command::SetRole(crate::command::SetRole {
+            app,
+            actor: actor("u0"),
+            room,
+            target: actor("u2"),
+            role: Role::Admin,
+        }))
+        .await
+        .expect("set role");
+    store
+        .execute(Command::Leave {
+            app,
+            actor: actor("u1"),
+            room,
+        })
+        .await
+        .expect("leave");
+    store
+        .execute(Command::Join {
+            app,
+            actor: actor("u3"),
+            room,
+        })
+        .await
+        .expect("join");
+    let u3_joined = last_change(&store, app, room).await;
+    let head = store.joins(app, None, 10).await.expect("joins").next;
+
+    let all = store.joins(app, Some(start), 10_000).await.expect("joins");
+    assert_eq!((all.next, all.has_more), (head, false));
+    let found: Vec<(String, Pos)> = all.rows.iter().map(|j| (j.user.0.clone(), j.pos)).collect();
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert_eq!(
+        found[..2].iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+        ["u0", "u1"],
+        "the creation's joinings, creator first: {found:?}"
+    );
+    assert_eq!(
+        found[2..],
+        [("u2".to_owned(), u2_joined), ("u3".to_owned(), u3_joined)]
+    );
+    assert!(all.rows.iter().all(|j| j.room == room));
+    assert!(all.rows.windows(2).all(|w| w[0].offset < w[1].offset));
+    assert!(
+        all.rows
+            .iter()
+            .all(|j| j.offset > start && j.offset <= head)
+    );
+
+    // Span by span: each read ends at most `span` on, and together they find the same.
+    let mut after = start;
+    let mut pieces = Vec::new();
+    loop {
+        let page = store.joins(app, Some(after), 2).await.expect("joins");
+        assert!(page.next.0 <= after.0 + 2 && page.next > after, "{page:?}");
+        assert!(
+            page.rows
+                .iter()
+                .all(|j| j.offset > after && j.offset <= page.next)
+        );
+        pieces.extend(page.rows);
+        after = page.next;
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!((after, pieces), (head, all.rows));
+
+    // Nothing new: nothing found, and the cursor stays; an unknown app has nothing.
+    let none = store.joins(app, Some(head), 10).await.expect("joins");
+    assert_eq!(
+        (none.rows.len(), none.next, none.has_more),
+        (0, head, false)
+    );
+    let ghost = store
+        .joins(crate::ids::AppId(9_999), Some(Offset(0)), 10)
+        .await
+        .expect("joins");
+    assert!(ghost.rows.is_empty() && !ghost.has_more);
+}

@@ -64,6 +64,9 @@ pub struct Config {
     /// How often, in ms, the gateway compares its rooms' last delivered positions with the
     /// store's and catches up those behind (changes the bus lost).
     pub ws_head_check_ms: u64,
+    /// How often, in ms, the gateway reads each app's log for joins of its users that the
+    /// bus lost with no sign of it.
+    pub ws_join_check_ms: u64,
     /// Rate limits (token buckets; a rate of 0 turns that limit off). Writes per user (sends,
     /// edits, deletes, WebSocket replays) over REST and the socket together; the old key
     /// `ws_sends_per_second` names the same rate.
@@ -122,6 +125,7 @@ impl Default for Config {
             ws_presence_heartbeat_ms: 5_000,
             ws_presence_room_limit: 1000,
             ws_head_check_ms: 3_000,
+            ws_join_check_ms: 5_000,
             sends_per_second: 20,
             sends_burst: 20,
             reads_per_second: 20,
@@ -170,6 +174,7 @@ pub const KEYS: &[&str] = &[
     "ws_presence_heartbeat_ms",
     "ws_presence_room_limit",
     "ws_head_check_ms",
+    "ws_join_check_ms",
     // The old name first, so the new one wins when both are set.
     "ws_sends_per_second",
     "sends_per_second",
@@ -289,6 +294,7 @@ impl Config {
                 self.ws_presence_room_limit = num(value, 0, 100_000_000).map_err(err)?
             }
             "ws_head_check_ms" => self.ws_head_check_ms = num(value, 10, 3_600_000).map_err(err)?,
+            "ws_join_check_ms" => self.ws_join_check_ms = num(value, 10, 3_600_000).map_err(err)?,
             "sends_per_second" | "ws_sends_per_second" => {
                 self.sends_per_second = num(value, 0, MAX_RATE).map_err(err)?
             }
@@ -412,6 +418,7 @@ impl Config {
             presence_heartbeat: Duration::from_millis(self.ws_presence_heartbeat_ms),
             presence_room_limit: self.ws_presence_room_limit,
             head_check: Duration::from_millis(self.ws_head_check_ms),
+            join_check: Duration::from_millis(self.ws_join_check_ms),
             ..confab_api::ws::WsConfig::default()
         }
     }

@@ -134,6 +134,18 @@ fn ws_settings_are_checked_and_reach_the_gateway() {
         .set("ws_head_check_ms", "0", "--ws-head-check-ms")
         .expect_err("refused");
     assert!(e.to_string().contains("ws_head_check_ms"), "{e}");
+    assert_eq!(
+        ws.join_check,
+        std::time::Duration::from_secs(5),
+        "the default"
+    );
+    c.apply_env(|k| (k == "CONFAB_WS_JOIN_CHECK_MS").then(|| "400".to_string()))
+        .expect("accepted");
+    assert_eq!(c.ws().join_check, std::time::Duration::from_millis(400));
+    let e = c
+        .set("ws_join_check_ms", "5", "--ws-join-check-ms")
+        .expect_err("refused");
+    assert!(e.to_string().contains("ws_join_check_ms"), "{e}");
     c.set("ws_presence_heartbeat_ms", "250", "test")
         .expect("in range");
     assert_eq!(c.ws().presence_heartbeat.as_millis(), 250);

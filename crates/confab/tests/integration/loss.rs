@@ -8,7 +8,7 @@
 
 use crate::bus::OwnNats;
 use crate::common::{PgDatabase, Server, postgres_server, unique_token};
-use crate::ws::{Ended, assert_same, login, pos, room_pos, store_changes};
+use crate::ws::{Ended, assert_same, cluster_services, login, pos, room_pos, store_changes};
 use confab_core::bus::{Bus, BusMessage, Topic};
 use confab_core::ids::{AppId, RoomNumber};
 use reqwest::StatusCode;
@@ -31,18 +31,23 @@ fn services(test: &str) -> Option<(String, OwnNats, OwnNats)> {
     Some((pg, OwnNats::start()?, OwnNats::start()?))
 }
 
-/// A node on `db` whose bus is the NATS at `port`, with a head check every `check_ms`.
+/// A node on `db` whose bus is the NATS at `port`, with a head check every `check_ms` and no
+/// join check within a test (the lost joins here are found after a lag, or not at all).
 async fn node(db: &PgDatabase, port: u16, prefix: &str, check_ms: u64) -> Server {
-    let (url, nats, prefix) = (
-        db.url(),
-        format!("nats://127.0.0.1:{port}"),
-        prefix.to_owned(),
-    );
+    let nats = format!("nats://127.0.0.1:{port}");
+    node_on(db, &nats, prefix, check_ms, 3_600_000).await
+}
+
+/// A node on `db` whose bus is the NATS at `nats`, with a head check every `check_ms` and a
+/// join check every `join_ms`.
+async fn node_on(db: &PgDatabase, nats: &str, prefix: &str, check_ms: u64, join_ms: u64) -> Server {
+    let (url, nats, prefix) = (db.url(), nats.to_owned(), prefix.to_owned());
     Server::start_with(move |c| {
         c.database = url;
         c.nats = nats;
         c.nats_prefix = prefix;
         c.ws_head_check_ms = check_ms;
+        c.ws_join_check_ms = join_ms;
         c.admin_key = "ck_admin_loss_test_key_0123456789".into();
     })
     .await
@@ -237,6 +242,112 @@ async fn missed_join_of_one_connection() {
     let f = second.next_of("change").await;
     assert_eq!(f["change"]["item"]["text"], "after the lag", "{f}");
     assert_eq!(pos(&f), start + 1);
+}
+
+/// Bob, alone on node B, is added to a new room through node A, whose NATS the other nodes do
+/// not hear: the join's bus message is lost, and nothing on B ever lags (a publisher cut off,
+/// not a receiver). B follows nobody else of the room, so only B's join check can find the
+/// join, in the app's log: Bob, never disconnected, gets his join and everything after it, then
+/// the room's next messages, through C (live, on B's NATS) and through A (unheard by B: the
+/// head check of the room B now follows), each once and in order.
+#[tokio::test]
+async fn loss_a_join_lost_with_no_lag_reaches_the_joiner_through_the_join_check() {
+    tokio::time::timeout(WHOLE, silent_join())
+        .await
+        .expect("within the bound");
+}
+
+async fn silent_join() {
+    // Cluster tests skip in the SQLite pass (even with CONFAB_REQUIRE_SERVICES=1).
+    let Some((pg, shared)) = cluster_services("loss_a_join_lost_with_no_lag...") else {
+        return;
+    };
+    let Some(x) = OwnNats::start() else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    let cut_off = format!("nats://127.0.0.1:{}", x.port);
+    let a = node_on(&db, &cut_off, &prefix, 3_000, 500).await;
+    let b = node_on(&db, &shared, &prefix, 3_000, 500).await;
+    let c = node_on(&db, &shared, &prefix, 3_000, 500).await;
+    let app = a.app("silent").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let carol = a.user(&app, "carol").await;
+    let (mut bc, ready) = login(&b, &bob, None).await;
+    assert_eq!(ready["rooms"].as_array().map(Vec::len), Some(0), "{ready}");
+    let room = a.group(&alice, "private", &["bob", "carol"]).await;
+    let committed = std::time::Instant::now();
+    a.send(&alice, room, "unheard by B").await;
+    let all = store_changes(&a, &alice, room, 0).await;
+    let join = all
+        .iter()
+        .position(|c| c["type"] == "membership" && c["data"]["user"] == "bob")
+        .expect("Bob's join");
+    let expected = &all[join..];
+    let got = bc.changes(room, expected.len()).await;
+    eprintln!(
+        "a join lost with no lag reached Bob {:?} after its commit (join check every 500 ms)",
+        committed.elapsed()
+    );
+    assert_same(&got, expected);
+    let mut last = pos(got.last().expect("changes"));
+    for (node, token, text) in [(&c, &carol, "through C"), (&a, &alice, "through A")] {
+        node.send(token, room, text).await;
+        let f = bc.next_of("change").await;
+        assert_eq!(f["change"]["item"]["text"], text, "{f}");
+        last += 1;
+        assert_eq!(pos(&f), last);
+    }
+}
+
+/// Bob joined a public room and left it before connecting to node B; he joins it again
+/// through node A, cut off from B's NATS. B's join check brings him the room from his new
+/// joining on: nothing of his first stay (his old join would subscribe him again were the
+/// room read from its start), then his join and the room's next change.
+#[tokio::test]
+async fn loss_a_lost_rejoin_is_delivered_from_the_rejoining_only() {
+    tokio::time::timeout(WHOLE, silent_rejoin())
+        .await
+        .expect("within the bound");
+}
+
+async fn silent_rejoin() {
+    let Some((pg, shared)) = cluster_services("loss_a_lost_rejoin...") else {
+        return;
+    };
+    let Some(x) = OwnNats::start() else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    let cut_off = format!("nats://127.0.0.1:{}", x.port);
+    let a = node_on(&db, &cut_off, &prefix, 3_000, 500).await;
+    let b = node_on(&db, &shared, &prefix, 3_000, 500).await;
+    let app = a.app("rejoin").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let room = a.group(&alice, "public", &[]).await;
+    for step in ["join", "leave"] {
+        let (st, body) = a
+            .post(&format!("/v1/rooms/{room}/{step}"), &bob, json!({}))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{step}: {body}");
+    }
+    a.send(&alice, room, "while Bob is away").await;
+    let (mut bc, ready) = login(&b, &bob, None).await;
+    assert_eq!(ready["rooms"].as_array().map(Vec::len), Some(0), "{ready}");
+    let before = store_changes(&a, &alice, room, 0).await.len() as i64;
+    let (st, body) = a
+        .post(&format!("/v1/rooms/{room}/join"), &bob, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    a.send(&alice, room, "welcome back").await;
+    let expected = store_changes(&a, &alice, room, before).await;
+    assert_eq!(expected[0]["data"]["user"], "bob", "{expected:?}");
+    let got = bc.changes(room, expected.len()).await;
+    assert_same(&got, &expected);
 }
 
 /// A's changes, taken from A's NATS by the test and published on B's out of order and each

@@ -38,12 +38,16 @@ impl Cluster {
     }
 
     async fn node(&self) -> Server {
+        self.node_with_grace(100).await
+    }
+
+    async fn node_with_grace(&self, grace_ms: u64) -> Server {
         Server::start_with(|c| {
             c.database = self.db.url();
             c.nats = self.nats.clone();
             c.nats_prefix = self.prefix.clone();
             c.admin_key = ADMIN.into();
-            c.ws_presence_grace_ms = 100;
+            c.ws_presence_grace_ms = grace_ms;
             c.ws_presence_heartbeat_ms = BEAT_MS;
         })
         .await
@@ -106,6 +110,43 @@ async fn presence_crosses_nodes_online_then_offline_after_the_grace() {
     until(&mut watcher, "bob", "online").await;
     drop(x);
     until(&mut watcher, "bob", "offline").await;
+}
+
+/// Bob's only connection of the app on node A closes. While he is in his grace period there,
+/// Alice connects to node B, which had no connection of the app and so asks the other nodes
+/// who is online: A answers with Bob although it has no connection of the app left, so Alice
+/// is told Bob is online, and offline once his grace on A ends. (Carol, watching on node C
+/// from the start, shows that A had announced Bob before B listened to the app.)
+#[tokio::test]
+async fn presence_a_user_in_grace_is_told_to_a_node_that_asks() {
+    let Some((pg, nats)) = services("presence_a_user_in_grace_is_told...") else {
+        return;
+    };
+    let cluster = Cluster::new(&pg, &nats);
+    let grace = Duration::from_secs(5);
+    let a = cluster.node_with_grace(grace.as_millis() as u64).await;
+    let (b, c) = (cluster.node().await, cluster.node().await);
+    let app = a.app("presence").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let carol = a.user(&app, "carol").await;
+    a.group(&alice, "private", &["bob", "carol"]).await;
+    let (mut carols, _) = login(&c, &carol, None).await;
+    let (x, _) = login(&a, &bob, None).await;
+    until(&mut carols, "bob", "online").await;
+    // Before the close: the grace starts after it.
+    let closed = Instant::now();
+    x.close().await;
+    let (mut watcher, _) = login(&b, &alice, None).await;
+    until(&mut watcher, "bob", "online").await;
+    let told = closed.elapsed();
+    until(&mut watcher, "bob", "offline").await;
+    assert!(
+        closed.elapsed() >= grace,
+        "offline only once the grace ended: {:?}",
+        closed.elapsed()
+    );
+    eprintln!("Bob in his grace period was told to B {told:?} after his connection closed");
 }
 
 /// Bob is connected to nodes A and B. Closing the connection on A does not make him offline

@@ -115,6 +115,13 @@ impl Client {
         out
     }
 
+    /// Closes the connection as a client leaving does, and waits for the server's answer:
+    /// by then the server's session has ended.
+    pub(crate) async fn close(mut self) -> Ended {
+        self.ws.close(None).await.expect("close sent");
+        self.ended().await
+    }
+
     /// Waits for the connection to end (reading and dropping whatever still comes).
     async fn ended(&mut self) -> Ended {
         loop {

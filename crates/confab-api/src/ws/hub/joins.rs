@@ -103,57 +103,74 @@ impl Hub {
             self.joins.again = true;
             return;
         };
-        let Some(u) = self.users.get(&(app, user)) else {
+        let live = self.live_conns(app, &user);
+        if live.is_empty() {
             return;
-        };
-        // A connection still starting has not subscribed yet: its own read of the rooms
-        // covers it.
-        let live: Vec<u64> = u
-            .conns
+        }
+        for joined in rooms {
+            if self.missed_join(app, &live, joined) {
+                self.joins.again = true;
+            }
+        }
+    }
+
+    /// Makes the live connections `live` of a user get a room they joined (`joined`, as read
+    /// from the store) if they miss it. Answers whether it cannot be decided yet (something
+    /// newer than what was read has been routed): the caller looks again later.
+    pub(super) fn missed_join(&mut self, app: AppId, live: &[u64], joined: Joined) -> bool {
+        let (room, since, head) = joined;
+        let key = (app, room);
+        let missing: Vec<u64> = live
             .iter()
             .copied()
-            .filter(|id| self.conns.get(id).is_some_and(|e| e.conn.is_live()))
+            .filter(|id| self.conns.get(id).is_some_and(|e| !e.rooms.contains(&room)))
             .collect();
-        for (room, since, head) in rooms {
-            let key = (app, room);
-            let missing: Vec<u64> = live
-                .iter()
-                .copied()
-                .filter(|id| self.conns.get(id).is_some_and(|e| !e.rooms.contains(&room)))
-                .collect();
-            if missing.is_empty() || since.0 < 1 {
-                continue;
-            }
-            let last = self.routed.get(&key).copied().unwrap_or_default();
-            if last > head {
-                // Something newer than what was read has been routed (maybe the end of this
-                // membership): the next check decides.
-                self.joins.again = true;
-                continue;
-            }
-            let followed = self.rooms.get(&key).is_some_and(|s| !s.is_empty());
-            if followed && last < since {
-                // The room's own catch-up routes the join.
-                continue;
-            }
-            if followed || (head.0 - since.0) as u64 >= self.config.resume_cap {
-                // The join was routed here while this connection missed it, or the room moved
-                // on too far since: the client resumes, as after a long absence.
-                tracing::warn!(
-                    app = app.0,
-                    room = room.0,
-                    "a connection missed a join; it resyncs"
-                );
-                for id in missing {
-                    if let Some(e) = self.conns.get(&id) {
-                        e.conn.close(close::RESYNC);
-                    }
-                    self.detach(id);
-                }
-                continue;
-            }
-            self.replay_join(key, since, head);
+        if missing.is_empty() || since.0 < 1 {
+            return false;
         }
+        let last = self.routed.get(&key).copied().unwrap_or_default();
+        if last > head {
+            // Something newer than what was read has been routed (maybe the end of this
+            // membership): the next check decides.
+            return true;
+        }
+        let followed = self.rooms.get(&key).is_some_and(|s| !s.is_empty());
+        if followed && last < since {
+            // The room's own catch-up routes the join.
+            return false;
+        }
+        if followed || (head.0 - since.0) as u64 >= self.config.resume_cap {
+            // The join was routed here while this connection missed it, or the room moved
+            // on too far since: the client resumes, as after a long absence.
+            tracing::warn!(
+                app = app.0,
+                room = room.0,
+                "a connection missed a join; it resyncs"
+            );
+            for id in missing {
+                if let Some(e) = self.conns.get(&id) {
+                    e.conn.close(close::RESYNC);
+                }
+                self.detach(id);
+            }
+            return false;
+        }
+        self.replay_join(key, since, head);
+        false
+    }
+
+    /// The live connections of a user on this node (a connection still starting has not
+    /// subscribed yet: its own read of the rooms covers it).
+    pub(super) fn live_conns(&self, app: AppId, user: &UserId) -> Vec<u64> {
+        self.users
+            .get(&(app, user.clone()))
+            .map_or_else(Vec::new, |u| {
+                u.conns
+                    .iter()
+                    .copied()
+                    .filter(|id| self.conns.get(id).is_some_and(|e| e.conn.is_live()))
+                    .collect()
+            })
     }
 
     /// Routes the room again from just before `since`, a joining this node missed, up to
@@ -165,8 +182,10 @@ impl Hub {
         }
         b.join = since;
         b.raise(head);
-        let last = self.routed.entry(key).or_default();
-        *last = (*last).min(Pos(since.0 - 1));
+        // Nobody here follows the room (see `missed_join`), so what came before the joining
+        // concerns no connection here: the read starts at the joining, not at the room's
+        // first change (a room this node never routed would otherwise be read whole).
+        self.routed.insert(key, Pos(since.0 - 1));
         self.read_ahead(key, Duration::ZERO);
     }
 }

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+mod join_log;
 mod joins;
 mod lane;
 mod order;
@@ -107,6 +108,7 @@ struct Hub {
     order: order::Order,
     checks: resync::HeadChecks,
     joins: joins::JoinChecks,
+    join_log: join_log::JoinLog,
     /// Connections attached per app (the app's topic is listened to while there are any).
     apps: HashMap<AppId, usize>,
     /// Topics to start (true) or stop listening to, applied to the receiver in order.
@@ -136,6 +138,7 @@ pub(crate) fn spawn(
         order: order::Order::new(),
         checks: resync::HeadChecks::default(),
         joins: joins::JoinChecks::default(),
+        join_log: join_log::JoinLog::default(),
         apps: HashMap::new(),
         interest: Vec::new(),
         lanes,
@@ -158,6 +161,9 @@ impl Hub {
         let period = self.config.head_check;
         let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let period = self.config.join_check;
+        let mut join_check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        join_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut presence = tokio::time::interval(presence::TICK);
         presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -168,6 +174,7 @@ impl Hub {
                     self.heartbeat(slice);
                 }
                 _ = check.tick() => self.check_all_heads(),
+                _ = join_check.tick() => self.check_join_log(),
                 _ = presence.tick() => self.presence_tick().await,
                 cmd = cmds.recv() => match cmd {
                     Some(HubCmd::Shutdown) | None => break,
@@ -221,6 +228,7 @@ impl Hub {
                     self.interest.push((Topic::App(conn.app), true));
                     let flips = self.presence.listen_app(conn.app);
                     self.presence_flips(conn.app, flips);
+                    self.join_log_start(conn.app);
                 }
                 self.conns.insert(
                     conn.id,
@@ -289,15 +297,29 @@ impl Hub {
         for room in &entry.rooms {
             self.unsubscribe(app, *room, id);
         }
+        let mut last = false;
         if let Some(n) = self.apps.get_mut(&app) {
             *n -= 1;
             if *n == 0 {
+                last = true;
                 self.apps.remove(&app);
-                self.interest.push((Topic::App(app), false));
                 self.presence.forget_app(app);
+                self.join_log_forget(app);
             }
         }
         self.presence_detached(app, &entry.conn.user, id);
+        if last {
+            self.release_app(app);
+        }
+    }
+
+    /// Stops listening to an app's topic once nothing here needs it: no connection of the
+    /// app, and no user of it in their grace period (another node that asks this one for its
+    /// set of online users must hear the ask to answer it).
+    fn release_app(&mut self, app: AppId) {
+        if !self.apps.contains_key(&app) && !self.presence.holds(app) {
+            self.interest.push((Topic::App(app), false));
+        }
     }
 
     fn unsubscribe(&mut self, app: AppId, room: RoomNumber, id: u64) {

@@ -95,6 +95,8 @@ pub(crate) enum OrderCmd {
     },
     /// A membership check has ended.
     JoinsDone,
+    /// The periodic check of the apps' joinings (see `join_log`).
+    Log(super::join_log::LogCmd),
 }
 
 /// The order-keeping state of the hub.
@@ -125,6 +127,7 @@ impl Hub {
             }
             OrderCmd::Joined { app, user, rooms } => self.joined_read(app, user, rooms),
             OrderCmd::JoinsDone => self.joins_done(),
+            OrderCmd::Log(cmd) => self.log_cmd(cmd),
         }
     }
 

@@ -9,6 +9,8 @@
 //! that node for its whole set (`Ask` → `State`, in bounded parts); a node that starts
 //! listening to an app asks every node. A node silent for three beats is gone: its users are
 //! offline unless another node lists them.
+//! A node keeps listening to an app's topic while it lists a user of the app (one in their
+//! grace period, with no connection of the app left, included), so that it still answers asks.
 //!
 //! **No storm.** A connection gets, once subscribed, one `presence_list` snapshot per room
 //! with anyone online, built once per room and tick and shared by every connection that asks
@@ -140,7 +142,14 @@ impl State {
         flips
     }
 
-    /// The node stopped listening to `app` (no connection of it is left here).
+    /// Whether this node lists users of `app` as online (some may be in their grace period,
+    /// with no connection left).
+    pub(super) fn holds(&self, app: AppId) -> bool {
+        self.local.get(&app).is_some_and(|l| !l.users.is_empty())
+    }
+
+    /// No connection of `app` is left here: the view of the app is dropped (this node's own
+    /// set stays until the graces end, and is still told to nodes that ask).
     pub(super) fn forget_app(&mut self, app: AppId) {
         self.views.remove(&app);
         self.pending.retain(|(a, _), _| *a != app);
@@ -237,6 +246,7 @@ impl Hub {
             view.remove(p.node, &user, &mut flips);
         }
         self.presence_flips(app, flips);
+        self.release_app(app);
     }
 
     /// Queues the notices of the cluster view's changes for the rooms this node serves.
