@@ -29,7 +29,7 @@ fn operator_commands_work_on_a_data_dir() {
     let d = dir.path().to_str().expect("utf-8 path");
     let (ok, out, err) = run(confab().args(["migrate", "--data-dir", d]));
     assert!(ok, "{err}");
-    assert!(out.contains("migrations applied: 4"), "{out}");
+    assert!(out.contains("migrations applied: 5"), "{out}");
     let (ok, out, err) = run(confab().args(["admin", "apps", "create", "demo", "--data-dir", d]));
     assert!(ok, "{err}");
     let app: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
