@@ -96,6 +96,9 @@ pub struct AppState {
     pub limits: Arc<limit::Limits>,
     /// The real-time gateway, when enabled.
     pub ws: Option<ws::Gateway>,
+    /// The ID-token verifier of `POST /v1/auth/oidc`, built once at start (its caches of
+    /// providers' keys are shared by every app); without it that route refuses.
+    pub oidc: Option<Arc<confab_oidc::Verifier>>,
 }
 
 /// How often `last_seen_at` is written for a user who keeps making requests.
@@ -121,7 +124,14 @@ impl AppState {
             verified: Arc::new(Mutex::new(HashMap::new())),
             seen: Arc::new(Mutex::new(HashMap::new())),
             ws: None,
+            oidc: None,
         }
+    }
+
+    /// Enables sign-in with the apps' identity providers (`POST /v1/auth/oidc`).
+    pub fn with_oidc(mut self, verifier: Arc<confab_oidc::Verifier>) -> Self {
+        self.oidc = Some(verifier);
+        self
     }
 
     /// Enables the WebSocket gateway at `GET /v1/ws`.

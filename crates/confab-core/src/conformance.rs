@@ -22,6 +22,7 @@ use random_gatherings::{
 
 mod alerts;
 mod heads;
+mod identities;
 mod meetups;
 mod poll_closing;
 mod polls;
@@ -29,6 +30,9 @@ mod random_gatherings;
 mod support;
 pub use alerts::{alerts_follow_votes_and_closing, close_versus_vote, two_last_votes_close_once};
 pub use heads::{joins_follow_the_log, member_since_is_the_joining, room_heads_follow_writes};
+pub use identities::{
+    identity_links_insert_or_keep, identity_providers_are_per_app, rebuild_keeps_identity_state,
+};
 pub use meetups::{
     cancelled_meetups_refuse_rsvps, meetup_edits_by_organizer_or_admin,
     meetups_are_numbered_and_announced, meetups_list_upcoming_first, my_meetups_across_rooms,
@@ -49,6 +53,21 @@ pub use polls::{
 #[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_identity_providers_are_per_app() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::identity_providers_are_per_app(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_identity_links_insert_or_keep() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::identity_links_insert_or_keep(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn conformance_rebuild_keeps_identity_state() {
+            let (store, _guard) = $make.await;
+            $crate::conformance::rebuild_keeps_identity_state(store).await;
+        }
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn conformance_seqs_are_gapless_under_concurrency() {
             let (store, _guard) = $make.await;

@@ -8,6 +8,9 @@ pub struct App {
     pub id: AppId,
     pub name: String,
     pub token: String,
+    /// The key id of the app's signing key ([`key_id`]): the app's public id, which grants
+    /// nothing by itself.
+    pub key_id: String,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -276,6 +279,26 @@ pub struct Access {
 pub struct Page<T> {
     pub rows: Vec<T>,
     pub has_more: bool,
+}
+
+/// One app's settings for one identity provider, as stored. Operational state (DESIGN.md
+/// section 5): never an event, kept by a rebuild, seen by no other app. `config` is the JSON
+/// the API validated; the store does not look inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityProvider {
+    pub id: String,
+    pub config: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A person at an identity provider (`provider`, the token's `sub`) and the user of the app
+/// they sign in as. Operational state, like [`IdentityProvider`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityLink {
+    pub provider: String,
+    pub subject: String,
+    pub user: UserId,
 }
 
 /// A stored event with its place in the app's log.

@@ -10,8 +10,8 @@ use crate::ids::{
 };
 use crate::meetups::{Alert, Meetup, MeetupQuery, MeetupView, Poll, PollCursor, PollView, Rsvp};
 use crate::model::{
-    Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
-    RoomSummary, User,
+    Access, App, AppKeys, AppStats, Change, HistoryQuery, IdentityLink, IdentityProvider, Item,
+    Member, MemberState, Page, Room, RoomSummary, User,
 };
 use crate::search;
 
@@ -240,7 +240,55 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<(AppId, RoomNumber, PollNumber)>>;
 
-    /// Drops every projection and replays the whole log into it.
+    /// The app's identity provider settings, by id ascending.
+    ///
+    /// Identity providers and identity links are operational state, not events (DESIGN.md
+    /// section 5): they never enter the log, a rebuild keeps them, and every method here is
+    /// scoped to one app, which never sees another's.
+    async fn identity_providers(&self, app: AppId) -> StoreResult<Vec<IdentityProvider>>;
+    async fn identity_provider(
+        &self,
+        app: AppId,
+        id: &str,
+    ) -> StoreResult<Option<IdentityProvider>>;
+    /// Creates or replaces the settings of provider `id` (`config` is stored as given);
+    /// answers whether it was created. A replacement keeps `created_at` and its links.
+    async fn put_identity_provider(&self, app: AppId, id: &str, config: &str) -> StoreResult<bool>;
+    /// Deletes provider `id` and, in the same transaction, every identity linked through it
+    /// (a provider made again under that id may have another issuer, whose subjects must not
+    /// sign in as the old links' users); answers whether it existed.
+    async fn delete_identity_provider(&self, app: AppId, id: &str) -> StoreResult<bool>;
+    /// The user that `(provider, subject)` is linked to.
+    async fn identity(
+        &self,
+        app: AppId,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<UserId>>;
+    /// Links `(provider, subject)` to `user` unless it is linked already, and answers the
+    /// user it is linked to afterwards: `user`, or the one an earlier (or concurrent) link
+    /// chose. Two first sign-ins of one person racing on several nodes end with one link.
+    async fn link_identity(
+        &self,
+        app: AppId,
+        provider: &str,
+        subject: &str,
+        user: &UserId,
+    ) -> StoreResult<UserId>;
+    /// Removes the link of `(provider, subject)`; answers whether there was one.
+    async fn unlink_identity(&self, app: AppId, provider: &str, subject: &str)
+    -> StoreResult<bool>;
+    /// The app's identity links by `(provider, subject)` ascending, after the cursor (what a
+    /// copy of the store carries).
+    async fn identity_links(
+        &self,
+        app: AppId,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> StoreResult<Page<IdentityLink>>;
+
+    /// Drops every projection and replays the whole log into it. Operational state (identity
+    /// providers and links) is kept.
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64>;
 
     /// Appends events decided by another store (a copy of its log, one app's events in that

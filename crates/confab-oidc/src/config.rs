@@ -232,6 +232,150 @@ impl ProviderConfig {
     }
 }
 
+/// Where the server may fetch discovery documents and key sets from, beyond what
+/// [`ProviderConfig::validate`] checks. An app holding its secret chooses these URLs, so by
+/// default the server refuses to reach its own network for it: plain http is refused, and so
+/// is any address (literal, or what a name resolves to at fetch time) that is loopback,
+/// private (RFC 1918, IPv6 unique-local), link-local (cloud metadata services), CGNAT,
+/// unspecified or otherwise not globally routable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchPolicy {
+    /// Loopback addresses are allowed, over plain http too (tests, a provider on the same host).
+    pub allow_loopback_http: bool,
+    /// Private and link-local addresses are allowed over https (an in-house provider).
+    pub allow_private_networks: bool,
+}
+
+impl FetchPolicy {
+    /// Whether `ip` may be connected to.
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        if !is_internal(ip) {
+            return true;
+        }
+        (self.allow_loopback_http && is_loopback_ip(ip)) || self.allow_private_networks
+    }
+}
+
+fn is_loopback_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V6(a) => a
+            .to_ipv4_mapped()
+            .map_or(a.is_loopback(), |v4| v4.is_loopback()),
+        std::net::IpAddr::V4(a) => a.is_loopback(),
+    }
+}
+
+/// Addresses that are not on the public internet.
+pub(crate) fn is_internal(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || o[0] >= 240
+        }
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => is_internal(IpAddr::V4(v4)),
+            None => {
+                let s0 = a.segments()[0];
+                a.is_loopback()
+                    || a.is_unspecified()
+                    || (s0 & 0xfe00) == 0xfc00
+                    || (s0 & 0xffc0) == 0xfe80
+                    || a.is_multicast()
+            }
+        },
+    }
+}
+
+impl ProviderConfig {
+    /// A provider's settings as an app sends them: the fields of [`ProviderConfig`] without
+    /// `id` (it is `id`), or `{"preset": "google", "client_ids": [...]}` with any other field
+    /// overriding the preset's (`enabled`, `hosted_domains` ...). Validated.
+    pub fn from_settings(id: &str, settings: serde_json::Value) -> Result<Self, ConfigError> {
+        let bad = |field: &'static str, message: String| ConfigError { field, message };
+        let serde_json::Value::Object(mut fields) = settings else {
+            return Err(bad("settings", "must be a JSON object".into()));
+        };
+        match fields.remove("id") {
+            Some(serde_json::Value::String(given)) if given == id => {}
+            None => {}
+            Some(_) => return Err(bad("id", "differs from the provider id of the path".into())),
+        }
+        let mut merged = match fields.remove("preset") {
+            None => serde_json::Map::new(),
+            Some(serde_json::Value::String(p)) if p == "google" => {
+                match serde_json::to_value(ProviderConfig::google(Vec::new())) {
+                    Ok(serde_json::Value::Object(m)) => m,
+                    _ => return Err(bad("preset", "cannot be applied".into())),
+                }
+            }
+            Some(other) => {
+                return Err(bad(
+                    "preset",
+                    format!("unknown preset {other}: the only one is \"google\""),
+                ));
+            }
+        };
+        merged.extend(fields);
+        merged.insert("id".into(), serde_json::Value::String(id.to_owned()));
+        let config: ProviderConfig = serde_json::from_value(serde_json::Value::Object(merged))
+            .map_err(|e| bad("settings", e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the URLs the server would fetch (the issuer's discovery document, the key set)
+    /// against the operator's [`FetchPolicy`]. Host names are checked again, by address, at
+    /// fetch time.
+    pub fn check_fetch_policy(&self, policy: FetchPolicy) -> Result<(), ConfigError> {
+        let urls = [
+            ("issuer", Some(&self.issuer)),
+            ("jwks_uri", self.jwks_uri.as_ref()),
+        ];
+        for (field, raw) in urls {
+            let Some(raw) = raw else { continue };
+            // Only fetched when there is no jwks_uri.
+            if field == "issuer" && self.jwks_uri.is_some() {
+                continue;
+            }
+            policy_allows_url(raw, policy).map_err(|message| ConfigError { field, message })?;
+        }
+        Ok(())
+    }
+}
+
+/// The policy's verdict on a URL before any name is resolved.
+pub(crate) fn policy_allows_url(raw: &str, policy: FetchPolicy) -> Result<(), String> {
+    let url = Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    let refused = "this server does not fetch from loopback or private addresses (operator \
+                   settings oidc_allow_loopback_http, oidc_allow_private_networks)";
+    if url.scheme() == "http" && !(policy.allow_loopback_http && is_loopback_host(&url)) {
+        return Err(format!(
+            "plain http is refused: https is needed ({refused})"
+        ));
+    }
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
+        Some(url::Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
+        Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => {
+            Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        }
+        _ => None,
+    };
+    if ip.is_some_and(|ip| !policy.allows(ip)) {
+        return Err(refused.into());
+    }
+    Ok(())
+}
+
 /// A refused provider setting: `field` is the JSON name of the bad field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -370,6 +514,75 @@ mod tests {
         assert!(check_fetch_url("http://example.com/keys").is_err());
         assert!(check_fetch_url("https://user:pw@example.com/keys").is_err());
         assert!(check_fetch_url("https://example.com/keys").is_ok());
+    }
+
+    #[test]
+    fn settings_with_the_google_preset_or_in_full() {
+        let g = ProviderConfig::from_settings(
+            "google",
+            serde_json::json!({"preset": "google", "client_ids": ["w"], "enabled": false}),
+        )
+        .expect("preset settings");
+        assert_eq!(g.issuer, GOOGLE_ISSUER);
+        assert!(!g.enabled);
+        assert_eq!(g.client_ids, vec!["w".to_owned()]);
+        let e = ProviderConfig::from_settings("x", serde_json::json!({"preset": "okta"}));
+        assert_eq!(e.map_err(|e| e.field), Err("preset"));
+        let e = ProviderConfig::from_settings("x", serde_json::json!({"id": "y"}));
+        assert_eq!(e.map_err(|e| e.field), Err("id"));
+        let full = serde_json::json!({"issuer": "https://a.example", "client_ids": ["c"]});
+        let c = ProviderConfig::from_settings("corp", full).expect("full settings");
+        assert_eq!(c.id, "corp");
+        let hmac = serde_json::json!({
+            "issuer": "https://a.example", "client_ids": ["c"], "algorithms": ["HS256"],
+        });
+        let e = ProviderConfig::from_settings("corp", hmac).expect_err("HMAC refused");
+        assert!(e.message.contains("cannot be configured"), "{e}");
+    }
+
+    #[test]
+    fn the_fetch_policy_refuses_internal_addresses_unless_allowed() {
+        let strict = FetchPolicy::default();
+        let tests = FetchPolicy {
+            allow_loopback_http: true,
+            allow_private_networks: false,
+        };
+        let with = |issuer: &str| {
+            let mut c = sample();
+            c.issuer = issuer.into();
+            c
+        };
+        for url in [
+            "http://127.0.0.1:9/x",
+            "https://127.0.0.1/x",
+            "https://localhost/x",
+            "https://10.1.2.3/x",
+            "https://169.254.169.254/x",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://[::ffff:192.168.1.1]/x",
+        ] {
+            assert!(with(url).check_fetch_policy(strict).is_err(), "{url}");
+        }
+        assert!(
+            with("https://login.example.com")
+                .check_fetch_policy(strict)
+                .is_ok()
+        );
+        assert!(with("http://127.0.0.1:9").check_fetch_policy(tests).is_ok());
+        assert!(with("https://10.1.2.3").check_fetch_policy(tests).is_err());
+        let private = FetchPolicy {
+            allow_private_networks: true,
+            ..strict
+        };
+        assert!(with("https://10.1.2.3").check_fetch_policy(private).is_ok());
+        assert!(with("http://10.1.2.3").check_fetch_policy(private).is_err());
+        let mut c = sample();
+        c.jwks_uri = Some("https://192.168.0.1/keys".into());
+        assert_eq!(
+            c.check_fetch_policy(strict).map_err(|e| e.field),
+            Err("jwks_uri")
+        );
     }
 
     #[test]

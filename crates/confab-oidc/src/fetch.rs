@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use url::Url;
 
-use crate::config::{check_fetch_url, is_loopback_host};
+use crate::config::{FetchPolicy, check_fetch_url, is_loopback_host, policy_allows_url};
 
 /// Why a fetch failed; only ever logged.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,7 @@ pub(crate) struct Http {
     tls: tokio_rustls::TlsConnector,
     timeout: Duration,
     max_bytes: usize,
+    policy: FetchPolicy,
 }
 
 impl Http {
@@ -53,6 +54,7 @@ impl Http {
         timeout: Duration,
         max_bytes: usize,
         extra_roots: &[Vec<u8>],
+        policy: FetchPolicy,
     ) -> Result<Http, rustls::Error> {
         let mut roots = rustls::RootCertStore::empty();
         for der in extra_roots {
@@ -76,6 +78,7 @@ impl Http {
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             timeout,
             max_bytes,
+            policy,
         })
     }
 
@@ -88,6 +91,7 @@ impl Http {
 
     async fn get_within(&self, raw: &str) -> Result<Fetched, FetchError> {
         check_fetch_url(raw).map_err(FetchError::Url)?;
+        policy_allows_url(raw, self.policy).map_err(FetchError::Url)?;
         let url = Url::parse(raw).map_err(|e| FetchError::Url(e.to_string()))?;
         let host = match url.host() {
             Some(url::Host::Domain(d)) => d.to_owned(),
@@ -108,6 +112,13 @@ impl Http {
             return Err(FetchError::Url(
                 "plain http to a non-loopback address".into(),
             ));
+        }
+        // Checked on the addresses connected to, so a name cannot lead inside either.
+        if let Some(a) = addrs.iter().find(|a| !self.policy.allows(a.ip())) {
+            return Err(FetchError::Url(format!(
+                "{host} resolves to {}, an address this server does not fetch from",
+                a.ip()
+            )));
         }
         let mut last = FetchError::Connect(format!("{host}: no address"));
         let mut tcp = None;

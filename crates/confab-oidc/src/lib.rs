@@ -41,7 +41,10 @@
 //! # Keys
 //! * The key set URL is the provider's `jwks_uri`, or the one its discovery document
 //!   (`{issuer}/.well-known/openid-configuration`) names; that document must state the same
-//!   issuer. Only https is fetched, plain http only from loopback addresses (tests); no
+//!   issuer. Only https is fetched, plain http only from loopback addresses, and only when
+//!   the [`FetchPolicy`] allows loopback (tests); loopback, private and link-local
+//!   addresses are refused unless that policy allows them, checked on the literal host
+//!   when settings are written and on every resolved address at fetch time; no
 //!   redirects, no proxy, a 5 s deadline for the whole exchange, at most 256 KiB.
 //! * Discovery documents and key sets are cached per URL for `Cache-Control: max-age`
 //!   (1 hour without it), clamped to 5 minutes .. 24 hours.
@@ -78,7 +81,14 @@ mod identity;
 mod keys;
 mod verify;
 
-pub use config::{ConfigError, GOOGLE_ISSUER, GOOGLE_JWKS_URI, ProviderConfig, SigningAlgorithm};
+/// A fake provider on loopback and the tests' signing keys, for this crate's tests and the
+/// server's.
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
+pub use config::{
+    ConfigError, FetchPolicy, GOOGLE_ISSUER, GOOGLE_JWKS_URI, ProviderConfig, SigningAlgorithm,
+};
 pub use error::OidcError;
 pub use identity::{VerifiedIdentity, user_id_for};
 pub use verify::{MAX_TOKEN_BYTES, SetupError, Verifier, VerifierOptions};

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::Cache;
-use crate::config::{ProviderConfig, SigningAlgorithm};
+use crate::config::{FetchPolicy, ProviderConfig, SigningAlgorithm};
 use crate::error::OidcError;
 use crate::fetch::Http;
 use crate::identity::VerifiedIdentity;
@@ -41,6 +41,9 @@ pub struct VerifierOptions {
     /// Certificates (DER) trusted besides the system's roots: a provider behind a private
     /// certificate authority (an in-house Keycloak), or the tests' own.
     pub extra_root_certificates: Vec<Vec<u8>>,
+    /// Which addresses may be fetched from; by default none on loopback or private networks,
+    /// and no plain http at all.
+    pub fetch_policy: FetchPolicy,
 }
 
 impl Default for VerifierOptions {
@@ -54,6 +57,7 @@ impl Default for VerifierOptions {
             http_timeout: Duration::from_secs(5),
             max_response_bytes: 256 * 1024,
             extra_root_certificates: Vec::new(),
+            fetch_policy: FetchPolicy::default(),
         }
     }
 }
@@ -80,11 +84,18 @@ impl Verifier {
                 opts.http_timeout,
                 opts.max_response_bytes,
                 &opts.extra_root_certificates,
+                opts.fetch_policy,
             )?),
             discovery: Cache::new(opts.refetch_cooldown),
             keys: Cache::new(opts.refetch_cooldown),
             opts,
         })
+    }
+
+    /// The policy this verifier fetches under, for checking settings when they are written
+    /// ([`ProviderConfig::check_fetch_policy`]).
+    pub fn fetch_policy(&self) -> FetchPolicy {
+        self.opts.fetch_policy
     }
 
     /// Verifies `id_token` for `provider`. When `nonce` is given, the token must carry

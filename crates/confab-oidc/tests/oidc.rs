@@ -2,14 +2,14 @@
 //! of issue 14 with its error code, and the key cache's promises (rotation, bounded refetch
 //! under a flood of unknown key ids, cached keys while the provider is down).
 
-mod support;
+use confab_oidc::test_util as support;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use confab_oidc::{OidcError, ProviderConfig, Verifier, VerifierOptions, user_id_for};
+use confab_oidc::{FetchPolicy, OidcError, ProviderConfig, Verifier, VerifierOptions, user_id_for};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use support::{FakeProvider, RSA1_PUBLIC_PEM, TestKey};
@@ -48,7 +48,15 @@ fn claims(issuer: &str, extra: Value) -> Value {
     c
 }
 
+/// The fake provider is on loopback: these tests allow it, as the server's tests do.
 fn verifier(opts: VerifierOptions) -> Arc<Verifier> {
+    let opts = VerifierOptions {
+        fetch_policy: FetchPolicy {
+            allow_loopback_http: true,
+            allow_private_networks: false,
+        },
+        ..opts
+    };
     Arc::new(Verifier::new(opts).expect("verifier builds"))
 }
 
@@ -548,4 +556,21 @@ async fn keys_are_fetched_over_https_from_a_trusted_authority_only() {
     assert_eq!(id.subject, SUB);
     assert_eq!(idp.discovery_fetches(), 1);
     assert_eq!(idp.jwks_fetches(), 1);
+}
+
+#[tokio::test]
+async fn by_default_nothing_is_fetched_from_loopback() {
+    let rsa = TestKey::rsa1();
+    let idp = FakeProvider::start(&[&rsa]).await;
+    let config = idp.config("corp", &[WEB]);
+    let token = rsa.sign(&claims(&idp.issuer, json!({})));
+    let strict = Arc::new(Verifier::new(long_cooldown()).expect("verifier builds"));
+    let e = strict.verify(&config, &token, None).await;
+    assert_eq!(e.map_err(|e| e.code()), Err("oidc_provider_unavailable"));
+    let mut direct = config.clone();
+    direct.jwks_uri = Some(format!("{}/jwks", idp.issuer));
+    let e = strict.verify(&direct, &token, None).await;
+    assert_eq!(e.map_err(|e| e.code()), Err("oidc_provider_unavailable"));
+    assert_eq!(idp.discovery_fetches() + idp.jwks_fetches(), 0);
+    assert!(config.check_fetch_policy(strict.fetch_policy()).is_err());
 }

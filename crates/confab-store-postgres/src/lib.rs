@@ -9,6 +9,7 @@
 
 mod conn;
 mod fault;
+mod identities;
 mod joinings;
 mod meetups;
 mod pending;
@@ -34,8 +35,8 @@ use confab_core::ids::{
 };
 use confab_core::meetups::{Alert, MeetupQuery, MeetupView, PollCursor, PollView};
 use confab_core::model::{
-    Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
-    RoomSummary, User,
+    Access, App, AppKeys, AppStats, Change, HistoryQuery, IdentityLink, IdentityProvider, Item,
+    Member, MemberState, Page, Room, RoomSummary, User,
 };
 use confab_core::store::{BroadcastFeed, CommitFeed, Progress, Store, StoreResult};
 use fault::pg as be;
@@ -476,6 +477,63 @@ impl Store for PgStore {
         limit: usize,
     ) -> StoreResult<Vec<(AppId, RoomNumber, PollNumber)>> {
         polls::due_polls(&self.client().await?, now, limit).await
+    }
+
+    async fn identity_providers(&self, app: AppId) -> StoreResult<Vec<IdentityProvider>> {
+        identities::providers(&self.client().await?, app).await
+    }
+
+    async fn identity_provider(
+        &self,
+        app: AppId,
+        id: &str,
+    ) -> StoreResult<Option<IdentityProvider>> {
+        identities::provider_by_id(&self.client().await?, app, id).await
+    }
+
+    async fn put_identity_provider(&self, app: AppId, id: &str, config: &str) -> StoreResult<bool> {
+        identities::put_provider(&self.client().await?, app, id, config).await
+    }
+
+    async fn delete_identity_provider(&self, app: AppId, id: &str) -> StoreResult<bool> {
+        identities::delete_provider(&mut self.client().await?, app, id).await
+    }
+
+    async fn identity(
+        &self,
+        app: AppId,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<UserId>> {
+        identities::identity(&self.client().await?, app, provider, subject).await
+    }
+
+    async fn link_identity(
+        &self,
+        app: AppId,
+        provider: &str,
+        subject: &str,
+        user: &UserId,
+    ) -> StoreResult<UserId> {
+        identities::link(&self.client().await?, app, provider, subject, user).await
+    }
+
+    async fn unlink_identity(
+        &self,
+        app: AppId,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<bool> {
+        identities::unlink(&self.client().await?, app, provider, subject).await
+    }
+
+    async fn identity_links(
+        &self,
+        app: AppId,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> StoreResult<Page<IdentityLink>> {
+        identities::links(&self.client().await?, app, after, limit).await
     }
 
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64> {

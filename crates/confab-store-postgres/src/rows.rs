@@ -9,7 +9,7 @@ use confab_core::model::{
 use confab_core::store::StoreResult;
 use tokio_postgres::Row;
 
-pub const APP_COLS: &str = "id, name, token, created_at, updated_at";
+pub const APP_COLS: &str = "id, name, token, created_at, updated_at, key_id";
 pub const KEYS_COLS: &str = "id, token, signing_key, key_id";
 pub const USER_COLS: &str =
     "user_id, name, image_url, email, created_at, updated_at, last_login_at, last_seen_at";
@@ -50,6 +50,7 @@ pub fn app(r: &Row) -> StoreResult<App> {
         token: get(r, 2)?,
         created_at: Timestamp(get(r, 3)?),
         updated_at: Timestamp(get(r, 4)?),
+        key_id: get(r, 5)?,
     })
 }
 

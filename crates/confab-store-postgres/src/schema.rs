@@ -10,6 +10,7 @@ use confab_core::store::StoreResult;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_meetups.sql"),
+    include_str!("migrations/0003_identities.sql"),
 ];
 
 /// The schema version this binary writes.

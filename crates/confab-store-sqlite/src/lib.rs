@@ -5,6 +5,7 @@
 mod cache;
 mod fault;
 mod files;
+mod identities;
 mod index;
 mod joinings;
 mod meetups;
@@ -29,8 +30,8 @@ use confab_core::ids::{
 };
 use confab_core::meetups::{Alert, MeetupQuery, MeetupView, PollCursor, PollView};
 use confab_core::model::{
-    Access, App, AppKeys, AppStats, Change, HistoryQuery, Item, Member, MemberState, Page, Room,
-    RoomSummary, User,
+    Access, App, AppKeys, AppStats, Change, HistoryQuery, IdentityLink, IdentityProvider, Item,
+    Member, MemberState, Page, Room, RoomSummary, User,
 };
 use confab_core::store::{BroadcastFeed, CommitFeed, Progress, Store, StoreResult};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -168,6 +169,19 @@ impl SqliteStore {
         })
         .await
         .map_err(StoreError::internal)?
+    }
+
+    /// A write of operational state, on the writer thread in a transaction of its own.
+    async fn operational<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.submit(|reply| {
+            Job::Operational(Box::new(move |c: &Connection| {
+                let _ = reply.send(write(c));
+            }))
+        })
+        .await
     }
 
     async fn submit<T>(
@@ -555,6 +569,76 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> StoreResult<Vec<(AppId, RoomNumber, PollNumber)>> {
         self.read(move |c| polls::due_polls(c, now, limit)).await
+    }
+
+    async fn identity_providers(&self, app: AppId) -> StoreResult<Vec<IdentityProvider>> {
+        self.read(move |c| identities::providers(c, app)).await
+    }
+
+    async fn identity_provider(
+        &self,
+        app: AppId,
+        id: &str,
+    ) -> StoreResult<Option<IdentityProvider>> {
+        let id = id.to_owned();
+        self.read(move |c| identities::provider_by_id(c, app, &id))
+            .await
+    }
+
+    async fn put_identity_provider(&self, app: AppId, id: &str, config: &str) -> StoreResult<bool> {
+        let (id, config) = (id.to_owned(), config.to_owned());
+        self.operational(move |c| identities::put_provider(c, app, &id, &config))
+            .await
+    }
+
+    async fn delete_identity_provider(&self, app: AppId, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.operational(move |c| identities::delete_provider(c, app, &id))
+            .await
+    }
+
+    async fn identity(
+        &self,
+        app: AppId,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<UserId>> {
+        let (provider, subject) = (provider.to_owned(), subject.to_owned());
+        self.read(move |c| identities::identity(c, app, &provider, &subject))
+            .await
+    }
+
+    async fn link_identity(
+        &self,
+        app: AppId,
+        provider: &str,
+        subject: &str,
+        user: &UserId,
+    ) -> StoreResult<UserId> {
+        let (provider, subject, user) = (provider.to_owned(), subject.to_owned(), user.clone());
+        self.operational(move |c| identities::link(c, app, &provider, &subject, &user))
+            .await
+    }
+
+    async fn unlink_identity(
+        &self,
+        app: AppId,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<bool> {
+        let (provider, subject) = (provider.to_owned(), subject.to_owned());
+        self.operational(move |c| identities::unlink(c, app, &provider, &subject))
+            .await
+    }
+
+    async fn identity_links(
+        &self,
+        app: AppId,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> StoreResult<Page<IdentityLink>> {
+        self.read(move |c| identities::links(c, app, after, limit))
+            .await
     }
 
     async fn rebuild(&self, progress: Progress) -> StoreResult<u64> {

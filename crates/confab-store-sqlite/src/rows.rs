@@ -6,7 +6,7 @@ use confab_core::model::{
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-pub const APP_COLS: &str = "id, name, token, created_at, updated_at";
+pub const APP_COLS: &str = "id, name, token, created_at, updated_at, key_id";
 pub const KEYS_COLS: &str = "id, token, signing_key, key_id";
 pub const USER_COLS: &str =
     "user_id, name, image_url, email, created_at, updated_at, last_login_at, last_seen_at";
@@ -31,6 +31,7 @@ pub fn app(r: &Row<'_>) -> rusqlite::Result<App> {
         token: r.get(2)?,
         created_at: Timestamp(r.get(3)?),
         updated_at: Timestamp(r.get(4)?),
+        key_id: r.get(5)?,
     })
 }
 

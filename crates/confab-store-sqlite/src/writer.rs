@@ -26,6 +26,9 @@ pub(crate) enum Job {
     Ping(oneshot::Sender<StoreResult<()>>),
     /// Events of another store's log (see `Store::import`).
     Import(Vec<Event>, oneshot::Sender<StoreResult<()>>),
+    /// A write of operational state (identity providers and links): not an event, run in a
+    /// transaction of its own; the closure answers its caller itself.
+    Operational(Box<dyn FnOnce(&Connection) + Send>),
 }
 
 pub(crate) fn writer_loop(
@@ -96,6 +99,7 @@ impl Writer {
                     let _ = reply.send(result);
                     self.index.wake();
                 }
+                Job::Operational(write) => write(&self.conn),
                 Job::Ping(reply) => {
                     let _ = reply.send(self.ping());
                 }

@@ -243,5 +243,5 @@ async fn an_upgraded_database_plans_meetups_and_polls() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }

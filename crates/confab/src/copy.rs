@@ -1,6 +1,8 @@
 //! `confab copy`: moves a store's whole content into another (SQLite into PostgreSQL, say) by
 //! replaying its event log. The target must be empty; its read models are built by its own
 //! projections from the copied events, and the counts of both are compared at the end.
+//! Operational state that is not in the log (each app's identity providers and identity
+//! links) is copied after the app's events.
 
 use anyhow::{Context, bail};
 use confab_core::ids::Offset;
@@ -52,6 +54,11 @@ pub async fn copy(
             }
         }
     }
+    for app in &apps {
+        copy_identities(source, target, app.id)
+            .await
+            .with_context(|| format!("cannot copy app {}'s identity providers", app.token))?;
+    }
     let copied = target.log_len().await?;
     if copied != total || done != total {
         bail!("copied {done} events but the source holds {total} and the target {copied}");
@@ -76,4 +83,37 @@ pub async fn copy(
         apps: apps.len(),
         events: total,
     })
+}
+
+/// An app's identity provider settings and identity links, which live beside the log.
+async fn copy_identities(
+    source: &Arc<dyn Store>,
+    target: &Arc<dyn Store>,
+    app: confab_core::ids::AppId,
+) -> anyhow::Result<()> {
+    for p in source.identity_providers(app).await? {
+        target.put_identity_provider(app, &p.id, &p.config).await?;
+    }
+    let mut after = None;
+    loop {
+        let page = source.identity_links(app, after, PAGE).await?;
+        for l in &page.rows {
+            let linked = target
+                .link_identity(app, &l.provider, &l.subject, &l.user)
+                .await?;
+            if linked != l.user {
+                bail!(
+                    "identity {}/{} is linked apart in the target",
+                    l.provider,
+                    l.subject
+                );
+            }
+        }
+        let Some(last) = page.rows.last() else { break };
+        after = Some((last.provider.clone(), last.subject.clone()));
+        if !page.has_more {
+            break;
+        }
+    }
+    Ok(())
 }

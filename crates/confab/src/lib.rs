@@ -208,6 +208,26 @@ pub fn api_config(config: &Config, admin_key: String) -> ApiConfig {
     }
 }
 
+/// Where the verifier of `POST /v1/auth/oidc` may fetch providers' keys from.
+pub fn oidc_fetch_policy(config: &Config) -> confab_oidc::FetchPolicy {
+    confab_oidc::FetchPolicy {
+        allow_loopback_http: config.oidc_allow_loopback_http,
+        allow_private_networks: config.oidc_allow_private_networks,
+    }
+}
+
+/// The one ID-token verifier of the server: its caches of providers' keys are shared by
+/// every app and request.
+pub fn oidc_verifier(config: &Config) -> anyhow::Result<Arc<confab_oidc::Verifier>> {
+    let opts = confab_oidc::VerifierOptions {
+        fetch_policy: oidc_fetch_policy(config),
+        ..confab_oidc::VerifierOptions::default()
+    };
+    Ok(Arc::new(confab_oidc::Verifier::new(opts).context(
+        "cannot set up the verifier of identity providers' tokens",
+    )?))
+}
+
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
@@ -256,7 +276,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let gateway = start_gateway(&store, config).await?;
     let state = AppState::new(store.clone(), api_config(config, admin_key.clone()))
-        .with_ws(gateway.clone());
+        .with_ws(gateway.clone())
+        .with_oidc(oidc_verifier(config)?);
     let closer =
         confab_api::deadlines::DeadlineCloser::start(state.clone(), confab_api::deadlines::EVERY);
     let (tx, rx) = oneshot::channel::<()>();

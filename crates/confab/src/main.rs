@@ -98,6 +98,26 @@ enum Admin {
         #[command(subcommand)]
         what: AdminTokens,
     },
+    /// An app's identity providers (sign-in with Google or any OpenID Connect provider).
+    Providers {
+        #[command(subcommand)]
+        what: AdminProviders,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminProviders {
+    /// Create or replace provider ID of an app (APP is the app token). SETTINGS is JSON:
+    /// '{"preset":"google","client_ids":["..."]}' or the settings in full.
+    Put {
+        app: String,
+        id: String,
+        settings: String,
+    },
+    /// List an app's providers, one JSON object a line.
+    List { app: String },
+    /// Delete provider ID of an app and every identity linked through it.
+    Delete { app: String, id: String },
 }
 
 #[derive(Subcommand)]
@@ -200,6 +220,58 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// `confab admin providers ...`: the same rules as the API's `/v1/app/identity-providers`.
+async fn providers(
+    store: &Arc<dyn confab_core::store::Store>,
+    config: &Config,
+    what: AdminProviders,
+) -> anyhow::Result<()> {
+    let app_of = |token: String| async move {
+        store
+            .app_keys_by_token(&token)
+            .await?
+            .context("no app with that token")
+    };
+    match what {
+        AdminProviders::Put { app, id, settings } => {
+            let keys = app_of(app).await?;
+            let body: serde_json::Value =
+                serde_json::from_str(&settings).context("SETTINGS is not JSON")?;
+            let provider = confab_oidc::ProviderConfig::from_settings(&id, body)?;
+            provider.check_fetch_policy(confab::oidc_fetch_policy(config))?;
+            if let Some(old) = store.identity_provider(keys.id, &id).await? {
+                let old: confab_oidc::ProviderConfig = serde_json::from_str(&old.config)?;
+                if old.issuer != provider.issuer {
+                    bail!(
+                        "a provider's issuer cannot change: delete it (which removes its \
+                         identity links) and create it again"
+                    );
+                }
+            }
+            let json = serde_json::to_string(&provider)?;
+            let created = store.put_identity_provider(keys.id, &id, &json).await?;
+            println!(
+                "{} {id}: {json}",
+                if created { "created" } else { "replaced" }
+            );
+        }
+        AdminProviders::List { app } => {
+            let keys = app_of(app).await?;
+            for p in store.identity_providers(keys.id).await? {
+                println!("{{\"id\":{:?},\"settings\":{}}}", p.id, p.config);
+            }
+        }
+        AdminProviders::Delete { app, id } => {
+            let keys = app_of(app).await?;
+            if !store.delete_identity_provider(keys.id, &id).await? {
+                bail!("the app has no provider {id}");
+            }
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -287,10 +359,13 @@ async fn main() -> anyhow::Result<()> {
                     let Outcome::App(app) = store.execute(cmd).await? else {
                         bail!("unexpected outcome")
                     };
-                    println!(
-                        "{{\"name\":{:?},\"token\":{:?},\"secret\":{:?}}}",
-                        app.name, app.token, secret
-                    );
+                    let shown = serde_json::json!({
+                        "name": app.name,
+                        "token": app.token,
+                        "public_id": app.key_id,
+                        "secret": secret,
+                    });
+                    println!("{shown}");
                 }
                 Admin::Tokens {
                     what: AdminTokens::Mint { app, user, ttl },
@@ -314,6 +389,7 @@ async fn main() -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!(e.message))?;
                     println!("{token}");
                 }
+                Admin::Providers { what } => providers(&store, &config, what).await?,
             }
         }
     }

@@ -7,6 +7,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppDto {
     pub token: String,
+    /// The app's public id: what a client names the app by in `POST /v1/auth/oidc`. It is the
+    /// key id (`kid`) every user token of the app carries, and grants nothing by itself.
+    pub public_id: String,
     pub name: String,
     pub created_at: String,
     pub updated_at: String,
@@ -25,6 +28,7 @@ impl AppDto {
     pub fn new(app: &App) -> Self {
         AppDto {
             token: app.token.clone(),
+            public_id: app.key_id.clone(),
             name: app.name.clone(),
             created_at: app.created_at.to_rfc3339(),
             updated_at: app.updated_at.to_rfc3339(),

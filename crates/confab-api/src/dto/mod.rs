@@ -5,6 +5,7 @@
 mod apps;
 mod compat;
 mod error;
+mod identities;
 mod meetups;
 mod polls;
 mod requests;
@@ -15,6 +16,7 @@ mod timeline;
 pub use apps::*;
 pub use compat::*;
 pub use error::*;
+pub use identities::*;
 pub use meetups::*;
 pub use polls::*;
 pub use requests::*;

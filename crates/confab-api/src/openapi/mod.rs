@@ -2,6 +2,7 @@
 //! router serves (kept beside it in `routes/mod.rs`) and the wire types' schemas.
 
 mod gatherings;
+mod identities;
 
 use crate::AppState;
 use crate::dto::*;
@@ -535,7 +536,11 @@ fn param(name: &str, place: ParameterIn) -> utoipa::openapi::path::Parameter {
 /// The document.
 pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
-    for route in routes().into_iter().chain(gatherings::routes()) {
+    for route in routes()
+        .into_iter()
+        .chain(gatherings::routes())
+        .chain(identities::routes())
+    {
         let mut op = OperationBuilder::new()
             .summary(Some(route.summary))
             .description(Some(route.caller.text()));
@@ -641,6 +646,12 @@ pub fn document() -> OpenApi {
         .schema_from::<SendReq>()
         .schema_from::<EditReq>()
         .schema_from::<ReadReq>()
+        .schema_from::<IdentityProviderDto>()
+        .schema_from::<IdentityProviderListDto>()
+        .schema_from::<IdentityProviderReq>()
+        .schema_from::<LinkIdentityReq>()
+        .schema_from::<IdentityLinkDto>()
+        .schema_from::<OidcSignInReq>()
         .build();
     OpenApiBuilder::new()
         .info(
@@ -785,6 +796,21 @@ mod tests {
                 assert!(doc["paths"][path][m].is_object(), "{m} {path}");
             }
         }
+        for (path, methods) in [
+            ("/v1/app/identity-providers", &["get"][..]),
+            ("/v1/app/identity-providers/{id}", &["put", "get", "delete"]),
+            (
+                "/v1/app/users/{user_id}/identities/{provider}",
+                &["put", "delete"],
+            ),
+            ("/v1/auth/oidc", &["post"]),
+        ] {
+            for m in methods {
+                assert!(doc["paths"][path][m].is_object(), "{m} {path}");
+            }
+        }
+        let app = doc["components"]["schemas"]["AppDto"].to_string();
+        assert!(app.contains("public_id"), "{app}");
         let summary = &doc["components"]["schemas"]["RoomSummaryDto"].to_string();
         assert!(summary.contains("alerts_count"), "{summary}");
     }

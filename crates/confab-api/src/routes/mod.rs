@@ -4,9 +4,11 @@ mod apps;
 mod compat;
 mod events;
 mod health;
+mod identities;
 mod meetups;
 mod members;
 mod messages;
+mod oidc;
 mod polls;
 mod rooms;
 mod search;
@@ -17,6 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
+
 use confab_core::ids::{AppId, RoomNumber, UserId};
 use confab_core::model::Access;
 
@@ -26,6 +29,24 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(health::readyz))
         .route("/v1/apps", post(apps::create_app).get(apps::list_apps))
         .route("/v1/app", get(apps::get_app))
+        .route(
+            "/v1/app/identity-providers",
+            get(identities::list_identity_providers),
+        )
+        .route(
+            "/v1/app/identity-providers/{id}",
+            put(identities::put_identity_provider)
+                .get(identities::get_identity_provider)
+                .delete(identities::delete_identity_provider),
+        )
+        .route(
+            "/v1/app/users/{user_id}/identities/{provider}",
+            put(identities::link_identity).delete(identities::unlink_identity),
+        )
+        .route(
+            "/v1/auth/oidc",
+            post(oidc::sign_in).layer(axum::extract::DefaultBodyLimit::max(oidc::MAX_BODY_BYTES)),
+        )
         .route("/v1/events", get(events::list_events))
         .route(
             "/v1/users/{user_id}",

@@ -91,6 +91,21 @@ pub struct Config {
     pub nats: String,
     /// The first token(s) of the bus's NATS subjects: one per deployment sharing a NATS.
     pub nats_prefix: String,
+    /// Sign-in with identity providers: whether the server may fetch an app's provider keys
+    /// from loopback addresses, over plain http too (tests, a provider on this host). Off: an
+    /// app holding its secret cannot make the server reach its own host.
+    pub oidc_allow_loopback_http: bool,
+    /// Whether it may fetch them from private and link-local addresses over https (an
+    /// in-house provider). Off: an app cannot make the server reach its internal network.
+    pub oidc_allow_private_networks: bool,
+}
+
+fn flag(value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(format!("'{other}' is not true or false")),
+    }
 }
 
 impl Default for Config {
@@ -139,6 +154,8 @@ impl Default for Config {
             rate_limit_keys: 100_000,
             nats: String::new(),
             nats_prefix: "confab".into(),
+            oidc_allow_loopback_http: false,
+            oidc_allow_private_networks: false,
         }
     }
 }
@@ -158,6 +175,8 @@ pub const KEYS: &[&str] = &[
     "default_token_ttl",
     "log",
     "open_app_creation",
+    "oidc_allow_loopback_http",
+    "oidc_allow_private_networks",
     "http_header_timeout_ms",
     "http_body_timeout_ms",
     "http_write_timeout_ms",
@@ -251,12 +270,12 @@ impl Config {
                 log_filter(value).map_err(err)?;
                 self.log = value.to_owned();
             }
-            "open_app_creation" => {
-                self.open_app_creation = match value.trim() {
-                    "true" | "1" | "yes" => true,
-                    "false" | "0" | "no" => false,
-                    other => return Err(err(format!("'{other}' is not true or false"))),
-                }
+            "open_app_creation" => self.open_app_creation = flag(value).map_err(err)?,
+            "oidc_allow_loopback_http" => {
+                self.oidc_allow_loopback_http = flag(value).map_err(err)?
+            }
+            "oidc_allow_private_networks" => {
+                self.oidc_allow_private_networks = flag(value).map_err(err)?
             }
             "http_header_timeout_ms" => {
                 self.http_header_timeout_ms = num(value, 10, 3_600_000).map_err(err)?

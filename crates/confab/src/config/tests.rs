@@ -187,3 +187,19 @@ reads_per_second = 0
     let e = c.set("sends_burst", "0", "test").expect_err("refused");
     assert!(e.to_string().contains("sends_burst"), "{e}");
 }
+
+#[test]
+fn identity_provider_fetches_stay_off_internal_addresses_unless_allowed() {
+    let mut c = Config::default();
+    assert!(!c.oidc_allow_loopback_http && !c.oidc_allow_private_networks);
+    c.apply_toml("oidc_allow_loopback_http = true", "confab.toml")
+        .expect("accepted");
+    assert!(c.oidc_allow_loopback_http);
+    c.apply_env(|k| (k == "CONFAB_OIDC_ALLOW_PRIVATE_NETWORKS").then(|| "yes".to_string()))
+        .expect("accepted");
+    assert!(c.oidc_allow_private_networks);
+    let e = c
+        .set("oidc_allow_loopback_http", "sometimes", "--x")
+        .expect_err("refused");
+    assert!(e.to_string().contains("oidc_allow_loopback_http"), "{e}");
+}

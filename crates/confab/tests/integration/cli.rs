@@ -29,7 +29,7 @@ fn operator_commands_work_on_a_data_dir() {
     let d = dir.path().to_str().expect("utf-8 path");
     let (ok, out, err) = run(confab().args(["migrate", "--data-dir", d]));
     assert!(ok, "{err}");
-    assert!(out.contains("migrations applied: 4"), "{out}");
+    assert!(out.contains("migrations applied: 5"), "{out}");
     let (ok, out, err) = run(confab().args(["admin", "apps", "create", "demo", "--data-dir", d]));
     assert!(ok, "{err}");
     let app: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
@@ -149,6 +149,23 @@ async fn copy_moves_everything_into_an_empty_database() {
         .delete(&format!("/v1/rooms/{room}/messages/{gone}"), &alice)
         .await;
     assert_eq!(status, reqwest::StatusCode::OK);
+    // Identity providers and links live beside the log: the copy carries them too.
+    let google =
+        serde_json::json!({ "preset": "google", "client_ids": ["c.apps.googleusercontent.com"] });
+    let (status, _) = s
+        .put("/v1/app/identity-providers/google", &app.secret, google)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    let link = serde_json::json!({ "subject": "alice-at-google" });
+    let (status, _) = s
+        .put(
+            "/v1/app/users/alice/identities/google",
+            &app.secret,
+            link.clone(),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let (_, providers) = s.get("/v1/app/identity-providers", &app.secret).await;
     let history = format!("/v1/rooms/{room}/messages?limit=100");
     let (_, before) = s.get(&history, &alice).await;
     let (_, counts) = s.get("/v1/app", &app.secret).await;
@@ -183,6 +200,19 @@ async fn copy_moves_everything_into_an_empty_database() {
     // The log first: a user's requests below add `user_seen` events to it.
     assert_eq!(copy.get("/v1/events?limit=1000", &app.secret).await.1, log);
     assert_eq!(copy.get("/v1/app", &app.secret).await.1, counts);
+    // The settings come along; their times are those of the copy.
+    let settings = |v: &serde_json::Value| {
+        v["identity_providers"]
+            .as_array()
+            .map(|l| l.iter().map(|p| p["settings"].clone()).collect::<Vec<_>>())
+    };
+    let copied = copy.get("/v1/app/identity-providers", &app.secret).await.1;
+    assert_eq!(settings(&copied), settings(&providers));
+    assert_eq!(settings(&copied).map(|l| l.len()), Some(1));
+    let (status, _) = copy
+        .put("/v1/app/users/bob/identities/google", &app.secret, link)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "the link came along");
     let (status, after) = copy.get(&history, &alice).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{after}");
     assert_eq!(before, after);

@@ -20,6 +20,7 @@ mod meetups;
 mod members;
 mod messages;
 mod nodes;
+mod oidc;
 mod presence;
 mod process;
 mod rooms;

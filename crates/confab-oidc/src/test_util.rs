@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::ProviderConfig;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
-use confab_oidc::ProviderConfig;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -44,15 +44,15 @@ impl TestKey {
         }
     }
     pub fn rsa1() -> TestKey {
-        let der = der_of(include_str!("../keys/rsa1.pem"));
+        let der = der_of(include_str!("../test-keys/rsa1.pem"));
         TestKey::new("rsa-1", Algorithm::RS256, EncodingKey::from_rsa_der(&der))
     }
     pub fn rsa2() -> TestKey {
-        let der = der_of(include_str!("../keys/rsa2.pem"));
+        let der = der_of(include_str!("../test-keys/rsa2.pem"));
         TestKey::new("rsa-2", Algorithm::RS256, EncodingKey::from_rsa_der(&der))
     }
     pub fn ec1() -> TestKey {
-        let der = der_of(include_str!("../keys/ec1.pem"));
+        let der = der_of(include_str!("../test-keys/ec1.pem"));
         TestKey::new("ec-1", Algorithm::ES256, EncodingKey::from_ec_der(&der))
     }
 
@@ -70,7 +70,7 @@ impl TestKey {
 }
 
 /// The public key of `rsa1.pem`, as an attacker would find it.
-pub const RSA1_PUBLIC_PEM: &str = include_str!("../keys/rsa1.pub.pem");
+pub const RSA1_PUBLIC_PEM: &str = include_str!("../test-keys/rsa1.pub.pem");
 
 #[derive(Default)]
 pub struct Switches {
@@ -96,7 +96,7 @@ pub struct FakeProvider {
 
 /// The certificate authority of the HTTPS fake provider (DER), to trust in a verifier.
 pub fn tls_ca_der() -> Vec<u8> {
-    der_of(include_str!("../keys/tls-ca.pem"))
+    der_of(include_str!("../test-keys/tls-ca.pem"))
 }
 
 impl FakeProvider {
@@ -172,8 +172,8 @@ impl FakeProvider {
 
 async fn serve_tls(listener: tokio::net::TcpListener, app: axum::Router) {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    let cert = CertificateDer::from(der_of(include_str!("../keys/tls-server.pem")));
-    let key = PrivatePkcs8KeyDer::from(der_of(include_str!("../keys/tls-server.key.pem")));
+    let cert = CertificateDer::from(der_of(include_str!("../test-keys/tls-server.pem")));
+    let key = PrivatePkcs8KeyDer::from(der_of(include_str!("../test-keys/tls-server.key.pem")));
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
