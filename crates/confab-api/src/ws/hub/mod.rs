@@ -273,8 +273,9 @@ impl Hub {
                 if let Some(e) = self.conns.get_mut(&conn)
                     && e.rooms.remove(&room)
                 {
-                    let app = e.conn.app;
+                    let (app, user) = (e.conn.app, e.conn.user.clone());
                     self.unsubscribe(app, room, conn);
+                    self.presence_left(app, &user, room);
                 }
             }
             HubCmd::Detach { conn } => self.detach(conn),

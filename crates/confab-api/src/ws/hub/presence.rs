@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use view::{Flip, NodeView, View};
 
+mod membership;
 mod notes;
 mod view;
 
@@ -350,10 +351,16 @@ impl Hub {
             }
             for room in rooms {
                 let key = (conn.app, room);
-                if self
-                    .rooms
-                    .get(&key)
-                    .is_none_or(|s| s.len() > self.config.presence_room_limit)
+                // The connection may have left the room since.
+                let follows = self
+                    .conns
+                    .get(&conn.id)
+                    .is_some_and(|e| e.rooms.contains(&room));
+                if !follows
+                    || self
+                        .rooms
+                        .get(&key)
+                        .is_none_or(|s| s.len() > self.config.presence_room_limit)
                 {
                     continue;
                 }

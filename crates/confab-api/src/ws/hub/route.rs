@@ -95,6 +95,9 @@ impl Hub {
                                 self.interest.push((Topic::Room(app, room), true));
                             }
                             subs.push(c.clone());
+                            // Present in the room from now on: its members are told, and
+                            // the connection gets a snapshot of the room.
+                            self.presence_subscribed(&c, vec![room]);
                             out.push((c, Effect::Subscribe));
                         }
                     }
@@ -120,6 +123,7 @@ impl Hub {
                             out.push((c, Effect::Unsubscribe));
                         }
                     }
+                    self.presence_left(app, user, room);
                 }
                 out
             }
@@ -132,6 +136,7 @@ impl Hub {
                         e.rooms.remove(&room);
                     }
                 }
+                self.presence_room_gone(app, room);
                 subs.into_iter().map(|c| (c, Effect::Unsubscribe)).collect()
             }
             _ => subs.into_iter().map(|c| (c, Effect::None)).collect(),
