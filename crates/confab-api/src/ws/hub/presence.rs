@@ -422,7 +422,7 @@ impl Hub {
             if let [one] = p.changes.as_slice() {
                 // A single change keeps the frame of earlier versions; its user's own
                 // connections are not told about themself.
-                let frame = protocol::presence(&one.user, one.online, one.at);
+                let frame = protocol::presence(key.1, &one.user, one.online, one.at);
                 let targets: Vec<(Arc<Conn>, Effect)> = subs
                     .iter()
                     .filter(|c| c.user != one.user && !fresh.contains(&(c.id, key.1)))
