@@ -11,6 +11,9 @@
 //! offline unless another node lists them.
 //! A node keeps listening to an app's topic while it lists a user of the app (one in their
 //! grace period, with no connection of the app left, included), so that it still answers asks.
+//! A user's rooms here follow their membership as the hub routes it ([`membership`]): a
+//! change of them is a `Changes` note with the whole list, and other nodes' views flip the
+//! user online or offline in the rooms gained or lost.
 //!
 //! **No storm.** A connection gets, once subscribed, one `presence_list` snapshot per room
 //! with anyone online, built once per room and tick and shared by every connection that asks
