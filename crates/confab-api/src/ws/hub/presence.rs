@@ -358,7 +358,7 @@ impl Hub {
                 let follows = self
                     .conns
                     .get(&conn.id)
-                    .is_some_and(|e| e.rooms.contains(&room));
+                    .is_some_and(|e| e.rooms.contains_key(&room));
                 if !follows
                     || self
                         .rooms

@@ -20,9 +20,11 @@ impl Hub {
         room: RoomNumber,
     ) {
         let followed = self.users.get(&(app, user.clone())).is_some_and(|u| {
-            u.conns
-                .iter()
-                .any(|id| self.conns.get(id).is_some_and(|e| e.rooms.contains(&room)))
+            u.conns.iter().any(|id| {
+                self.conns
+                    .get(id)
+                    .is_some_and(|e| e.rooms.contains_key(&room))
+            })
         });
         if followed {
             return;
