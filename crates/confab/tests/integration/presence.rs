@@ -92,31 +92,37 @@ async fn until(c: &mut Client, user: &str, status: &str) -> Vec<(String, String)
     }
 }
 
-/// Reads until a presence frame of `room` reports `user` as `status`.
-async fn until_in(c: &mut Client, room: i64, user: &str, status: &str) {
-    let deadline = Instant::now() + WAIT;
+/// Reads frames until one satisfies `hit`, for at most [`WAIT`] in all (the server's pings
+/// do not extend it).
+async fn read_until(c: &mut Client, what: &str, hit: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        assert!(
-            Instant::now() < deadline,
-            "{user} never became {status} in room {room}"
-        );
-        let f = c.next_or_end().await.expect("connection open");
-        if f["room"] == room && entries(&f).contains(&(user.into(), status.into())) {
-            return;
+        let f = tokio::time::timeout_at(deadline, c.next_or_end())
+            .await
+            .unwrap_or_else(|_| panic!("{what} within {WAIT:?}"))
+            .expect("connection open");
+        if hit(&f) {
+            return f;
         }
     }
 }
 
+/// Reads until a presence frame of `room` reports `user` as `status`.
+async fn until_in(c: &mut Client, room: i64, user: &str, status: &str) {
+    let what = format!("{user} {status} in room {room}");
+    let entry = (user.to_owned(), status.to_owned());
+    read_until(c, &what, |f| {
+        f["room"] == room && entries(f).contains(&entry)
+    })
+    .await;
+}
+
 /// Reads until the `presence_list` snapshot of `room`.
 async fn snapshot_of(c: &mut Client, room: i64) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        assert!(Instant::now() < deadline, "no snapshot of room {room}");
-        let f = c.next_or_end().await.expect("connection open");
-        if f["type"] == "presence_list" && f["room"] == room && f["snapshot"] == true {
-            return f;
-        }
-    }
+    read_until(c, &format!("a snapshot of room {room}"), |f| {
+        f["type"] == "presence_list" && f["room"] == room && f["snapshot"] == true
+    })
+    .await
 }
 
 /// Bob, connected on `bobs_node`, joins Alice's public room while Alice is connected on
