@@ -149,9 +149,12 @@ pub fn reset(room: RoomNumber, pos: Pos) -> Bytes {
     text(&json!({"type": "reset", "room": room.0, "pos": pos.0}))
 }
 
-pub fn presence(user: &UserId, online: bool, last_seen_at: Timestamp) -> Bytes {
+/// One user's presence in `room` (the frame is built per room: a user who left a room is
+/// offline in it while still online in their other rooms).
+pub fn presence(room: RoomNumber, user: &UserId, online: bool, last_seen_at: Timestamp) -> Bytes {
     text(&json!({
         "type": "presence",
+        "room": room.0,
         "user": user.as_str(),
         "status": if online { "online" } else { "offline" },
         "last_seen_at": last_seen_at.to_rfc3339(),

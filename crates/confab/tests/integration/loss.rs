@@ -145,6 +145,55 @@ async fn unheard_kick() {
     assert_eq!(f["change"]["item"]["text"], "marker");
 }
 
+/// Bob, on B, leaves a public room and joins it again through A (on another NATS): B reads
+/// both from the store once Carol's next change through C shows the gap, and routes them
+/// back to back, before Bob's session has seen the leave. The session's report of that leave
+/// comes after the rejoining and must not undo it: Bob still gets the room's next change
+/// (before a marker sent after it in another room).
+#[tokio::test]
+async fn loss_a_leave_and_rejoin_read_together_keep_the_rejoiner_subscribed() {
+    tokio::time::timeout(WHOLE, unheard_leave_and_rejoin())
+        .await
+        .expect("within the bound");
+}
+
+async fn unheard_leave_and_rejoin() {
+    let Some((pg, x, y)) = services("loss_a_leave_and_rejoin_read_together...") else {
+        return;
+    };
+    let db = PgDatabase::create(&pg);
+    let prefix = format!("loss{}", unique_token());
+    let a = node(&db, x.port, &prefix, 3_000).await;
+    let b = node(&db, y.port, &prefix, 3_000).await;
+    let c = node(&db, y.port, &prefix, 3_000).await;
+    let app = a.app("rejoin").await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let carol = a.user(&app, "carol").await;
+    let room = a.group(&alice, "public", &["bob", "carol"]).await;
+    let other = a.group(&carol, "private", &["bob"]).await;
+    let (mut bc, ready) = login(&b, &bob, None).await;
+    let start = room_pos(&ready, room);
+    for step in ["leave", "join"] {
+        let (st, body) = a
+            .post(&format!("/v1/rooms/{room}/{step}"), &bob, json!({}))
+            .await;
+        assert!(st.is_success(), "{step}: {body}");
+    }
+    c.send(&carol, room, "after the rejoining").await;
+    let store = store_changes(&a, &alice, room, start).await;
+    assert_eq!(store.len(), 3);
+    let got = bc.changes(room, 3).await;
+    assert_same(&got, &store);
+    assert_eq!(got[0]["change"]["data"]["action"], "left", "{}", got[0]);
+    // Bob's session has dealt with the leave (it delivered what follows it).
+    c.send(&carol, room, "still subscribed").await;
+    c.send(&carol, other, "marker").await;
+    let f = bc.next_of("change").await;
+    assert_eq!(f["room"], room, "the room's change before the marker: {f}");
+    assert_eq!(f["change"]["item"]["text"], "still subscribed");
+}
+
 /// Bob, alone on node B, is added to a new room through A (on another NATS): the join's bus
 /// message never reaches B, and B follows nobody else of that room, so no later change of it
 /// reveals the loss. Once B's bus lags (its NATS restarts), B reads the joined rooms of its

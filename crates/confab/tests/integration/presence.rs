@@ -1,6 +1,7 @@
 //! Presence with real clients: across nodes (PostgreSQL and NATS, in-process nodes and a
-//! `confab serve` child killed with `kill -9`), a user on two nodes, a node started late, and
-//! a reconnect storm that must cost O(N) frames, not N²/2.
+//! `confab serve` child killed with `kill -9`), a user on two nodes, a node started late,
+//! presence following joins and kicks of connected users, and a reconnect storm that must
+//! cost O(N) frames, not N²/2.
 
 use crate::common::{PgDatabase, Server};
 use crate::process::spawn_serve;
@@ -89,6 +90,103 @@ async fn until(c: &mut Client, user: &str, status: &str) -> Vec<(String, String)
             }
         }
     }
+}
+
+/// Reads frames until one satisfies `hit`, for at most [`WAIT`] in all (the server's pings
+/// do not extend it).
+async fn read_until(c: &mut Client, what: &str, hit: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let f = tokio::time::timeout_at(deadline, c.next_or_end())
+            .await
+            .unwrap_or_else(|_| panic!("{what} within {WAIT:?}"))
+            .expect("connection open");
+        if hit(&f) {
+            return f;
+        }
+    }
+}
+
+/// Reads until a presence frame of `room` reports `user` as `status`.
+async fn until_in(c: &mut Client, room: i64, user: &str, status: &str) {
+    let what = format!("{user} {status} in room {room}");
+    let entry = (user.to_owned(), status.to_owned());
+    read_until(c, &what, |f| {
+        f["room"] == room && entries(f).contains(&entry)
+    })
+    .await;
+}
+
+/// Reads until the `presence_list` snapshot of `room`.
+async fn snapshot_of(c: &mut Client, room: i64) -> Value {
+    read_until(c, &format!("a snapshot of room {room}"), |f| {
+        f["type"] == "presence_list" && f["room"] == room && f["snapshot"] == true
+    })
+    .await
+}
+
+/// Bob, connected on `bobs_node`, joins Alice's public room while Alice is connected on
+/// `alices_node`: without reconnecting, Alice is told Bob is online in that room and Bob's
+/// connection gets the room's snapshot with Alice in it. Alice kicks Bob: she is told he is
+/// offline in that room, while he stays online in the room he shares with Carol (Dave,
+/// connecting to Alice's node afterwards, finds him in its snapshot).
+async fn presence_follows_a_join_and_a_kick(alices_node: &Server, bobs_node: &Server) {
+    let app = alices_node.app("presence").await;
+    let alice = alices_node.user(&app, "alice").await;
+    let bob = alices_node.user(&app, "bob").await;
+    let carol = alices_node.user(&app, "carol").await;
+    let dave = alices_node.user(&app, "dave").await;
+    let public = alices_node.group(&alice, "public", &[]).await;
+    let other = alices_node.group(&carol, "private", &["bob", "dave"]).await;
+    let (mut alices, _) = login(alices_node, &alice, None).await;
+    let (mut bobs, ready) = login(bobs_node, &bob, None).await;
+    assert_eq!(ready["rooms"].as_array().map(Vec::len), Some(1), "{ready}");
+
+    let (st, body) = bobs_node
+        .post(&format!("/v1/rooms/{public}/join"), &bob, json!({}))
+        .await;
+    assert!(st.is_success(), "{body}");
+    until_in(&mut alices, public, "bob", "online").await;
+    let snap = snapshot_of(&mut bobs, public).await;
+    assert!(
+        entries(&snap).contains(&("alice".into(), "online".into())),
+        "Bob's snapshot of the room he joined shows Alice online: {snap}"
+    );
+
+    let (st, body) = alices_node
+        .post(
+            &format!("/v1/rooms/{public}/members/bob/kick"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert!(st.is_success(), "{body}");
+    until_in(&mut alices, public, "bob", "offline").await;
+    let (mut daves, _) = login(alices_node, &dave, None).await;
+    let snap = snapshot_of(&mut daves, other).await;
+    assert!(
+        entries(&snap).contains(&("bob".into(), "online".into())),
+        "Bob, kicked from one room, is still online in the other: {snap}"
+    );
+    drop(bobs);
+}
+
+/// One node: presence follows a join and a kick of a connected user.
+#[tokio::test]
+async fn presence_follows_a_join_and_a_kick_of_a_connected_user() {
+    let s = Server::start_with(|c| c.ws_presence_grace_ms = 100).await;
+    presence_follows_a_join_and_a_kick(&s, &s).await;
+}
+
+/// Two nodes: Bob on node A joins and is kicked from a room Alice watches on node B.
+#[tokio::test]
+async fn presence_follows_a_join_and_a_kick_across_nodes() {
+    let Some((pg, nats)) = services("presence_follows_a_join_and_a_kick_across_nodes") else {
+        return;
+    };
+    let cluster = Cluster::new(&pg, &nats);
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    presence_follows_a_join_and_a_kick(&b, &a).await;
 }
 
 /// Bob (on node A) and Alice, watching on node B, share a room: B tells Alice that Bob is

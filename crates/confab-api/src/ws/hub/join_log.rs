@@ -232,7 +232,7 @@ impl Hub {
         };
         let (mut missing, mut starting) = (false, false);
         for e in u.conns.iter().filter_map(|id| self.conns.get(id)) {
-            if e.rooms.contains(&seen.room) {
+            if e.rooms.contains_key(&seen.room) {
                 continue;
             }
             if e.conn.is_live() {

@@ -123,7 +123,11 @@ impl Hub {
         let missing: Vec<u64> = live
             .iter()
             .copied()
-            .filter(|id| self.conns.get(id).is_some_and(|e| !e.rooms.contains(&room)))
+            .filter(|id| {
+                self.conns
+                    .get(id)
+                    .is_some_and(|e| !e.rooms.contains_key(&room))
+            })
             .collect();
         if missing.is_empty() || since.0 < 1 {
             return false;

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use confab_core::Store;
 use confab_core::bus::{Bus, BusError, BusMessage, BusReceiver, Topic};
 use confab_core::ids::{AppId, Pos, RoomNumber, UserId};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,10 +66,12 @@ pub(crate) enum HubCmd {
         known: Vec<Pos>,
         reply: oneshot::Sender<Vec<Option<Pos>>>,
     },
-    /// The session saw its user's membership of `room` end (the index may have been stale).
+    /// The session saw its user's membership of `room` end, by the change at `pos` (the
+    /// index may have been stale).
     Unsubscribe {
         conn: u64,
         room: RoomNumber,
+        pos: Pos,
     },
     Detach {
         conn: u64,
@@ -91,7 +93,10 @@ const BEAT_SLICES: u32 = 20;
 
 struct ConnEntry {
     conn: Arc<Conn>,
-    rooms: HashSet<RoomNumber>,
+    /// The rooms the connection follows, each with the position as of which its user is
+    /// known to be a member (the session's read of its rooms, or the joining routed here): an
+    /// end of membership the session reports from before it is already dealt with.
+    rooms: HashMap<RoomNumber, Pos>,
 }
 
 struct Hub {
@@ -234,7 +239,7 @@ impl Hub {
                     conn.id,
                     ConnEntry {
                         conn,
-                        rooms: HashSet::new(),
+                        rooms: HashMap::new(),
                     },
                 );
                 let _ = reply.send(true);
@@ -256,8 +261,10 @@ impl Hub {
                 };
                 let c = entry.conn.clone();
                 let mut routed = Vec::with_capacity(rooms.len());
-                for room in &rooms {
-                    if entry.rooms.insert(*room) {
+                for (i, room) in rooms.iter().enumerate() {
+                    if !entry.rooms.contains_key(room) {
+                        let pos = known.get(i).copied().unwrap_or_default();
+                        entry.rooms.insert(*room, pos);
                         let subs = self.rooms.entry((c.app, *room)).or_default();
                         if subs.is_empty() {
                             self.interest.push((Topic::Room(c.app, *room), true));
@@ -269,12 +276,16 @@ impl Hub {
                 let _ = reply.send(routed);
                 self.presence_subscribed(&c, rooms);
             }
-            HubCmd::Unsubscribe { conn, room } => {
+            HubCmd::Unsubscribe { conn, room, pos } => {
+                // An end older than what subscribed the connection (a rejoining routed since,
+                // or the session's own read) is no longer true.
                 if let Some(e) = self.conns.get_mut(&conn)
-                    && e.rooms.remove(&room)
+                    && e.rooms.get(&room).is_some_and(|since| *since < pos)
                 {
-                    let app = e.conn.app;
+                    e.rooms.remove(&room);
+                    let (app, user) = (e.conn.app, e.conn.user.clone());
                     self.unsubscribe(app, room, conn);
+                    self.presence_left(app, &user, room);
                 }
             }
             HubCmd::Detach { conn } => self.detach(conn),
@@ -294,7 +305,7 @@ impl Hub {
         };
         entry.conn.close(0);
         let app = entry.conn.app;
-        for room in &entry.rooms {
+        for room in entry.rooms.keys() {
             self.unsubscribe(app, *room, id);
         }
         let mut last = false;

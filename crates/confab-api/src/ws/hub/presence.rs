@@ -11,6 +11,9 @@
 //! offline unless another node lists them.
 //! A node keeps listening to an app's topic while it lists a user of the app (one in their
 //! grace period, with no connection of the app left, included), so that it still answers asks.
+//! A user's rooms here follow their membership as the hub routes it ([`membership`]): a
+//! change of them is a `Changes` note with the whole list, and other nodes' views flip the
+//! user online or offline in the rooms gained or lost.
 //!
 //! **No storm.** A connection gets, once subscribed, one `presence_list` snapshot per room
 //! with anyone online, built once per room and tick and shared by every connection that asks
@@ -32,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use view::{Flip, NodeView, View};
 
+mod membership;
 mod notes;
 mod view;
 
@@ -350,10 +354,16 @@ impl Hub {
             }
             for room in rooms {
                 let key = (conn.app, room);
-                if self
-                    .rooms
-                    .get(&key)
-                    .is_none_or(|s| s.len() > self.config.presence_room_limit)
+                // The connection may have left the room since.
+                let follows = self
+                    .conns
+                    .get(&conn.id)
+                    .is_some_and(|e| e.rooms.contains_key(&room));
+                if !follows
+                    || self
+                        .rooms
+                        .get(&key)
+                        .is_none_or(|s| s.len() > self.config.presence_room_limit)
                 {
                     continue;
                 }
@@ -415,7 +425,7 @@ impl Hub {
             if let [one] = p.changes.as_slice() {
                 // A single change keeps the frame of earlier versions; its user's own
                 // connections are not told about themself.
-                let frame = protocol::presence(&one.user, one.online, one.at);
+                let frame = protocol::presence(key.1, &one.user, one.online, one.at);
                 let targets: Vec<(Arc<Conn>, Effect)> = subs
                     .iter()
                     .filter(|c| c.user != one.user && !fresh.contains(&(c.id, key.1)))

@@ -53,7 +53,7 @@ impl Hub {
             self.dispatch(room, pos, &frame, targets).await;
             return;
         }
-        let deliveries = self.targets(app, room, &change.change);
+        let deliveries = self.targets(app, room, pos, &change.change);
         if deliveries.is_empty() {
             return;
         }
@@ -67,6 +67,7 @@ impl Hub {
         &mut self,
         app: AppId,
         room: RoomNumber,
+        pos: Pos,
         body: &ChangeData,
     ) -> Vec<(Arc<Conn>, Effect)> {
         let key = (app, room);
@@ -88,13 +89,17 @@ impl Hub {
                     out.extend(subs.into_iter().map(|c| (c, Effect::None)));
                     for c in mine {
                         if let Some(e) = self.conns.get_mut(&c.id)
-                            && e.rooms.insert(room)
+                            && !e.rooms.contains_key(&room)
                         {
+                            e.rooms.insert(room, pos);
                             let subs = self.rooms.entry(key).or_default();
                             if subs.is_empty() {
                                 self.interest.push((Topic::Room(app, room), true));
                             }
                             subs.push(c.clone());
+                            // Present in the room from now on: its members are told, and
+                            // the connection gets a snapshot of the room.
+                            self.presence_subscribed(&c, vec![room]);
                             out.push((c, Effect::Subscribe));
                         }
                     }
@@ -111,7 +116,7 @@ impl Hub {
                         let was = self
                             .conns
                             .get_mut(&c.id)
-                            .is_some_and(|e| e.rooms.remove(&room));
+                            .is_some_and(|e| e.rooms.remove(&room).is_some());
                         if was {
                             self.unsubscribe(app, room, c.id);
                         } else {
@@ -120,6 +125,7 @@ impl Hub {
                             out.push((c, Effect::Unsubscribe));
                         }
                     }
+                    self.presence_left(app, user, room);
                 }
                 out
             }
@@ -132,6 +138,7 @@ impl Hub {
                         e.rooms.remove(&room);
                     }
                 }
+                self.presence_room_gone(app, room);
                 subs.into_iter().map(|c| (c, Effect::Unsubscribe)).collect()
             }
             _ => subs.into_iter().map(|c| (c, Effect::None)).collect(),

@@ -339,6 +339,7 @@ impl Session {
                     self.gw.hub(HubCmd::Unsubscribe {
                         conn: self.id,
                         room,
+                        pos: c.pos,
                     });
                     return Ok(());
                 }
@@ -447,6 +448,7 @@ impl Session {
                     self.gw.hub(HubCmd::Unsubscribe {
                         conn: self.id,
                         room,
+                        pos,
                     });
                 }
             }

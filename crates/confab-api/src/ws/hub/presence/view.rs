@@ -69,6 +69,9 @@ impl View {
         }
     }
 
+    /// `node` lists `user` with `rooms` (their whole list on that node). A user already
+    /// online whose rooms changed flips online in the rooms they gained and offline in those
+    /// no node lists them in any more.
     pub(super) fn add(
         &mut self,
         node: NodeId,
@@ -81,18 +84,26 @@ impl View {
             .entry(node)
             .or_insert_with(|| NodeView::new(false));
         let new = nv.users.insert(user.clone(), rooms.to_vec()).is_none();
+        let (union, seen) = self.rooms_of(user);
         let entry = self.online.entry(user.clone()).or_insert_with(|| Online {
             nodes: 0,
             rooms: Vec::new(),
             since: Timestamp::now(),
         });
-        for r in rooms {
-            if !entry.rooms.contains(r) {
-                entry.rooms.push(*r);
+        let had: HashSet<RoomNumber> = entry.rooms.iter().copied().collect();
+        let mut gained = Vec::new();
+        for r in &union {
+            if !had.contains(r) {
+                gained.push(*r);
                 self.by_room.entry(*r).or_default().insert(user.clone());
                 self.snapshots.remove(r);
             }
         }
+        let lost = self.drop_rooms(user, &seen);
+        let Some(entry) = self.online.get_mut(user) else {
+            return;
+        };
+        entry.rooms.extend_from_slice(&gained);
         if new {
             entry.nodes += 1;
             if entry.nodes == 1 {
@@ -103,7 +114,24 @@ impl View {
                     rooms: entry.rooms.clone(),
                     at: entry.since,
                 });
+                return;
             }
+        }
+        if !gained.is_empty() {
+            flips.push(Flip {
+                user: user.clone(),
+                online: true,
+                rooms: gained,
+                at: entry.since,
+            });
+        }
+        if !lost.is_empty() {
+            flips.push(Flip {
+                user: user.clone(),
+                online: false,
+                rooms: lost,
+                at: Timestamp::now(),
+            });
         }
     }
 
@@ -117,13 +145,63 @@ impl View {
         self.lower(user, flips);
     }
 
-    /// One node fewer lists `user`.
+    /// The rooms of `user` on every node that lists them (in order, and as a set).
+    fn rooms_of(&self, user: &UserId) -> (Vec<RoomNumber>, HashSet<RoomNumber>) {
+        let mut list = Vec::new();
+        let mut set = HashSet::new();
+        for nv in self.nodes.values() {
+            for r in nv.users.get(user).into_iter().flatten() {
+                if set.insert(*r) {
+                    list.push(*r);
+                }
+            }
+        }
+        (list, set)
+    }
+
+    /// Takes `user` out of the rooms not in `keep`; gives those rooms.
+    fn drop_rooms(&mut self, user: &UserId, keep: &HashSet<RoomNumber>) -> Vec<RoomNumber> {
+        let Some(entry) = self.online.get_mut(user) else {
+            return Vec::new();
+        };
+        let mut lost = Vec::new();
+        entry.rooms.retain(|r| {
+            let stays = keep.contains(r);
+            if !stays {
+                lost.push(*r);
+            }
+            stays
+        });
+        for r in &lost {
+            if let Some(set) = self.by_room.get_mut(r) {
+                set.remove(user);
+                if set.is_empty() {
+                    self.by_room.remove(r);
+                }
+            }
+            self.snapshots.remove(r);
+        }
+        lost
+    }
+
+    /// One node fewer lists `user`: offline if no node does, else offline in the rooms only
+    /// that node listed them in.
     pub(super) fn lower(&mut self, user: &UserId, flips: &mut Vec<Flip>) {
         let Some(entry) = self.online.get_mut(user) else {
             return;
         };
         entry.nodes = entry.nodes.saturating_sub(1);
         if entry.nodes > 0 {
+            let (_, keep) = self.rooms_of(user);
+            let lost = self.drop_rooms(user, &keep);
+            if !lost.is_empty() {
+                flips.push(Flip {
+                    user: user.clone(),
+                    online: false,
+                    rooms: lost,
+                    at: Timestamp::now(),
+                });
+            }
             return;
         }
         let Some(gone) = self.online.remove(user) else {
@@ -221,15 +299,49 @@ mod tests {
         let mut f = Vec::new();
         v.add(a, &u("bob"), &[RoomNumber(1)], &mut f);
         v.add(b, &u("bob"), &[RoomNumber(2)], &mut f);
-        assert_eq!(flips(&f), [("bob".into(), true)]);
+        // Online once, then in room 2 as well (node b lists him there).
+        assert_eq!(flips(&f), [("bob".into(), true), ("bob".into(), true)]);
+        assert_eq!(f[1].rooms, [RoomNumber(2)]);
         assert!(v.by_room[&RoomNumber(2)].contains(&u("bob")));
         f.clear();
         v.remove(a, &u("bob"), &mut f);
-        assert!(f.is_empty(), "still on node b");
+        // Still on node b, which lists him in room 2 only.
+        assert_eq!(flips(&f), [("bob".into(), false)]);
+        assert_eq!(f[0].rooms, [RoomNumber(1)]);
+        assert!(v.online.contains_key(&u("bob")));
+        f.clear();
         v.drop_node(b, &mut f);
         assert_eq!(flips(&f), [("bob".into(), false)]);
-        assert_eq!(f[0].rooms, [RoomNumber(1), RoomNumber(2)]);
+        assert_eq!(f[0].rooms, [RoomNumber(2)]);
         assert!(v.by_room.is_empty() && v.online.is_empty());
+    }
+
+    #[test]
+    fn an_online_user_gaining_or_losing_a_room_flips_in_that_room_only() {
+        let (a, b) = (NodeId(1), NodeId(2));
+        let (r1, r2, r3) = (RoomNumber(1), RoomNumber(2), RoomNumber(3));
+        let mut v = View::new();
+        let mut f = Vec::new();
+        v.add(a, &u("bob"), &[r1], &mut f);
+        v.add(b, &u("bob"), &[r1, r3], &mut f);
+        f.clear();
+        v.add(a, &u("bob"), &[r1, r2], &mut f);
+        assert_eq!(flips(&f), [("bob".into(), true)]);
+        assert_eq!(f[0].rooms, [r2]);
+        assert!(v.by_room[&r2].contains(&u("bob")));
+        f.clear();
+        // Node a drops r1 and r2; node b still lists r1, so only r2 is lost.
+        v.add(a, &u("bob"), &[], &mut f);
+        assert_eq!(flips(&f), [("bob".into(), false)]);
+        assert_eq!(f[0].rooms, [r2]);
+        assert!(!v.by_room.contains_key(&r2));
+        assert!(v.by_room[&r1].contains(&u("bob")), "node b lists him in r1");
+        assert!(v.online.contains_key(&u("bob")), "still online");
+        f.clear();
+        v.add(b, &u("bob"), &[r3], &mut f);
+        assert_eq!(f[0].rooms, [r1]);
+        assert!(!v.by_room.contains_key(&r1));
+        assert_eq!(v.online[&u("bob")].rooms, [r3]);
     }
 
     #[test]
