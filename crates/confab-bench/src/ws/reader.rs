@@ -16,10 +16,8 @@ use std::sync::{Arc, Mutex};
 /// Wakes the thread to pick up new connections.
 const NEW: Token = Token(usize::MAX);
 
-/// A poll that returns this many sockets or more is a burst ...
-const BURST: usize = 8;
-/// ... after which the thread sleeps this long before polling again: a delivery read then is
-/// timed at most this much later than it arrived.
+/// After a poll that found data, the thread sleeps this long before polling again: a delivery
+/// is then read (and timed) at most this much later than it arrived.
 const GATHER: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// A connection's buffer; it grows only for a frame larger than this.
@@ -110,11 +108,12 @@ fn run(mut poll: Poll, incoming: &Incoming, seen: &Seen) {
                 seen.closed.fetch_add(1, Ordering::Relaxed);
             }
         }
-        // In a burst, let the next sockets' data gather before polling again: while this
-        // thread sleeps, a delivery only links its socket into the epoll ready list, where a
-        // poll that finds the thread waiting must also wake it (with an interrupt to the
-        // other core), on the server's time since the loopback's receive path runs there.
-        if events.iter().count() >= BURST {
+        // Let the next sockets' data gather before polling again: while this thread sleeps, a
+        // delivery only links its socket into the epoll ready list, where one that finds the
+        // thread waiting must also wake it (an interrupt to the other core), on the server's
+        // time, since the loopback's receive path runs in the sender's system call. A fan-out
+        // then costs a few wake-ups per reader instead of one per delivery.
+        if events.iter().any(|ev| ev.token() != NEW) {
             std::thread::sleep(GATHER);
         }
     }
