@@ -16,10 +16,6 @@ use std::sync::{Arc, Mutex};
 /// Wakes the thread to pick up new connections.
 const NEW: Token = Token(usize::MAX);
 
-/// After a poll that found data, the thread sleeps this long before polling again: a delivery
-/// is then read (and timed) at most this much later than it arrived.
-const GATHER: std::time::Duration = std::time::Duration::from_micros(200);
-
 /// A connection's buffer; it grows only for a frame larger than this.
 const READ: usize = 4096;
 
@@ -107,14 +103,6 @@ fn run(mut poll: Poll, incoming: &Incoming, seen: &Seen) {
                 *slot = None;
                 seen.closed.fetch_add(1, Ordering::Relaxed);
             }
-        }
-        // Let the next sockets' data gather before polling again: while this thread sleeps, a
-        // delivery only links its socket into the epoll ready list, where one that finds the
-        // thread waiting must also wake it (an interrupt to the other core), on the server's
-        // time, since the loopback's receive path runs in the sender's system call. A fan-out
-        // then costs a few wake-ups per reader instead of one per delivery.
-        if events.iter().any(|ev| ev.token() != NEW) {
-            std::thread::sleep(GATHER);
         }
     }
 }
