@@ -14,6 +14,7 @@ use super::hub::{Effect, Out};
 use bytes::Bytes;
 use confab_core::ids::{AppId, Pos, RoomNumber, UserId};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{ErrorKind, IoSlice};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Poll, Waker};
@@ -48,7 +49,7 @@ struct State {
     inbox: VecDeque<Out>,
     /// The session, when it waits.
     waiter: Option<Waker>,
-    cursors: HashMap<RoomNumber, Cursor>,
+    cursors: HashMap<RoomNumber, Cursor, BuildHasherDefault<RoomHasher>>,
     /// The session has sent `ready` and replayed: changes may go out without it.
     live: bool,
     /// The session is working through deliveries it took from the inbox.
@@ -414,6 +415,33 @@ impl Conn {
     /// Ends the TCP connection (both ways), whoever still holds this `Conn`.
     pub fn shutdown(&self) {
         let _ = socket2::SockRef::from(&self.tcp).shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Hashes a room number with one multiplication: the cursor map is looked up for every
+/// delivery, its keys are small integers the client cannot choose (the rooms the user is a
+/// member of), so SipHash's defence against chosen keys buys nothing there.
+#[derive(Default)]
+struct RoomHasher(u64);
+
+impl Hasher for RoomHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        // Fibonacci hashing: the high bits (which pick the control byte) depend on all of `v`.
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
     }
 }
 

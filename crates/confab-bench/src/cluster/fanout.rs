@@ -36,6 +36,8 @@ struct Placement {
     fast_delivered: u64,
     fast_expected: u64,
     fast_closed: u64,
+    /// Changes out of order on a connection, both rates.
+    disorder: u64,
     fast: Samples,
     fast_cpu: (f64, f64),
 }
@@ -119,6 +121,10 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         format!("{} / {}", spread.slow_complete, one.slow_complete),
     );
     t.info(
+        "changes out of order on a connection, both rates (nodes / one node)",
+        format!("{} / {}", spread.disorder, one.disorder),
+    );
+    t.info(
         "CPU per delivery at 10 msg/s, all nodes / clients (nodes; one node)",
         format!(
             "{:.2} / {:.2} µs; {:.2} / {:.2} µs",
@@ -198,6 +204,7 @@ async fn placement(
     let delivered: u64 = r.count.iter().sum();
     let slow = Samples::new(r.max_ns.iter().map(|v| Duration::from_nanos(*v)).collect());
     let slow_complete = r.count.iter().all(|c| *c == expected);
+    let slow_disorder = r.disorder;
     let mut slow_nodes = Vec::new();
     for node in 0..cluster.nodes.len() {
         let on: Vec<usize> = (0..workers.procs.len())
@@ -253,6 +260,8 @@ async fn placement(
         fast_delivered: delivered,
         fast_expected: n2 as u64 * expected,
         fast_closed: r.closed,
+        // The workers' count covers the connections' whole life: the last report has both.
+        disorder: r.disorder.max(slow_disorder),
         fast: Samples::new(r.max_ns.iter().map(|v| Duration::from_nanos(*v)).collect()),
         fast_cpu: (
             per_delivery(s0, s1, delivered),

@@ -34,6 +34,8 @@ pub(super) struct Seen {
     /// `HIST_IDS` × `BUCKETS` counters.
     hist: Vec<AtomicU32>,
     pub closed: AtomicU64,
+    /// Changes that did not follow the last one of their room on their connection.
+    pub disorder: AtomicU64,
 }
 
 /// `confab-bench ws-clients ADDR SRC TOKENS_FILE`: one connection per token, from `SRC`.
@@ -55,6 +57,7 @@ pub fn clients_main(args: &[String]) -> anyhow::Result<()> {
             max_ns: (0..MAX_IDS).map(|_| AtomicU64::new(0)).collect(),
             hist: (0..HIST_IDS * BUCKETS).map(|_| AtomicU32::new(0)).collect(),
             closed: AtomicU64::new(0),
+            disorder: AtomicU64::new(0),
         });
         let addr: std::net::SocketAddr = addr.parse()?;
         let src: std::net::IpAddr = src.parse()?;
@@ -93,9 +96,10 @@ pub fn clients_main(args: &[String]) -> anyhow::Result<()> {
                     .map(|i| seen.max_ns[i].load(Ordering::Relaxed))
                     .collect();
                 let closed = seen.closed.load(Ordering::Relaxed);
+                let disorder = seen.disorder.load(Ordering::Relaxed);
                 println!(
                     "{}",
-                    json!({"count": count, "max_ns": max, "closed": closed})
+                    json!({"count": count, "max_ns": max, "closed": closed, "disorder": disorder})
                 );
             } else if let ["hist", from, to] = parts.as_slice() {
                 let (from, to): (usize, usize) = (from.parse()?, to.parse()?);
@@ -238,22 +242,50 @@ pub(super) fn frame(b: &[u8]) -> Option<(u8, usize, usize)> {
     (b.len() >= head + len).then_some((op, head, head + len))
 }
 
-/// Notes the delivery of a bench message (`"text":"b:ID:SENT_NS"`), without parsing JSON.
-pub(super) fn record(frame: &str, seen: &Seen) {
-    let Some(at) = frame.find("\"text\":\"b:") else {
+/// The start of every change frame the server writes (`ChangeFrame`, fields in this order).
+const CHANGE: &[u8] = b"{\"type\":\"change\",\"room\":";
+const POS: &[u8] = b",\"pos\":";
+const BENCH_TEXT: &[u8] = b"\"text\":\"b:";
+
+/// What a connection last received of a room: to check that its changes come in order.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Last {
+    room: u64,
+    pos: u64,
+}
+
+/// Notes the delivery of a bench message (`"text":"b:ID:SENT_NS"`) and checks that a room's
+/// changes reach the connection in position order with no gap or duplicate, reading the bytes
+/// in place: no JSON parsing, no UTF-8 pass over the frame, no allocation.
+pub(super) fn record(frame: &[u8], last: &mut Last, seen: &Seen) {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(BENCH_TEXT));
+    let Some(rest) = frame.strip_prefix(CHANGE) else {
         return;
     };
     let now = now_ns();
-    let rest = &frame[at + 10..];
-    let mut parts = rest.splitn(3, ':');
-    let id: Option<usize> = parts.next().and_then(|v| v.parse().ok());
-    let sent: Option<u64> = parts
-        .next()
-        .and_then(|v| v.split('"').next())
-        .and_then(|v| v.parse().ok());
-    if let (Some(id), Some(sent)) = (id, sent)
-        && id < MAX_IDS
-    {
+    let Some((room, rest)) = digits(rest) else {
+        return;
+    };
+    let Some((pos, _)) = rest.strip_prefix(POS).and_then(digits) else {
+        return;
+    };
+    if last.room == room && last.pos != 0 && pos != last.pos + 1 {
+        seen.disorder.fetch_add(1, Ordering::Relaxed);
+    }
+    *last = Last { room, pos };
+    let Some(at) = FINDER.find(frame) else {
+        return;
+    };
+    let rest = &frame[at + BENCH_TEXT.len()..];
+    let Some((id, rest)) = digits(rest) else {
+        return;
+    };
+    let Some((sent, _)) = rest.strip_prefix(b":").and_then(digits) else {
+        return;
+    };
+    let id = id as usize;
+    if id < MAX_IDS {
         let took = now.saturating_sub(sent);
         seen.count[id].fetch_add(1, Ordering::Relaxed);
         seen.max_ns[id].fetch_max(took, Ordering::Relaxed);
@@ -261,5 +293,62 @@ pub(super) fn record(frame: &str, seen: &Seen) {
             let bucket = ((took / 1_000_000) as usize).min(BUCKETS - 1);
             seen.hist[id * BUCKETS + bucket].fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// The decimal number at the start of `b` and what follows it.
+fn digits(b: &[u8]) -> Option<(u64, &[u8])> {
+    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if n == 0 || n > 19 {
+        return None;
+    }
+    let v = b[..n]
+        .iter()
+        .fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
+    Some((v, &b[n..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen() -> Seen {
+        Seen {
+            count: (0..MAX_IDS).map(|_| AtomicU32::new(0)).collect(),
+            max_ns: (0..MAX_IDS).map(|_| AtomicU64::new(0)).collect(),
+            hist: (0..HIST_IDS * BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+            ..Seen::default()
+        }
+    }
+
+    fn change(room: u64, pos: u64, id: u64) -> Vec<u8> {
+        format!(
+            "{{\"type\":\"change\",\"room\":{room},\"pos\":{pos},\"change\":{{\"pos\":{pos},\
+             \"type\":\"message_sent\",\"item\":{{\"text\":\"b:{id}:{}\"}}}}}}",
+            now_ns() - 1_000_000
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn counts_bench_messages_and_notes_changes_out_of_order() {
+        let s = seen();
+        let mut last = Last::default();
+        for (pos, id) in [(5, 0), (6, 1), (7, 2)] {
+            record(&change(1, pos, id), &mut last, &s);
+        }
+        assert_eq!(s.count[1].load(Ordering::Relaxed), 1);
+        assert!(s.max_ns[2].load(Ordering::Relaxed) >= 1_000_000);
+        assert_eq!(s.disorder.load(Ordering::Relaxed), 0);
+        // A duplicate, then a gap.
+        record(&change(1, 7, 2), &mut last, &s);
+        record(&change(1, 9, 3), &mut last, &s);
+        assert_eq!(s.disorder.load(Ordering::Relaxed), 2);
+        assert_eq!(s.count[2].load(Ordering::Relaxed), 2);
+        // Another room starts its own sequence; other frames are ignored.
+        record(&change(2, 40, 4), &mut last, &s);
+        record(br#"{"type":"presence","user":"u"}"#, &mut last, &s);
+        assert_eq!(s.disorder.load(Ordering::Relaxed), 2);
+        assert_eq!(s.count[4].load(Ordering::Relaxed), 1);
     }
 }

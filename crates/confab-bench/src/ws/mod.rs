@@ -91,6 +91,8 @@ pub(crate) struct Report {
     pub(crate) count: Vec<u64>,
     pub(crate) max_ns: Vec<u64>,
     pub(crate) closed: u64,
+    /// Changes that reached a connection out of position order (a gap or a duplicate).
+    pub(crate) disorder: u64,
 }
 
 pub(crate) async fn report(workers: &mut [Proc], from: usize, to: usize) -> anyhow::Result<Report> {
@@ -98,6 +100,7 @@ pub(crate) async fn report(workers: &mut [Proc], from: usize, to: usize) -> anyh
         count: vec![0; to - from],
         max_ns: vec![0; to - from],
         closed: 0,
+        disorder: 0,
     };
     for w in workers.iter_mut() {
         w.say(&format!("report {from} {to}"))?;
@@ -110,6 +113,7 @@ pub(crate) async fn report(workers: &mut [Proc], from: usize, to: usize) -> anyh
             r.max_ns[i] = r.max_ns[i].max(m.as_u64().unwrap_or(0));
         }
         r.closed += v["closed"].as_u64().unwrap_or(0);
+        r.disorder += v["disorder"].as_u64().unwrap_or(0);
     }
     Ok(r)
 }

@@ -1,10 +1,11 @@
 //! The reading side of a client worker: one thread, one epoll instance (mio) for all of the
 //! worker's connections once they are authenticated. On readiness it reads the socket into the
-//! connection's own buffer, checks each frame (complete, UTF-8 text), answers pings and records
-//! bench messages in place: no task, waker or allocation per frame, so the load generator takes
-//! as little as it can of the two cores it shares with the server.
+//! connection's own buffer, checks each frame (complete), answers pings, records bench messages
+//! and checks each room's changes come in order, in place: no task, waker, allocation, UTF-8 or
+//! JSON pass per frame, so the load generator takes as little as it can of the two cores it
+//! shares with the server.
 
-use super::clients::{Seen, frame, record};
+use super::clients::{Last, Seen, frame, record};
 use anyhow::Context;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
@@ -32,6 +33,7 @@ struct Conn {
     /// Allocated once; `len` bytes of it are filled.
     buf: Vec<u8>,
     len: usize,
+    last: Last,
 }
 
 impl Reader {
@@ -80,6 +82,7 @@ fn run(mut poll: Poll, incoming: &Incoming, seen: &Seen) {
                         tcp: TcpStream::from_std(tcp),
                         buf,
                         len: rest.len(),
+                        last: Last::default(),
                     };
                     // Registered before anything else is read: epoll reports data that is
                     // already there when the socket is added.
@@ -153,10 +156,7 @@ impl Conn {
                         return false;
                     }
                 }
-                0x1 => match std::str::from_utf8(payload) {
-                    Ok(text) => record(text, seen),
-                    Err(_) => return false,
-                },
+                0x1 => record(payload, &mut self.last, seen),
                 _ => {}
             }
             at += end;
