@@ -2,6 +2,7 @@
 //! many commands per transaction (group commit), each in a savepoint so a refused command leaves
 //! no trace; readers use a separate pool. WAL mode; `synchronous=FULL` unless told otherwise.
 
+mod apps;
 mod cache;
 mod fault;
 mod files;
@@ -9,7 +10,9 @@ mod identities;
 mod index;
 mod joinings;
 mod meetups;
+mod open;
 mod polls;
+mod pool;
 mod projection;
 mod read;
 mod rows;
@@ -19,7 +22,9 @@ mod tx;
 mod writer;
 
 pub use files::files_of;
+pub use open::{Options, migrate};
 pub use schema::Durability;
+pub use search::SearchTuning;
 
 use async_trait::async_trait;
 use confab_core::command::{Command, Outcome};
@@ -34,34 +39,10 @@ use confab_core::model::{
     Member, MemberState, Page, Room, RoomSummary, User,
 };
 use confab_core::store::{BroadcastFeed, CommitFeed, Progress, Store, StoreResult};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use std::path::{Path, PathBuf};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
-
-/// Options for opening a store.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub durability: Durability,
-    pub readers: usize,
-    /// Whether the background search indexer runs. Without it search still answers exactly,
-    /// by reading every message (benchmarks switch it off to measure its cost).
-    pub search_index: bool,
-    pub search: SearchTuning,
-}
-
-pub use search::SearchTuning;
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            durability: Durability::Full,
-            readers: 4,
-            search_index: true,
-            search: SearchTuning::default(),
-        }
-    }
-}
+use tokio::sync::{Semaphore, broadcast, mpsc};
 
 /// How long a readiness probe waits for the writer and for a reader.
 const PING_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -77,143 +58,7 @@ pub struct SqliteStore {
 }
 
 use fault::sql as be;
-use writer::{Job, writer_loop};
-
-/// Opens the database at `path`, creating and migrating it as needed.
-pub fn migrate(path: &Path) -> StoreResult<usize> {
-    files::make_private(path).map_err(StoreError::unavailable)?;
-    let mut conn = Connection::open(path).map_err(be)?;
-    schema::new_page_size(&conn).map_err(be)?;
-    schema::configure(&conn, Durability::Full).map_err(be)?;
-    schema::migrate(&mut conn).map_err(be)
-}
-
-impl SqliteStore {
-    pub fn open(path: &Path, options: Options) -> StoreResult<SqliteStore> {
-        files::make_private(path).map_err(StoreError::unavailable)?;
-        let mut writer = Connection::open(path).map_err(be)?;
-        schema::new_page_size(&writer).map_err(be)?;
-        schema::configure(&writer, options.durability).map_err(be)?;
-        schema::migrate(&mut writer).map_err(be)?;
-        schema::checkpoint_every(&writer).map_err(be)?;
-        let index = index::start(path, options.search_index).map_err(StoreError::unavailable)?;
-        let mut readers = Vec::new();
-        for _ in 0..options.readers.max(1) {
-            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let conn = Connection::open_with_flags(path, flags).map_err(be)?;
-            schema::configure(&conn, options.durability).map_err(be)?;
-            conn.execute(
-                "ATTACH DATABASE ?1 AS s",
-                params![index.path.to_string_lossy()],
-            )
-            .map_err(be)?;
-            conn.pragma_update(None, "query_only", true).map_err(be)?;
-            readers.push(conn);
-        }
-        let (jobs, rx) = mpsc::channel(4096);
-        let (committed, _) = broadcast::channel(4096);
-        let publish = committed.clone();
-        let writer_index = index.clone();
-        std::thread::Builder::new()
-            .name("confab-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx, publish, writer_index))
-            .map_err(StoreError::unavailable)?;
-        Ok(SqliteStore {
-            jobs,
-            permits: Arc::new(Semaphore::new(readers.len())),
-            readers: Arc::new(Mutex::new(readers)),
-            committed,
-            path: path.to_owned(),
-            tuning: options.search,
-            index,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    async fn read<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-    {
-        // The permit is owned by the blocking task, and the connection goes back to the pool
-        // from inside it: a request cancelled while it waits for the answer (its client went
-        // away) neither loses the connection nor frees its permit before the read ends.
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(StoreError::unavailable)?;
-        let conn = self
-            .readers
-            .lock()
-            .map_err(StoreError::internal)?
-            .pop()
-            .ok_or_else(|| StoreError::internal("reader pool empty"))?;
-        let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let lent = Lent {
-                conn: Some(conn),
-                pool,
-            };
-            let r = match &lent.conn {
-                Some(c) => f(c),
-                None => Err(StoreError::internal("reader lost")),
-            };
-            drop(lent);
-            drop(permit);
-            r
-        })
-        .await
-        .map_err(StoreError::internal)?
-    }
-
-    /// A write of operational state, on the writer thread in a transaction of its own.
-    async fn operational<T: Send + 'static>(
-        &self,
-        write: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        self.submit(|reply| {
-            Job::Operational(Box::new(move |c: &Connection| {
-                let _ = reply.send(write(c));
-            }))
-        })
-        .await
-    }
-
-    async fn submit<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Job,
-    ) -> StoreResult<T> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs
-            .send(make(tx))
-            .await
-            .map_err(|_| StoreError::unavailable("the writer stopped"))?;
-        rx.await
-            .map_err(|_| StoreError::unavailable("the writer dropped the request"))?
-    }
-}
-
-/// A reader connection on loan; it returns to the pool when dropped, a panic included.
-struct Lent {
-    conn: Option<Connection>,
-    pool: Arc<Mutex<Vec<Connection>>>,
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        if let Some(c) = self.conn.take() {
-            // A poisoned lock still holds a usable pool: take it back rather than lose the
-            // connection.
-            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-            pool.push(c);
-        }
-    }
-}
+use writer::Job;
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -226,68 +71,29 @@ impl Store for SqliteStore {
     }
 
     async fn apps(&self) -> StoreResult<Vec<App>> {
-        self.read(|c| {
-            let mut s = c
-                .prepare_cached(&format!("SELECT {} FROM apps ORDER BY id", rows::APP_COLS))
-                .map_err(be)?;
-            s.query_map([], rows::app)
-                .map_err(be)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(be)
-        })
-        .await
+        self.read(apps::apps).await
     }
 
     async fn app_by_token(&self, token: &str) -> StoreResult<Option<App>> {
         let token = token.to_owned();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {} FROM apps WHERE token = ?1",
-                rows::APP_COLS
-            ))
-            .and_then(|mut s| s.query_row(params![token], rows::app).optional())
-            .map_err(be)
-        })
-        .await
+        self.read(move |c| apps::app_by_token(c, &token)).await
     }
 
     async fn app_keys_by_token(&self, token: &str) -> StoreResult<Option<AppKeys>> {
         let token = token.to_owned();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {} FROM apps WHERE token = ?1",
-                rows::KEYS_COLS
-            ))
-            .and_then(|mut s| s.query_row(params![token], rows::keys).optional())
-            .map_err(be)
-        })
-        .await
+        self.read(move |c| apps::app_keys_by_token(c, &token)).await
     }
 
     async fn app_keys_by_secret_hash(&self, hash: &str) -> StoreResult<Option<AppKeys>> {
         let hash = hash.to_owned();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {} FROM apps WHERE secret_hash = ?1",
-                rows::KEYS_COLS
-            ))
-            .and_then(|mut s| s.query_row(params![hash], rows::keys).optional())
-            .map_err(be)
-        })
-        .await
+        self.read(move |c| apps::app_keys_by_secret_hash(c, &hash))
+            .await
     }
 
     async fn app_keys_by_key_id(&self, key_id: &str) -> StoreResult<Option<AppKeys>> {
         let key_id = key_id.to_owned();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {} FROM apps WHERE key_id = ?1",
-                rows::KEYS_COLS
-            ))
-            .and_then(|mut s| s.query_row(params![key_id], rows::keys).optional())
-            .map_err(be)
-        })
-        .await
+        self.read(move |c| apps::app_keys_by_key_id(c, &key_id))
+            .await
     }
 
     async fn app_stats(&self, app: AppId) -> StoreResult<AppStats> {

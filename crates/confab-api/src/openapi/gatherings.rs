@@ -3,6 +3,11 @@
 
 use super::Caller::User;
 use super::{Route, r};
+use crate::dto::{
+    AlertDto, AlertListDto, CreateMeetupReq, CreatePollReq, MeetupDto, MeetupListDto, PollDto,
+    PollListDto, RsvpCountsDto, RsvpReq, UpdateMeetupReq, VoteReq,
+};
+use utoipa::openapi::ComponentsBuilder;
 use utoipa::openapi::path::HttpMethod::{Delete as D, Get as G, Patch as PA, Post as P, Put as PU};
 
 const PAGE: &[&str] = &["cursor", "limit"];
@@ -145,4 +150,21 @@ pub(super) fn routes() -> Vec<Route> {
             &[],
         ),
     ]
+}
+
+/// The schemas these rows name.
+pub(super) fn schemas(components: ComponentsBuilder) -> ComponentsBuilder {
+    components
+        .schema_from::<CreateMeetupReq>()
+        .schema_from::<UpdateMeetupReq>()
+        .schema_from::<RsvpReq>()
+        .schema_from::<RsvpCountsDto>()
+        .schema_from::<MeetupDto>()
+        .schema_from::<MeetupListDto>()
+        .schema_from::<CreatePollReq>()
+        .schema_from::<VoteReq>()
+        .schema_from::<PollDto>()
+        .schema_from::<PollListDto>()
+        .schema_from::<AlertDto>()
+        .schema_from::<AlertListDto>()
 }

@@ -3,6 +3,11 @@
 
 use super::Caller::{App, None as NoCredential};
 use super::{Route, r};
+use crate::dto::{
+    IdentityLinkDto, IdentityProviderDto, IdentityProviderListDto, IdentityProviderReq,
+    LinkIdentityReq, OidcSignInReq,
+};
+use utoipa::openapi::ComponentsBuilder;
 use utoipa::openapi::path::HttpMethod::{Delete as D, Get as G, Post as P, Put as PU};
 
 pub(super) fn routes() -> Vec<Route> {
@@ -87,4 +92,15 @@ pub(super) fn routes() -> Vec<Route> {
             &[],
         ),
     ]
+}
+
+/// The schemas these rows name.
+pub(super) fn schemas(components: ComponentsBuilder) -> ComponentsBuilder {
+    components
+        .schema_from::<IdentityProviderDto>()
+        .schema_from::<IdentityProviderListDto>()
+        .schema_from::<IdentityProviderReq>()
+        .schema_from::<LinkIdentityReq>()
+        .schema_from::<IdentityLinkDto>()
+        .schema_from::<OidcSignInReq>()
 }

@@ -1,8 +1,14 @@
 //! The OpenAPI document served at `/openapi.json`, built from one table of the routes the
 //! router serves (kept beside it in `routes/mod.rs`) and the wire types' schemas.
 
+mod apps;
+mod compat;
 mod gatherings;
 mod identities;
+mod members;
+mod messages;
+mod rooms;
+mod users;
 
 use crate::AppState;
 use crate::dto::*;
@@ -75,443 +81,38 @@ const fn r(
     }
 }
 
-const HISTORY: &[&str] = &["before", "after", "around", "from", "to", "cursor", "limit"];
-
+/// Every route of the document, area by area, in the order the document lists them.
 fn routes() -> Vec<Route> {
-    use Caller::*;
-    use HttpMethod::{Delete as D, Get as G, Patch as PA, Post as P, Put as PU};
-    vec![
-        r(
-            G,
-            "/healthz",
-            "The server is up",
-            None,
-            Option::None,
-            "200",
-            Option::None,
-            &[],
-        ),
-        r(
-            G,
-            "/readyz",
-            "The store is reachable",
-            None,
-            Option::None,
-            "200",
-            Option::None,
-            &[],
-        ),
-        r(
-            P,
-            "/v1/apps",
-            "Create an app; the secret is shown once",
-            Admin,
-            Some("CreateAppReq"),
-            "201",
-            Some("AppDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/v1/apps",
-            "List apps",
-            Admin,
-            Option::None,
-            "200",
-            Option::None,
-            &[],
-        ),
-        r(
-            G,
-            "/v1/app",
-            "The calling app with its counts",
-            App,
-            Option::None,
-            "200",
-            Some("AppDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/v1/events",
-            "The app's event log after an offset (a page stops at `limit` events or ~1 MiB)",
-            App,
-            Option::None,
-            "200",
-            Some("EventPageDto"),
-            &["after", "limit"],
-        ),
-        r(
-            PU,
-            "/v1/users/{user_id}",
-            "Create or update a user",
-            App,
-            Some("UpsertUserReq"),
-            "200",
-            Some("UserDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/v1/users/{user_id}",
-            "A user's profile",
-            AppOrUser,
-            Option::None,
-            "200",
-            Some("UserDto"),
-            &[],
-        ),
-        r(
-            P,
-            "/v1/users/{user_id}/tokens",
-            "Mint a user token",
-            App,
-            Some("MintTokenReq"),
-            "200",
-            Some("TokenDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/v1/me",
-            "My profile",
-            User,
-            Option::None,
-            "200",
-            Some("UserDto"),
-            &[],
-        ),
-        r(
-            PA,
-            "/v1/me",
-            "Update my name or image",
-            User,
-            Some("UpdateMeReq"),
-            "200",
-            Some("UserDto"),
-            &[],
-        ),
-        r(
-            P,
-            "/v1/rooms",
-            "Create a direct (200 if it exists) or group room",
-            User,
-            Some("CreateRoomReq"),
-            "201",
-            Some("RoomDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/v1/rooms",
-            "My rooms, newest activity first",
-            User,
-            Option::None,
-            "200",
-            Some("RoomListDto"),
-            &["state", "cursor", "limit"],
-        ),
-        r(
-            G,
-            "/v1/rooms/public",
-            "Public rooms of the app",
-            User,
-            Option::None,
-            "200",
-            Some("PublicRoomListDto"),
-            &["cursor", "limit"],
-        ),
-        r(
-            G,
-            "/v1/rooms/alias/{alias}",
-            "Resolve an alias",
-            User,
-            Option::None,
-            "200",
-            Some("RoomDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/v1/rooms/{number}",
-            "Room details",
-            User,
-            Option::None,
-            "200",
-            Some("RoomDto"),
-            &[],
-        ),
-        r(
-            PA,
-            "/v1/rooms/{number}",
-            "Rename, change image or visibility (admins)",
-            User,
-            Some("UpdateRoomReq"),
-            "200",
-            Some("RoomDto"),
-            &[],
-        ),
-        r(
-            D,
-            "/v1/rooms/{number}",
-            "Delete the room (owner)",
-            User,
-            Option::None,
-            "204",
-            Option::None,
-            &[],
-        ),
-        r(
-            G,
-            "/v1/rooms/{number}/members",
-            "Members",
-            User,
-            Option::None,
-            "200",
-            Some("MemberListDto"),
-            &["state", "cursor", "limit"],
-        ),
-        r(
-            P,
-            "/v1/rooms/{number}/join",
-            "Join, accept an invitation, or apply",
-            User,
-            Option::None,
-            "200",
-            Some("MemberDto"),
-            &[],
-        ),
-        r(
-            P,
-            "/v1/rooms/{number}/leave",
-            "Leave, decline or withdraw",
-            User,
-            Option::None,
-            "200",
-            Some("MemberDto"),
-            &[],
-        ),
-        r(
-            P,
-            "/v1/rooms/{number}/invites",
-            "Invite a user",
-            User,
-            Some("InviteReq"),
-            "200",
-            Some("MemberDto"),
-            &[],
-        ),
-        r(
-            PA,
-            "/v1/rooms/{number}/members/{user_id}",
-            "Set a member's role (owner)",
-            User,
-            Some("SetRoleReq"),
-            "200",
-            Some("MemberDto"),
-            &[],
-        ),
-        r(
-            P,
-            "/v1/rooms/{number}/members/{user_id}/{action}",
-            "approve, reject, kick, ban or unban (admins)",
-            User,
-            Option::None,
-            "200",
-            Some("MemberDto"),
-            &[],
-        ),
-        r(
-            P,
-            "/v1/rooms/{number}/messages",
-            "Send (201; a repeated client_id gives 200 and the same item)",
-            User,
-            Some("SendReq"),
-            "201",
-            Some("ItemDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/v1/rooms/{number}/messages",
-            "A page of the timeline, ascending",
-            User,
-            Option::None,
-            "200",
-            Some("ItemPageDto"),
-            HISTORY,
-        ),
-        r(
-            G,
-            "/v1/rooms/{number}/messages/{seq}",
-            "One item",
-            User,
-            Option::None,
-            "200",
-            Some("ItemDto"),
-            &[],
-        ),
-        r(
-            PA,
-            "/v1/rooms/{number}/messages/{seq}",
-            "Edit (sender)",
-            User,
-            Some("EditReq"),
-            "200",
-            Some("ItemDto"),
-            &[],
-        ),
-        r(
-            D,
-            "/v1/rooms/{number}/messages/{seq}",
-            "Delete (sender or admin); leaves a tombstone",
-            User,
-            Option::None,
-            "200",
-            Some("ItemDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/v1/rooms/{number}/messages/{seq}/replies",
-            "The thread under a message",
-            User,
-            Option::None,
-            "200",
-            Some("ItemPageDto"),
-            HISTORY,
-        ),
-        r(
-            PU,
-            "/v1/rooms/{number}/read",
-            "Move my read marker forward",
-            User,
-            Some("ReadReq"),
-            "200",
-            Some("ReadMarkerDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/v1/rooms/{number}/changes",
-            "Changes after a position (a page stops at `limit` changes or ~1 MiB)",
-            User,
-            Option::None,
-            "200",
-            Some("ChangePageDto"),
-            &["since", "limit"],
-        ),
-        r(
-            G,
-            "/v1/rooms/{number}/search",
-            "Search the room's messages (partial match, newest first)",
-            User,
-            Option::None,
-            "200",
-            Some("SearchPageDto"),
-            &["q", "cursor", "limit"],
-        ),
-        r(
-            G,
-            "/v1/search",
-            "Search the messages of every room I have joined (newest first)",
-            User,
-            Option::None,
-            "200",
-            Some("SearchPageDto"),
-            &["q", "cursor", "limit"],
-        ),
-        r(
-            P,
-            "/api/v1/apps",
-            "Seed-004 API: create an application (admin key only if open_app_creation is off)",
-            None,
-            Some("CreateAppReq"),
-            "201",
-            Some("CompatAppDto"),
-            &[],
-        ),
-        r(
-            PU,
-            "/api/v1/apps/{token}",
-            "Seed-004 API: rename an application",
-            None,
-            Some("CreateAppReq"),
-            "200",
-            Some("CompatAppDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/api/v1/apps/{token}",
-            "Seed-004 API: an application with its chats_count",
-            None,
-            Option::None,
-            "200",
-            Some("CompatAppDto"),
-            &[],
-        ),
-        r(
-            P,
-            "/api/v1/apps/{token}/chats",
-            "Seed-004 API: create a chat (no body); returns its number",
-            None,
-            Option::None,
-            "201",
-            Some("CompatChatDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/api/v1/apps/{token}/chats/{number}",
-            "Seed-004 API: a chat with its messages_count",
-            None,
-            Option::None,
-            "200",
-            Some("CompatChatDto"),
-            &[],
-        ),
-        r(
-            P,
-            "/api/v1/apps/{token}/chats/{number}/messages",
-            "Seed-004 API: create a message; returns its number",
-            None,
-            Some("CompatMessageReq"),
-            "201",
-            Some("CompatMessageDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/api/v1/apps/{token}/chats/{number}/messages/autocomplete",
-            "Seed-004 API: messages of the chat partially matching a keyword",
-            None,
-            Option::None,
-            "200",
-            Some("CompatAutocompleteDto"),
-            &["keyword", "limit", "page"],
-        ),
-        r(
-            G,
-            "/api/v1/apps/{token}/chats/{number}/messages/{seq}",
-            "Seed-004 API: one message by its number",
-            None,
-            Option::None,
-            "200",
-            Some("CompatMessageDto"),
-            &[],
-        ),
-        r(
-            G,
-            "/v1/ws",
-            "WebSocket upgrade (real time); the first frame authenticates, see docs/protocol.md",
-            None,
-            Option::None,
-            "101",
-            Option::None,
-            &[],
-        ),
+    [
+        apps::routes(),
+        users::routes(),
+        rooms::routes(),
+        members::routes(),
+        messages::routes(),
+        compat::routes(),
+        vec![websocket()],
+        gatherings::routes(),
+        identities::routes(),
     ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The WebSocket upgrade: the one route outside the REST areas.
+fn websocket() -> Route {
+    use Caller::*;
+    use HttpMethod::Get as G;
+    r(
+        G,
+        "/v1/ws",
+        "WebSocket upgrade (real time); the first frame authenticates, see docs/protocol.md",
+        None,
+        Option::None,
+        "101",
+        Option::None,
+        &[],
+    )
 }
 
 fn param(name: &str, place: ParameterIn) -> utoipa::openapi::path::Parameter {
@@ -536,11 +137,7 @@ fn param(name: &str, place: ParameterIn) -> utoipa::openapi::path::Parameter {
 /// The document.
 pub fn document() -> OpenApi {
     let mut paths = PathsBuilder::new();
-    for route in routes()
-        .into_iter()
-        .chain(gatherings::routes())
-        .chain(identities::routes())
-    {
+    for route in routes() {
         let mut op = OperationBuilder::new()
             .summary(Some(route.summary))
             .description(Some(route.caller.text()));
@@ -598,60 +195,20 @@ pub fn document() -> OpenApi {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         )
         .schema_from::<ErrorDto>()
-        .schema_from::<ErrorBodyDto>()
-        .schema_from::<AppDto>()
-        .schema_from::<SpanDto>()
-        .schema_from::<SearchHitDto>()
-        .schema_from::<SearchPageDto>()
-        .schema_from::<CompatAppDto>()
-        .schema_from::<CompatChatDto>()
-        .schema_from::<CompatMessageDto>()
-        .schema_from::<CompatMessageReq>()
-        .schema_from::<CompatAutocompleteDto>()
-        .schema_from::<UserDto>()
-        .schema_from::<TokenDto>()
-        .schema_from::<RoomDto>()
-        .schema_from::<RoomSummaryDto>()
-        .schema_from::<RoomListDto>()
-        .schema_from::<PublicRoomListDto>()
-        .schema_from::<MemberDto>()
-        .schema_from::<MemberListDto>()
-        .schema_from::<ItemDto>()
-        .schema_from::<ItemPageDto>()
-        .schema_from::<ReadMarkerDto>()
-        .schema_from::<ChangeDto>()
-        .schema_from::<ChangePageDto>()
-        .schema_from::<EventDto>()
-        .schema_from::<EventPageDto>()
-        .schema_from::<CreateMeetupReq>()
-        .schema_from::<UpdateMeetupReq>()
-        .schema_from::<RsvpReq>()
-        .schema_from::<RsvpCountsDto>()
-        .schema_from::<MeetupDto>()
-        .schema_from::<MeetupListDto>()
-        .schema_from::<CreatePollReq>()
-        .schema_from::<VoteReq>()
-        .schema_from::<PollDto>()
-        .schema_from::<PollListDto>()
-        .schema_from::<AlertDto>()
-        .schema_from::<AlertListDto>()
-        .schema_from::<CreateAppReq>()
-        .schema_from::<UpsertUserReq>()
-        .schema_from::<MintTokenReq>()
-        .schema_from::<UpdateMeReq>()
-        .schema_from::<CreateRoomReq>()
-        .schema_from::<UpdateRoomReq>()
-        .schema_from::<InviteReq>()
-        .schema_from::<SetRoleReq>()
-        .schema_from::<SendReq>()
-        .schema_from::<EditReq>()
-        .schema_from::<ReadReq>()
-        .schema_from::<IdentityProviderDto>()
-        .schema_from::<IdentityProviderListDto>()
-        .schema_from::<IdentityProviderReq>()
-        .schema_from::<LinkIdentityReq>()
-        .schema_from::<IdentityLinkDto>()
-        .schema_from::<OidcSignInReq>()
+        .schema_from::<ErrorBodyDto>();
+    let areas = [
+        apps::schemas,
+        users::schemas,
+        rooms::schemas,
+        members::schemas,
+        messages::schemas,
+        compat::schemas,
+        gatherings::schemas,
+        identities::schemas,
+    ];
+    let components = areas
+        .into_iter()
+        .fold(components, |components, area| area(components))
         .build();
     OpenApiBuilder::new()
         .info(

@@ -1,12 +1,14 @@
 //! The gatherings of the random sequence of `rebuild_equals_live`: meetups, RSVPs, polls,
 //! votes and closings, and the snapshot lines that read them back.
 
-use super::{MemberState, Rng, USERS, user};
+use super::rebuild::{Rng, USERS};
+use super::user;
 use crate::command::{
     CancelMeetup, ClosePoll, Command, CreateMeetup, CreatePoll, SetRsvp, UpdateMeetup, Vote,
 };
 use crate::ids::{AppId, MeetupNumber, PollNumber, RoomNumber, Timestamp, UserId};
 use crate::meetups::{MeetupQuery, PollKind, Results, Rsvp};
+use crate::model::MemberState;
 use crate::store::Store;
 use std::sync::Arc;
 
