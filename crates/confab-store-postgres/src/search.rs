@@ -197,7 +197,7 @@ async fn joined(
             hits.push((key, Hit { room, item, spans }));
         }
     }
-    hits.sort_by(|a, b| b.0.cmp(&a.0));
+    hits.sort_by_key(|(k, _)| std::cmp::Reverse(*k));
     let settled = hits
         .iter()
         .filter(|(k, _)| cut.is_none_or(|c| *k >= c))
