@@ -205,7 +205,14 @@ async fn joined(
     if cut.is_none() || settled > limit {
         return Ok(page(hits.into_iter().map(|(_, h)| h).collect(), limit));
     }
-    let sql = candidates("i.room_no = ANY($2)", patterns.len());
+    // With terms the trigram index serves, keep the planner off the room index: without
+    // statistics it would read every item of the rooms (`+ 0` hides `room_no` from it).
+    let scope_sql = if query.terms().iter().all(|t| t.chars().count() >= 3) {
+        "i.room_no + 0 = ANY($2)"
+    } else {
+        "i.room_no = ANY($2)"
+    };
+    let sql = candidates(scope_sql, patterns.len());
     chunks(c, &sql, app, &rooms, patterns, query, cursor, limit).await
 }
 
