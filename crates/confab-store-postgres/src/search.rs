@@ -61,7 +61,7 @@ pub async fn search(
     match &scope {
         Scope::Room(n) => {
             let sql = candidates(
-                "i.room_no = $2 AND EXISTS (SELECT 1 FROM rooms r
+                "i.app_id = $1 AND i.room_no = $2 AND EXISTS (SELECT 1 FROM rooms r
                      WHERE r.app_id = $1 AND r.number = $2 AND NOT r.deleted)",
                 patterns.len(),
             );
@@ -71,7 +71,7 @@ pub async fn search(
     }
 }
 
-/// The index's candidates in `scope_sql` (`$2` its key), newest first from the cursor
+/// The index's candidates in `scope_sql` (`$1` the app, `$2` its key), newest first from the cursor
 /// `($3, $4, $5)`, `CHUNK` at a time; each term's pattern from `$6` on.
 fn candidates(scope_sql: &str, terms: usize) -> String {
     let likes: String = (0..terms)
@@ -79,7 +79,7 @@ fn candidates(scope_sql: &str, terms: usize) -> String {
         .collect();
     format!(
         "SELECT i.room_no, {cols} FROM items i
-         WHERE i.app_id = $1 AND {scope_sql} AND i.kind = 'message' AND NOT i.deleted
+         WHERE {scope_sql} AND i.kind = 'message' AND NOT i.deleted
            AND i.folded IS NOT NULL{likes}
            AND (i.created_at, i.room_no, i.seq) < ($3, $4, $5)
          ORDER BY i.created_at DESC, i.room_no DESC, i.seq DESC LIMIT {CHUNK}",
@@ -206,11 +206,12 @@ async fn joined(
         return Ok(page(hits.into_iter().map(|(_, h)| h).collect(), limit));
     }
     // With terms the trigram index serves, keep the planner off the room index: without
-    // statistics it would read every item of the rooms (`+ 0` hides `room_no` from it).
+    // statistics it would read every item of the rooms, or of the app (`+ 0` hides the
+    // columns from it).
     let scope_sql = if query.terms().iter().all(|t| t.chars().count() >= 3) {
-        "i.room_no + 0 = ANY($2)"
+        "i.app_id + 0 = $1 AND i.room_no + 0 = ANY($2)"
     } else {
-        "i.room_no = ANY($2)"
+        "i.app_id = $1 AND i.room_no = ANY($2)"
     };
     let sql = candidates(scope_sql, patterns.len());
     chunks(c, &sql, app, &rooms, patterns, query, cursor, limit).await
