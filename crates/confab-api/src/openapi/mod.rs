@@ -241,9 +241,9 @@ fn unavailable() -> utoipa::openapi::Response {
 fn rate_limited() -> utoipa::openapi::Response {
     with_retry_after(
         "`rate_limited`: over a budget (per user: sends, edits and deletes, meetup, RSVP, \
-         poll and vote changes, or expensive reads such as history, changes, events, search \
-         and the meetup, poll and alert listings; per app; per client address for \
-         routes without a credential)",
+         poll and vote changes, or expensive reads such as history, changes, events, search, \
+         the meetup, poll and alert listings and one poll with its voters; per app; per \
+         client address for routes without a credential)",
     )
 }
 

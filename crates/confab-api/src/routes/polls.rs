@@ -145,6 +145,12 @@ pub async fn get_poll(
     me: UserCaller,
     Path((number, poll)): Path<(i64, i64)>,
 ) -> ApiResult<axum::Json<PollDto>> {
+    // One poll carries its list of eligible voters (up to the room's size): metered like a
+    // listing.
+    state
+        .limits
+        .user_read(me.app, &me.user, READ_COST)
+        .map_err(limit::refused)?;
     readable(&state, me.app, number, &me.user).await?;
     let v = state
         .store
