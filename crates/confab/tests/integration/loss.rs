@@ -31,11 +31,50 @@ fn services(test: &str) -> Option<(String, OwnNats, OwnNats)> {
     Some((pg, OwnNats::start()?, OwnNats::start()?))
 }
 
+/// A join check period no test waits for: the lost joins of most tests here are found after
+/// a lag, or not at all.
+const NO_JOIN_CHECK: u64 = 3_600_000;
+
+/// The URL of a nats-server on this host.
+fn nats_at(port: u16) -> String {
+    format!("nats://127.0.0.1:{port}")
+}
+
 /// A node on `db` whose bus is the NATS at `port`, with a head check every `check_ms` and no
-/// join check within a test (the lost joins here are found after a lag, or not at all).
+/// join check within a test.
 async fn node(db: &PgDatabase, port: u16, prefix: &str, check_ms: u64) -> Server {
-    let nats = format!("nats://127.0.0.1:{port}");
-    node_on(db, &nats, prefix, check_ms, 3_600_000).await
+    node_on(db, &nats_at(port), prefix, check_ms, NO_JOIN_CHECK).await
+}
+
+/// Three nodes on one database and an app with Alice, Bob and Carol (made through A).
+struct Trio {
+    a: Server,
+    b: Server,
+    c: Server,
+    alice: String,
+    bob: String,
+    carol: String,
+}
+
+/// Node A on the NATS at `a_nats`, B and C on the one at `bc_nats` (so A's publications never
+/// reach them when the two differ), head checks every 3 s, join checks every `join_ms`.
+async fn trio(db: &PgDatabase, a_nats: &str, bc_nats: &str, app: &str, join_ms: u64) -> Trio {
+    let prefix = format!("loss{}", unique_token());
+    let a = node_on(db, a_nats, &prefix, 3_000, join_ms).await;
+    let b = node_on(db, bc_nats, &prefix, 3_000, join_ms).await;
+    let c = node_on(db, bc_nats, &prefix, 3_000, join_ms).await;
+    let app = a.app(app).await;
+    let alice = a.user(&app, "alice").await;
+    let bob = a.user(&app, "bob").await;
+    let carol = a.user(&app, "carol").await;
+    Trio {
+        a,
+        b,
+        c,
+        alice,
+        bob,
+        carol,
+    }
 }
 
 /// A node on `db` whose bus is the NATS at `nats`, with a head check every `check_ms` and a
@@ -68,14 +107,21 @@ async fn unheard_sender() {
         return;
     };
     let db = PgDatabase::create(&pg);
-    let prefix = format!("loss{}", unique_token());
-    let a = node(&db, x.port, &prefix, 3_000).await;
-    let b = node(&db, y.port, &prefix, 3_000).await;
-    let c = node(&db, y.port, &prefix, 3_000).await;
-    let app = a.app("loss").await;
-    let alice = a.user(&app, "alice").await;
-    let bob = a.user(&app, "bob").await;
-    let carol = a.user(&app, "carol").await;
+    let Trio {
+        a,
+        b,
+        c,
+        alice,
+        bob,
+        carol,
+    } = trio(
+        &db,
+        &nats_at(x.port),
+        &nats_at(y.port),
+        "loss",
+        NO_JOIN_CHECK,
+    )
+    .await;
     let room = a.group(&alice, "private", &["bob", "carol"]).await;
     let (mut bc, ready) = login(&b, &bob, None).await;
     let start = room_pos(&ready, room);
@@ -108,14 +154,21 @@ async fn unheard_kick() {
         return;
     };
     let db = PgDatabase::create(&pg);
-    let prefix = format!("loss{}", unique_token());
-    let a = node(&db, x.port, &prefix, 3_000).await;
-    let b = node(&db, y.port, &prefix, 3_000).await;
-    let c = node(&db, y.port, &prefix, 3_000).await;
-    let app = a.app("kick").await;
-    let alice = a.user(&app, "alice").await;
-    let bob = a.user(&app, "bob").await;
-    let carol = a.user(&app, "carol").await;
+    let Trio {
+        a,
+        b,
+        c,
+        alice,
+        bob,
+        carol,
+    } = trio(
+        &db,
+        &nats_at(x.port),
+        &nats_at(y.port),
+        "kick",
+        NO_JOIN_CHECK,
+    )
+    .await;
     let room = a.group(&alice, "private", &["bob", "carol"]).await;
     let other = a.group(&carol, "private", &["bob"]).await;
     let (mut bc, ready) = login(&b, &bob, None).await;
@@ -162,14 +215,21 @@ async fn unheard_leave_and_rejoin() {
         return;
     };
     let db = PgDatabase::create(&pg);
-    let prefix = format!("loss{}", unique_token());
-    let a = node(&db, x.port, &prefix, 3_000).await;
-    let b = node(&db, y.port, &prefix, 3_000).await;
-    let c = node(&db, y.port, &prefix, 3_000).await;
-    let app = a.app("rejoin").await;
-    let alice = a.user(&app, "alice").await;
-    let bob = a.user(&app, "bob").await;
-    let carol = a.user(&app, "carol").await;
+    let Trio {
+        a,
+        b,
+        c,
+        alice,
+        bob,
+        carol,
+    } = trio(
+        &db,
+        &nats_at(x.port),
+        &nats_at(y.port),
+        "rejoin",
+        NO_JOIN_CHECK,
+    )
+    .await;
     let room = a.group(&alice, "public", &["bob", "carol"]).await;
     let other = a.group(&carol, "private", &["bob"]).await;
     let (mut bc, ready) = login(&b, &bob, None).await;
@@ -211,16 +271,23 @@ async fn unheard_join() {
         return;
     };
     let db = PgDatabase::create(&pg);
-    let prefix = format!("loss{}", unique_token());
     // The head check covers only rooms the node follows: it cannot bring this one in (it
     // only catches up the last change should B listen to the room a moment too late).
-    let a = node(&db, x.port, &prefix, 3_000).await;
-    let b = node(&db, y.port, &prefix, 3_000).await;
-    let c = node(&db, y.port, &prefix, 3_000).await;
-    let app = a.app("join").await;
-    let alice = a.user(&app, "alice").await;
-    let bob = a.user(&app, "bob").await;
-    let carol = a.user(&app, "carol").await;
+    let Trio {
+        a,
+        b,
+        c,
+        alice,
+        bob,
+        carol,
+    } = trio(
+        &db,
+        &nats_at(x.port),
+        &nats_at(y.port),
+        "join",
+        NO_JOIN_CHECK,
+    )
+    .await;
     let (mut bc, ready) = login(&b, &bob, None).await;
     assert_eq!(ready["rooms"].as_array().map(Vec::len), Some(0), "{ready}");
     let room = a.group(&alice, "private", &["bob", "carol"]).await;
@@ -315,15 +382,14 @@ async fn silent_join() {
         return;
     };
     let db = PgDatabase::create(&pg);
-    let prefix = format!("loss{}", unique_token());
-    let cut_off = format!("nats://127.0.0.1:{}", x.port);
-    let a = node_on(&db, &cut_off, &prefix, 3_000, 500).await;
-    let b = node_on(&db, &shared, &prefix, 3_000, 500).await;
-    let c = node_on(&db, &shared, &prefix, 3_000, 500).await;
-    let app = a.app("silent").await;
-    let alice = a.user(&app, "alice").await;
-    let bob = a.user(&app, "bob").await;
-    let carol = a.user(&app, "carol").await;
+    let Trio {
+        a,
+        b,
+        c,
+        alice,
+        bob,
+        carol,
+    } = trio(&db, &nats_at(x.port), &shared, "silent", 500).await;
     let (mut bc, ready) = login(&b, &bob, None).await;
     assert_eq!(ready["rooms"].as_array().map(Vec::len), Some(0), "{ready}");
     let room = a.group(&alice, "private", &["bob", "carol"]).await;
@@ -371,7 +437,7 @@ async fn silent_rejoin() {
     };
     let db = PgDatabase::create(&pg);
     let prefix = format!("loss{}", unique_token());
-    let cut_off = format!("nats://127.0.0.1:{}", x.port);
+    let cut_off = nats_at(x.port);
     let a = node_on(&db, &cut_off, &prefix, 3_000, 500).await;
     let b = node_on(&db, &shared, &prefix, 3_000, 500).await;
     let app = a.app("rejoin").await;
