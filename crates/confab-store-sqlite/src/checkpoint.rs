@@ -247,7 +247,10 @@ mod tests {
             cap
         );
         let (by_thread, by_writer) = checkpoints.copied_by();
-        assert!(by_thread > 0, "the thread copied nothing (writer: {by_writer})");
+        assert!(
+            by_thread > 0,
+            "the thread copied nothing (writer: {by_writer})"
+        );
         drop(checkpoints);
         drop(conn);
         let conn = Connection::open(&path).expect("open again");
@@ -291,7 +294,10 @@ mod tests {
             i += 1;
         }
         let frames = checkpoints.shared.frames.load(Ordering::Relaxed);
-        assert!(frames < SMALL.every / 1024, "the log is still {frames} frames long");
+        assert!(
+            frames < SMALL.every / 1024,
+            "the log is still {frames} frames long"
+        );
         let n: i64 = conn
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .expect("count");
