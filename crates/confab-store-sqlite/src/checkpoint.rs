@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 pub struct Limits {
     /// Log length at which the thread starts copying.
     pub every: i64,
-    /// Frames left to copy small enough for the writer to copy them itself between batches.
+    /// Log still to copy small enough for the writer to copy it itself between batches.
     pub tail: i64,
     /// Log length at which the writer copies everything and waits for readers.
     pub cap: i64,
