@@ -4,6 +4,7 @@
 
 mod apps;
 mod cache;
+mod checkpoint;
 mod fault;
 mod files;
 mod identities;

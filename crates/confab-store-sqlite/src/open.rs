@@ -5,7 +5,7 @@ use crate::fault::sql as be;
 use crate::schema::{self, Durability};
 use crate::search::SearchTuning;
 use crate::writer::writer_loop;
-use crate::{SqliteStore, files, index};
+use crate::{SqliteStore, checkpoint, files, index};
 use confab_core::error::StoreError;
 use confab_core::store::StoreResult;
 use rusqlite::{Connection, OpenFlags, params};
@@ -51,7 +51,13 @@ impl SqliteStore {
         schema::new_page_size(&writer).map_err(be)?;
         schema::configure(&writer, options.durability).map_err(be)?;
         schema::migrate(&mut writer).map_err(be)?;
-        schema::checkpoint_every(&writer).map_err(be)?;
+        let checkpoints = checkpoint::start(
+            path,
+            options.durability,
+            &mut writer,
+            checkpoint::Limits::default(),
+        )
+        .map_err(StoreError::unavailable)?;
         let index = index::start(path, options.search_index).map_err(StoreError::unavailable)?;
         let mut readers = Vec::new();
         for _ in 0..options.readers.max(1) {
@@ -72,7 +78,7 @@ impl SqliteStore {
         let writer_index = index.clone();
         std::thread::Builder::new()
             .name("confab-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx, publish, writer_index))
+            .spawn(move || writer_loop(writer, rx, publish, writer_index, checkpoints))
             .map_err(StoreError::unavailable)?;
         Ok(SqliteStore {
             jobs,

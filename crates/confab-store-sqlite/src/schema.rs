@@ -32,21 +32,18 @@ pub fn new_page_size(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "page_size", NEW_PAGE_SIZE)
 }
 
-/// How much write-ahead log the writer lets grow before it copies the log back into the database
-/// (a checkpoint). A checkpoint writes each page changed since the last one once, however many
-/// commits changed it, and sends spread over many rooms keep changing the same pages (each
-/// room's last page of items and of the log's room index): at SQLite's default of 1,000 pages
-/// the same pages went to disk again every few commits.
+/// How much write-ahead log grows before it is copied back into the database (a checkpoint; see
+/// `checkpoint.rs` for who copies it). A checkpoint writes each page changed since the last one
+/// once, however many commits changed it, and sends spread over many rooms keep changing the
+/// same pages (each room's last page of items and of the log's room index): at SQLite's default
+/// of 1,000 pages the same pages went to disk again every few commits.
 pub const CHECKPOINT_BYTES: i64 = 16 * 1024 * 1024;
 
-/// Sizes the writer's automatic checkpoints by bytes of log, whatever the database's page size.
-pub fn checkpoint_every(conn: &Connection) -> rusqlite::Result<()> {
-    let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_BYTES / page.max(512))
-}
+/// How long a connection waits for a lock held by another.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     let sync = match durability {
         Durability::Full => "FULL",
@@ -153,19 +150,14 @@ mod tests {
     }
 
     #[test]
-    fn a_new_database_gets_small_pages_and_checkpoints_by_bytes() {
+    fn a_new_database_gets_small_pages() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("t.db");
         let mut conn = Connection::open(&path).expect("open");
         new_page_size(&conn).expect("page size");
         configure(&conn, Durability::Full).expect("configure");
         migrate(&mut conn).expect("migrate");
-        checkpoint_every(&conn).expect("checkpoints");
         assert_eq!(pragma(&conn, "page_size"), NEW_PAGE_SIZE);
-        assert_eq!(
-            pragma(&conn, "wal_autocheckpoint"),
-            CHECKPOINT_BYTES / NEW_PAGE_SIZE
-        );
         drop(conn);
 
         // Opened again, as an existing database: asking for the page size changes nothing.
@@ -173,20 +165,5 @@ mod tests {
         conn.pragma_update(None, "page_size", 4096).expect("ask");
         configure(&conn, Durability::Full).expect("configure");
         assert_eq!(pragma(&conn, "page_size"), NEW_PAGE_SIZE);
-    }
-
-    #[test]
-    fn an_existing_database_keeps_its_pages_and_checkpoints_by_the_same_bytes() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("t.db");
-        let conn = Connection::open(&path).expect("open");
-        conn.pragma_update(None, "page_size", 4096)
-            .expect("old size");
-        conn.execute_batch("CREATE TABLE t (x)").expect("create");
-        new_page_size(&conn).expect("page size");
-        configure(&conn, Durability::Full).expect("configure");
-        checkpoint_every(&conn).expect("checkpoints");
-        assert_eq!(pragma(&conn, "page_size"), 4096);
-        assert_eq!(pragma(&conn, "wal_autocheckpoint"), CHECKPOINT_BYTES / 4096);
     }
 }

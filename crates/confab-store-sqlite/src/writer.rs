@@ -4,7 +4,7 @@
 //! else ever writes.
 
 use crate::fault::{self, sql as be};
-use crate::{cache, index, projection, schema, tx};
+use crate::{cache, checkpoint, index, projection, schema, tx};
 use confab_core::command::{Command, Outcome};
 use confab_core::error::StoreError;
 use confab_core::event::{Event, EventBody};
@@ -36,6 +36,7 @@ pub(crate) fn writer_loop(
     mut rx: mpsc::Receiver<Job>,
     publish: broadcast::Sender<Arc<Event>>,
     index: Arc<index::Shared>,
+    checkpoints: checkpoint::Checkpoints,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut writer = Writer {
@@ -43,6 +44,7 @@ pub(crate) fn writer_loop(
         cache: cache::WriterCache::default(),
         publish,
         index,
+        checkpoints,
         failing: false,
     };
     while let Some(first) = rx.blocking_recv() {
@@ -66,6 +68,8 @@ pub(crate) fn writer_loop(
             writer.cache.forget();
             writer.failing = true;
         }
+        // After the batch's callers have their answers: what it costs delays the next batch.
+        writer.checkpoints.after_batch(&writer.conn);
     }
 }
 
@@ -75,6 +79,7 @@ struct Writer {
     cache: cache::WriterCache,
     publish: broadcast::Sender<Arc<Event>>,
     index: Arc<index::Shared>,
+    checkpoints: checkpoint::Checkpoints,
     /// The last commit failed (a full disk, say): readiness probes then try a write.
     failing: bool,
 }
