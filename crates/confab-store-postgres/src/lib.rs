@@ -9,6 +9,7 @@
 
 mod conn;
 mod fault;
+mod flush;
 mod identities;
 mod joinings;
 mod meetups;
