@@ -206,7 +206,7 @@ impl Pending {
         let deleted = text.is_none();
         let change = Change { text, pos, at };
         if !self.change(&key, |i| change.apply(i)) {
-            self.owed.entry(key.clone()).or_default().change = Some(change);
+            self.owed.entry(key).or_default().change = Some(change);
             if deleted {
                 self.redact.insert(key);
             }
