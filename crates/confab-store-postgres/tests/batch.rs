@@ -122,6 +122,31 @@ fn send(
     })
 }
 
+/// A group room of u0 (its owner) with u1, u2 and u3 joined.
+async fn group_of_four(
+    store: &Arc<dyn Store>,
+    app: AppId,
+    name: &str,
+    visibility: Visibility,
+) -> RoomNumber {
+    match store
+        .execute(Command::CreateGroup(CreateGroup {
+            app,
+            actor: Some(user("u0")),
+            name: Some(name.into()),
+            image_url: None,
+            visibility,
+            alias: None,
+            members: vec![user("u1"), user("u2"), user("u3")],
+        }))
+        .await
+        .expect("group")
+    {
+        Outcome::Room { room, .. } => room.number,
+        other => panic!("expected a room, got {other:?}"),
+    }
+}
+
 fn item(a: &Answer) -> (Item, bool) {
     match a {
         Ok(Outcome::Item { item, created }) => (item.clone(), *created),
@@ -140,22 +165,7 @@ fn refused(a: &Answer) -> ErrorCode {
 async fn later_commands_of_a_batch_see_what_earlier_ones_did() {
     let (store, db) = common::fresh().await;
     let app = confab_core::conformance::app_with_users(&store, "b", 4).await;
-    let room = match store
-        .execute(Command::CreateGroup(CreateGroup {
-            app,
-            actor: Some(user("u0")),
-            name: Some("room".into()),
-            image_url: None,
-            visibility: Visibility::Public,
-            alias: None,
-            members: vec![user("u1"), user("u2"), user("u3")],
-        }))
-        .await
-        .expect("group")
-    {
-        Outcome::Room { room, .. } => room.number,
-        other => panic!("expected a room, got {other:?}"),
-    };
+    let room = group_of_four(&store, app, "room", Visibility::Public).await;
     // Stored before the batch: a message with a client id, and one to reply to.
     let (old, _) = item(&Ok(store
         .execute(send(app, "u0", room, "old", None, Some("old")))
@@ -299,34 +309,20 @@ async fn later_commands_of_a_batch_see_what_earlier_ones_did() {
 
 /// Every row of the gathering tables and of the rooms, memberships and timeline, sorted.
 async fn dump(db: &common::Db) -> Vec<String> {
-    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    let conn = tokio::spawn(conn);
-    let mut out = Vec::new();
-    for table in [
-        "meetups",
-        "rsvps",
-        "polls",
-        "poll_voters",
-        "alerts",
-        "rooms",
-        "members",
-        "items",
-    ] {
-        let mut rows: Vec<String> = client
-            .query(&format!("SELECT t::TEXT FROM {table} t"), &[])
-            .await
-            .expect("rows")
-            .iter()
-            .map(|r| format!("{table}: {}", r.get::<_, String>(0)))
-            .collect();
-        rows.sort();
-        out.extend(rows);
-    }
-    drop(client);
-    let _ = conn.await;
-    out
+    rows_of(
+        db,
+        &[
+            "meetups",
+            "rsvps",
+            "polls",
+            "poll_voters",
+            "alerts",
+            "rooms",
+            "members",
+            "items",
+        ],
+    )
+    .await
 }
 
 fn vote(app: AppId, who: &str, room: RoomNumber, poll: i64, choices: &[u32]) -> Command {
@@ -385,22 +381,7 @@ fn poll(app: AppId, who: &str, room: RoomNumber, kind: PollKind, choices: &[&str
 async fn gatherings_between_sends_in_one_batch_keep_the_room_gapless() {
     let (store, db) = common::fresh().await;
     let app = confab_core::conformance::app_with_users(&store, "g", 4).await;
-    let room = match store
-        .execute(Command::CreateGroup(CreateGroup {
-            app,
-            actor: Some(user("u0")),
-            name: Some("plans".into()),
-            image_url: None,
-            visibility: Visibility::Private,
-            alias: None,
-            members: vec![user("u1"), user("u2"), user("u3")],
-        }))
-        .await
-        .expect("group")
-    {
-        Outcome::Room { room, .. } => room.number,
-        other => panic!("expected a room, got {other:?}"),
-    };
+    let room = group_of_four(&store, app, "plans", Visibility::Private).await;
     let soon = Timestamp(Timestamp::now().0 + 10 * 86_400_000);
     let run = async |cmd: Command| store.execute(cmd).await.expect("accepted");
     run(meetup(app, "u0", room, "Dinner", soon)).await;
@@ -629,22 +610,7 @@ async fn rows_of(db: &common::Db, tables: &[&str]) -> Vec<String> {
 async fn edits_deletions_and_markers_in_one_batch_read_their_own_writes() {
     let (store, db) = common::fresh().await;
     let app = confab_core::conformance::app_with_users(&store, "m", 4).await;
-    let room = match store
-        .execute(Command::CreateGroup(CreateGroup {
-            app,
-            actor: Some(user("u0")),
-            name: Some("room".into()),
-            image_url: None,
-            visibility: Visibility::Public,
-            alias: None,
-            members: vec![user("u1"), user("u2"), user("u3")],
-        }))
-        .await
-        .expect("group")
-    {
-        Outcome::Room { room, .. } => room.number,
-        other => panic!("expected a room, got {other:?}"),
-    };
+    let room = group_of_four(&store, app, "room", Visibility::Public).await;
     let run = async |cmd: Command| item(&Ok(store.execute(cmd).await.expect("accepted"))).0;
     let s1 = run(send(app, "u0", room, "first", None, None)).await.seq.0;
     let s2 = run(send(app, "u1", room, "re first", Some(s1), None))
