@@ -7,6 +7,7 @@ mod cpu;
 mod harness;
 mod history;
 mod latency;
+mod marks;
 mod nodes;
 mod pg;
 mod presence;
@@ -51,6 +52,9 @@ enum Scenario {
     /// Concurrent durable sends into one room, then spread over 64 and over 1,000 rooms, with
     /// the bytes written per message.
     Rooms,
+    /// 64 members of one room moving their read markers, alone and after each send, straight
+    /// into the store (not part of `all`).
+    Marks,
     /// Two and three in-process servers on one PostgreSQL database, the senders split across
     /// them (not part of `all`).
     Nodes,
@@ -213,6 +217,11 @@ async fn run(scenario: Scenario, opts: &Opts) -> anyhow::Result<()> {
     }
     if all || scenario == Scenario::Rooms {
         tables.push(report(rooms::run(opts).await?));
+    }
+    if scenario == Scenario::Marks {
+        for &kind in &stores {
+            tables.push(report(marks::run(opts, kind).await?));
+        }
     }
     if scenario == Scenario::Nodes {
         tables.push(report(nodes::run(opts).await?));

@@ -7,8 +7,10 @@
 //! Every table's key starts with the app, so the schema can later be distributed by app
 //! (Citus-style) without change.
 
+mod buffered;
 mod conn;
 mod fault;
+mod flush;
 mod identities;
 mod joinings;
 mod meetups;

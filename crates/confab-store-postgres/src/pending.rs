@@ -1,123 +1,100 @@
-//! Sends of a batch, projected in memory and written with one set-based statement
-//! (`INSERT … SELECT FROM UNNEST`, `UPDATE … FROM UNNEST`) instead of one statement per
-//! send. The rows written are exactly those `projection::apply` writes for the same events
-//! (rebuild replays through that one), so a replayed store still equals the live one.
+//! What a batch decided but has not written yet: its sends, edits and deletions (items, reply
+//! counts, the rooms' counters, the log's redactions), its read markers and its users' login
+//! and last-seen times. They are projected here in memory and written together by a few
+//! set-based statements (`flush`) instead of one statement or more per event. The rows written
+//! are exactly those `projection::apply` writes for the same events one at a time (rebuild
+//! replays through that one), so a replayed store still equals the live one.
 //!
-//! Reads of the transaction must see these rows before they are written: `PgTx` answers
-//! from here what it can (an item by seq or client id) and writes everything out before any
-//! read or projection that could touch them (see `PgTx::flush`).
+//! Reads of the transaction must see these writes before they are made: `PgTx` answers from
+//! here what it can (an item by seq or client id, a membership's read marker, a user's times)
+//! and writes everything out before any read or projection that could touch the rows (see
+//! `PgTx::flush`).
 
+use crate::flush::Flush;
 use confab_core::ids::{AppId, Pos, RoomNumber, Seq, Timestamp, UserId};
-use confab_core::model::Item;
-use confab_core::search::fold;
-use std::collections::{BTreeMap, HashMap};
-use tokio_postgres::types::ToSql;
+use confab_core::model::{Item, User};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// An item found by client id: app, room, sender, client id.
 pub type ClientKey = (AppId, RoomNumber, Option<UserId>, String);
+/// An item by its seq.
+pub type ItemKey = (AppId, RoomNumber, Seq);
+/// A membership.
+pub type MemberKey = (AppId, RoomNumber, UserId);
 
-/// What the room row owes for the sends since the last flush.
+/// What a room row owes for the events since the last flush: `None` leaves a column as it is.
 #[derive(Debug, Clone, Copy)]
-struct RoomBump {
-    last_seq: Seq,
-    last_pos: Pos,
-    messages: i64,
-    activity: Timestamp,
+pub(crate) struct RoomBump {
+    pub last_seq: Option<Seq>,
+    pub last_pos: Pos,
+    pub messages: i64,
+    pub activity: Option<Timestamp>,
+}
+
+/// The last edit or the deletion of an item, as its projection writes it.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    /// `None`: deleted.
+    pub text: Option<String>,
+    pub pos: Pos,
+    pub at: Timestamp,
+}
+
+impl Change {
+    fn apply(&self, item: &mut Item) {
+        item.text.clone_from(&self.text);
+        item.pos = self.pos;
+        item.edited_at = Some(self.at);
+        item.deleted |= self.text.is_none();
+    }
+}
+
+/// What an item stored before this batch (or before its last flush) owes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Owed {
+    /// Replies sent less replies deleted.
+    pub replies: i64,
+    pub change: Option<Change>,
+}
+
+/// A user's times owed: the last login's, and the last time seen (a login is a sighting).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seen {
+    pub login: Option<Timestamp>,
+    pub seen: Timestamp,
 }
 
 #[derive(Default)]
 pub struct Pending {
-    /// New items in order, with their app and room.
-    items: Vec<(AppId, RoomNumber, Item)>,
-    by_seq: HashMap<(AppId, RoomNumber, Seq), usize>,
-    /// Replies owed to items already in the database.
-    replies: BTreeMap<(AppId, RoomNumber, Seq), i64>,
-    rooms: BTreeMap<(AppId, RoomNumber), RoomBump>,
+    /// New items in order, with their app and room, as they stand (edits applied).
+    pub(crate) items: Vec<(AppId, RoomNumber, Item)>,
+    by_seq: HashMap<ItemKey, usize>,
+    /// Changes owed to items already in the database.
+    pub(crate) owed: BTreeMap<ItemKey, Owed>,
+    pub(crate) rooms: BTreeMap<(AppId, RoomNumber), RoomBump>,
+    /// Stored items whose logged text must be emptied (their events of earlier transactions).
+    pub(crate) redact: BTreeSet<ItemKey>,
+    /// Read markers owed, the highest per membership.
+    pub(crate) marks: BTreeMap<MemberKey, Seq>,
+    pub(crate) users: BTreeMap<(AppId, UserId), Seen>,
+    /// Stored items as read from the database in this transaction, without what is owed:
+    /// their rooms are locked, so only this transaction changes them. Emptied by a flush.
+    read: HashMap<ItemKey, Item>,
     /// Items by client id as they stand in this transaction: read with the batch's locks
-    /// (`None`: no such item then), and kept current by the sends here. Not emptied by a
-    /// flush (the rows it holds are then stored as they are here); a room's entries are
-    /// dropped when something else changes its items (`forget_room`).
+    /// (`None`: no such item then), and kept current by the sends, edits and deletions here.
+    /// Not emptied by a flush (the rows it holds are then stored as they are here).
     known: HashMap<ClientKey, Option<Item>>,
 }
 
-/// The flush statement's parameters, owned.
-pub struct Flush {
-    i_app: Vec<i64>,
-    i_room: Vec<i64>,
-    i_seq: Vec<i64>,
-    i_pos: Vec<i64>,
-    i_sender: Vec<Option<String>>,
-    i_text: Vec<Option<String>>,
-    i_folded: Vec<Option<String>>,
-    i_reply_to: Vec<Option<i64>>,
-    i_replies: Vec<i64>,
-    i_at: Vec<i64>,
-    i_client: Vec<Option<String>>,
-    p_app: Vec<i64>,
-    p_room: Vec<i64>,
-    p_seq: Vec<i64>,
-    p_n: Vec<i64>,
-    r_app: Vec<i64>,
-    r_room: Vec<i64>,
-    r_seq: Vec<i64>,
-    r_pos: Vec<i64>,
-    r_n: Vec<i64>,
-    r_at: Vec<i64>,
-}
-
-/// One statement for a batch of sends: the items, their parents' reply counts, the rooms'
-/// counters. Data-modifying CTEs all see the statement's snapshot, not each other's rows, so
-/// the parents updated here are only items already stored; replies to items of the same
-/// flush are counted in memory (`Pending::post`).
-pub const FLUSH_SQL: &str = "WITH new_items AS (
-        INSERT INTO items (app_id, room_no, seq, pos, kind, sender, text, folded, reply_to,
-            reply_count, created_at, client_id)
-        SELECT a, r, s, p, 'message', snd, t, f, rt, n, at, cid
-        FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[],
-            $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[])
-            AS u(a, r, s, p, snd, t, f, rt, n, at, cid)
-    ), parents AS (
-        UPDATE items i SET reply_count = i.reply_count + u.n
-        FROM UNNEST($12::BIGINT[], $13::BIGINT[], $14::BIGINT[], $15::BIGINT[]) AS u(a, r, s, n)
-        WHERE i.app_id = u.a AND i.room_no = u.r AND i.seq = u.s
-    )
-    UPDATE rooms o SET last_seq = u.s, last_pos = u.p, messages_count = o.messages_count + u.n,
-        activity = u.at
-    FROM UNNEST($16::BIGINT[], $17::BIGINT[], $18::BIGINT[], $19::BIGINT[], $20::BIGINT[],
-        $21::BIGINT[]) AS u(a, r, s, p, n, at)
-    WHERE o.app_id = u.a AND o.number = u.r";
-
-impl Flush {
-    pub fn params(&self) -> [&(dyn ToSql + Sync); 21] {
-        [
-            &self.i_app,
-            &self.i_room,
-            &self.i_seq,
-            &self.i_pos,
-            &self.i_sender,
-            &self.i_text,
-            &self.i_folded,
-            &self.i_reply_to,
-            &self.i_replies,
-            &self.i_at,
-            &self.i_client,
-            &self.p_app,
-            &self.p_room,
-            &self.p_seq,
-            &self.p_n,
-            &self.r_app,
-            &self.r_room,
-            &self.r_seq,
-            &self.r_pos,
-            &self.r_n,
-            &self.r_at,
-        ]
-    }
-}
-
 impl Pending {
+    /// Nothing owed to the database.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+            && self.owed.is_empty()
+            && self.rooms.is_empty()
+            && self.redact.is_empty()
+            && self.marks.is_empty()
+            && self.users.is_empty()
     }
 
     /// What a read with the batch's locks found for `key`.
@@ -130,29 +107,83 @@ impl Pending {
         self.known.get(key).cloned()
     }
 
-    /// Forgets what is known by client id in a room whose items change otherwise (an edit,
-    /// a delete): it is read again from the database.
-    pub fn forget_room(&mut self, app: AppId, room: RoomNumber) {
-        self.known
-            .retain(|(a, r, _, _), _| !(*a == app && *r == room));
+    /// A stored item just read from the database (in a locked room), without what is owed.
+    pub fn remember(&mut self, key: ItemKey, item: Item) {
+        self.read.insert(key, item);
+    }
+
+    /// The item at `key` as this transaction sees it, if it is new here or was read before.
+    pub fn item(&self, key: &ItemKey) -> Option<Item> {
+        if let Some(&i) = self.by_seq.get(key) {
+            return Some(self.items[i].2.clone());
+        }
+        let mut item = self.read.get(key)?.clone();
+        self.settle(key, &mut item);
+        Some(item)
+    }
+
+    /// Applies to a stored item what this transaction owes it.
+    pub fn settle(&self, key: &ItemKey, item: &mut Item) {
+        if let Some(o) = self.owed.get(key) {
+            item.reply_count += o.replies;
+            if let Some(c) = &o.change {
+                c.apply(item);
+            }
+        }
+    }
+
+    /// The parent of the item at `key`, if this transaction knows the item.
+    pub fn reply_to(&self, key: &ItemKey) -> Option<Option<Seq>> {
+        match self.by_seq.get(key) {
+            Some(&i) => Some(self.items[i].2.reply_to),
+            None => self.read.get(key).map(|i| i.reply_to),
+        }
+    }
+
+    /// Changes every copy of the item at `key` this transaction holds: new, or known by
+    /// client id.
+    fn change(&mut self, key: &ItemKey, f: impl Fn(&mut Item)) -> bool {
+        let (app, room, seq) = key;
+        for ((a, r, _, _), known) in &mut self.known {
+            if let Some(k) = known
+                && a == app
+                && r == room
+                && k.seq == *seq
+            {
+                f(k);
+            }
+        }
+        match self.by_seq.get(key) {
+            Some(&i) => {
+                f(&mut self.items[i].2);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counts `n` more replies to the item at `key` (less, if negative).
+    fn replied(&mut self, key: ItemKey, n: i64) {
+        if !self.change(&key, |i| i.reply_count += n) {
+            self.owed.entry(key).or_default().replies += n;
+        }
+    }
+
+    fn bump(&mut self, app: AppId, room: RoomNumber, pos: Pos) -> &mut RoomBump {
+        let b = self.rooms.entry((app, room)).or_insert(RoomBump {
+            last_seq: None,
+            last_pos: pos,
+            messages: 0,
+            activity: None,
+        });
+        b.last_pos = pos;
+        b
     }
 
     /// Records a new message (its `MessagePosted` event, as the item it becomes).
     pub fn post(&mut self, app: AppId, room: RoomNumber, item: Item) {
         if let Some(parent) = item.reply_to {
-            match self.by_seq.get(&(app, room, parent)) {
-                Some(&i) => self.items[i].2.reply_count += 1,
-                None => *self.replies.entry((app, room, parent)).or_default() += 1,
-            }
-            for ((a, r, _, _), known) in &mut self.known {
-                if let Some(k) = known
-                    && *a == app
-                    && *r == room
-                    && k.seq == parent
-                {
-                    k.reply_count += 1;
-                }
-            }
+            self.replied((app, room, parent), 1);
         }
         if let Some(cid) = &item.client_id {
             self.known.insert(
@@ -160,87 +191,79 @@ impl Pending {
                 Some(item.clone()),
             );
         }
-        let bump = self.rooms.entry((app, room)).or_insert(RoomBump {
-            last_seq: item.seq,
-            last_pos: item.pos,
-            messages: 0,
-            activity: item.created_at,
-        });
-        bump.last_seq = item.seq;
-        bump.last_pos = item.pos;
-        bump.messages += 1;
-        bump.activity = item.created_at;
+        let b = self.bump(app, room, item.pos);
+        b.last_seq = Some(item.seq);
+        b.messages += 1;
+        b.activity = Some(item.created_at);
         self.by_seq.insert((app, room, item.seq), self.items.len());
         self.items.push((app, room, item));
     }
 
-    /// An item not yet written, as it stands.
-    pub fn item(&self, app: AppId, room: RoomNumber, seq: Seq) -> Option<&Item> {
-        self.by_seq
-            .get(&(app, room, seq))
-            .map(|&i| &self.items[i].2)
+    /// Records an edit or a deletion (`text: None`) of the item at `key`, at room position
+    /// `pos`; a deletion also takes its reply back from `parent`.
+    pub fn edit(&mut self, key: ItemKey, pos: Pos, at: Timestamp, text: Option<String>) {
+        let (app, room, _) = key;
+        let deleted = text.is_none();
+        let change = Change { text, pos, at };
+        if !self.change(&key, |i| change.apply(i)) {
+            self.owed.entry(key).or_default().change = Some(change);
+            if deleted {
+                self.redact.insert(key);
+            }
+        }
+        self.bump(app, room, pos).messages -= i64::from(deleted);
     }
 
-    /// Replies recorded here to a stored item.
-    pub fn replies_to(&self, app: AppId, room: RoomNumber, seq: Seq) -> i64 {
-        self.replies.get(&(app, room, seq)).copied().unwrap_or(0)
+    /// Takes back the reply a deleted item made to `parent`.
+    pub fn unreply(&mut self, app: AppId, room: RoomNumber, parent: Seq) {
+        self.replied((app, room, parent), -1);
     }
 
-    /// Empties the buffer into the flush statement's parameters.
+    /// Records a read marker (the membership's marker becomes at least `seq`).
+    pub fn mark(&mut self, key: MemberKey, seq: Seq) {
+        let m = self.marks.entry(key).or_insert(seq);
+        *m = (*m).max(seq);
+    }
+
+    /// The read marker owed to a membership, if any.
+    pub fn marked(&self, key: &MemberKey) -> Option<Seq> {
+        self.marks.get(key).copied()
+    }
+
+    /// Records a login (`login`) or a sighting of a user at `at`.
+    pub fn seen(&mut self, app: AppId, user: UserId, at: Timestamp, login: bool) {
+        let s = self.users.entry((app, user)).or_insert(Seen {
+            login: None,
+            seen: at,
+        });
+        s.seen = at;
+        if login {
+            s.login = Some(at);
+        }
+    }
+
+    /// Applies to a user row what this transaction owes it.
+    pub fn settle_user(&self, app: AppId, user: &mut User) {
+        if let Some(s) = self.users.get(&(app, user.id.clone())) {
+            if s.login.is_some() {
+                user.last_login_at = s.login;
+            }
+            user.last_seen_at = Some(s.seen);
+        }
+    }
+
+    /// Empties what is owed into the flush statements' parameters; what was read from the
+    /// database is forgotten (it would miss what the flush writes).
     pub fn take(&mut self) -> Flush {
-        let items = std::mem::take(&mut self.items);
         self.by_seq.clear();
-        let n = items.len();
-        let mut f = Flush {
-            i_app: Vec::with_capacity(n),
-            i_room: Vec::with_capacity(n),
-            i_seq: Vec::with_capacity(n),
-            i_pos: Vec::with_capacity(n),
-            i_sender: Vec::with_capacity(n),
-            i_text: Vec::with_capacity(n),
-            i_folded: Vec::with_capacity(n),
-            i_reply_to: Vec::with_capacity(n),
-            i_replies: Vec::with_capacity(n),
-            i_at: Vec::with_capacity(n),
-            i_client: Vec::with_capacity(n),
-            p_app: vec![],
-            p_room: vec![],
-            p_seq: vec![],
-            p_n: vec![],
-            r_app: vec![],
-            r_room: vec![],
-            r_seq: vec![],
-            r_pos: vec![],
-            r_n: vec![],
-            r_at: vec![],
-        };
-        for (app, room, item) in items {
-            f.i_app.push(app.0);
-            f.i_room.push(room.0);
-            f.i_seq.push(item.seq.0);
-            f.i_pos.push(item.pos.0);
-            f.i_folded.push(item.text.as_deref().map(fold));
-            f.i_sender.push(item.sender.map(|u| u.0));
-            f.i_text.push(item.text);
-            f.i_reply_to.push(item.reply_to.map(|s| s.0));
-            f.i_replies.push(item.reply_count);
-            f.i_at.push(item.created_at.0);
-            f.i_client.push(item.client_id);
-        }
-        for ((app, room, seq), n) in std::mem::take(&mut self.replies) {
-            f.p_app.push(app.0);
-            f.p_room.push(room.0);
-            f.p_seq.push(seq.0);
-            f.p_n.push(n);
-        }
-        for ((app, room), b) in std::mem::take(&mut self.rooms) {
-            f.r_app.push(app.0);
-            f.r_room.push(room.0);
-            f.r_seq.push(b.last_seq.0);
-            f.r_pos.push(b.last_pos.0);
-            f.r_n.push(b.messages);
-            f.r_at.push(b.activity.0);
-        }
-        f
+        self.read.clear();
+        Flush::of(
+            std::mem::take(&mut self.items),
+            std::mem::take(&mut self.owed),
+            std::mem::take(&mut self.rooms),
+            std::mem::take(&mut self.redact),
+            std::mem::take(&mut self.marks),
+            std::mem::take(&mut self.users),
+        )
     }
 }

@@ -64,15 +64,19 @@ pub fn keys(r: &Row) -> StoreResult<AppKeys> {
 }
 
 pub fn user(r: &Row) -> StoreResult<User> {
+    user_at(r, 0)
+}
+
+pub fn user_at(r: &Row, o: usize) -> StoreResult<User> {
     Ok(User {
-        id: UserId(get(r, 0)?),
-        name: get(r, 1)?,
-        image_url: get(r, 2)?,
-        email: get(r, 3)?,
-        created_at: Timestamp(get(r, 4)?),
-        updated_at: Timestamp(get(r, 5)?),
-        last_login_at: get::<Option<i64>>(r, 6)?.map(Timestamp),
-        last_seen_at: get::<Option<i64>>(r, 7)?.map(Timestamp),
+        id: UserId(get(r, o)?),
+        name: get(r, o + 1)?,
+        image_url: get(r, o + 2)?,
+        email: get(r, o + 3)?,
+        created_at: Timestamp(get(r, o + 4)?),
+        updated_at: Timestamp(get(r, o + 5)?),
+        last_login_at: get::<Option<i64>>(r, o + 6)?.map(Timestamp),
+        last_seen_at: get::<Option<i64>>(r, o + 7)?.map(Timestamp),
     })
 }
 

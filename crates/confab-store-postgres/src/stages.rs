@@ -2,13 +2,12 @@
 //! in `writer`): each one round trip, its statements pipelined.
 
 use crate::conn::Conn;
-use crate::pending::FLUSH_SQL;
 use crate::projection::{self, Delta};
-use crate::rows::{self, ITEM_COLS, MEMBER_COLS, ROOM_COLS};
+use crate::rows::{self, ITEM_COLS, MEMBER_COLS, ROOM_COLS, USER_COLS};
 use crate::schema::{LOCK_APPS, LOCK_CLASS, LOCK_REBUILD, ROOMS_CLASS};
 use crate::tx::Batch;
 use confab_core::command::Command;
-use confab_core::command::{CreateApp, CreateGroup, SendMessage};
+use confab_core::command::{CreateApp, CreateGroup, DeleteMessage, EditMessage, SendMessage};
 use confab_core::error::StoreError;
 use confab_core::event::{EVENT_VERSION, Event};
 use confab_core::ids::{AppId, Offset, RoomNumber, UserId};
@@ -93,12 +92,15 @@ fn room_of(cmd: &Command) -> Option<(AppId, RoomNumber, Vec<&UserId>)> {
 }
 
 /// What a batch reads when it starts: the rooms its commands name (locked), the memberships
-/// its rules will look at there, the items its sends' client ids name.
+/// its rules will look at there, the items its sends' client ids name, the items edited,
+/// deleted or replied to, and the users whose logins and sightings it records.
 #[derive(Default)]
 struct Wanted<'a> {
     rooms: BTreeSet<(i64, i64)>,
     members: BTreeSet<(i64, i64, &'a str)>,
     clients: BTreeSet<(i64, i64, Option<&'a str>, &'a str)>,
+    items: BTreeSet<(i64, i64, i64)>,
+    users: BTreeSet<(i64, &'a str)>,
 }
 
 impl<'a> Wanted<'a> {
@@ -121,6 +123,22 @@ impl<'a> Wanted<'a> {
             {
                 w.clients
                     .insert((app.0, room.0, actor.as_ref().map(UserId::as_str), cid));
+            }
+            match cmd {
+                Command::Send(SendMessage {
+                    app,
+                    room,
+                    reply_to: Some(seq),
+                    ..
+                })
+                | Command::Edit(EditMessage { app, room, seq, .. })
+                | Command::Delete(DeleteMessage { app, room, seq, .. }) => {
+                    w.items.insert((app.0, room.0, seq.0));
+                }
+                Command::RecordLogin { app, user } | Command::RecordSeen { app, user } => {
+                    w.users.insert((app.0, user.as_str()));
+                }
+                _ => {}
             }
         }
         w
@@ -172,6 +190,24 @@ pub fn lock(c: &mut Conn, cmds: &[Command], batch: &mut Batch) -> StoreResult<()
            AND it.sender IS NOT DISTINCT FROM k.s",
         rows::prefixed(ITEM_COLS, "it")
     );
+    let (mut i_app, mut i_no, mut i_seq) = (vec![], vec![], vec![]);
+    for (a, r, s) in &w.items {
+        i_app.push(*a);
+        i_no.push(*r);
+        i_seq.push(*s);
+    }
+    let (u_app, u_id): (Vec<i64>, Vec<&str>) = w.users.iter().copied().unzip();
+    let items_sql = format!(
+        "SELECT it.app_id, it.room_no, {} FROM items it
+         JOIN UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) AS k(a, r, s)
+           ON it.app_id = k.a AND it.room_no = k.r AND it.seq = k.s",
+        rows::prefixed(ITEM_COLS, "it")
+    );
+    let users_sql = format!(
+        "SELECT us.app_id, {} FROM users us
+         JOIN UNNEST($1::BIGINT[], $2::TEXT[]) AS k(a, id) ON us.app_id = k.a AND us.user_id = k.id",
+        rows::prefixed(USER_COLS, "us")
+    );
     let rooms_sql = format!(
         "SELECT app_id, {ROOM_COLS} FROM rooms
          WHERE (app_id, number) IN (SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]))
@@ -180,6 +216,8 @@ pub fn lock(c: &mut Conn, cmds: &[Command], batch: &mut Batch) -> StoreResult<()
     let room_params: [&(dyn ToSql + Sync); 2] = [&r_app, &r_no];
     let member_params: [&(dyn ToSql + Sync); 3] = [&m_app, &m_no, &m_user];
     let client_params: [&(dyn ToSql + Sync); 4] = [&c_app, &c_no, &c_sender, &c_id];
+    let item_params: [&(dyn ToSql + Sync); 3] = [&i_app, &i_no, &i_seq];
+    let user_params: [&(dyn ToSql + Sync); 2] = [&u_app, &u_id];
     let rebuild_lock: [&(dyn ToSql + Sync); 2] = [&LOCK_CLASS, &LOCK_REBUILD];
     let apps_lock: [&(dyn ToSql + Sync); 2] = [&LOCK_CLASS, &LOCK_APPS];
     let creation_locks: Vec<[&(dyn ToSql + Sync); 2]> = creating
@@ -211,6 +249,14 @@ pub fn lock(c: &mut Conn, cmds: &[Command], batch: &mut Batch) -> StoreResult<()
     let clients_at = steps.len();
     if !clients.is_empty() {
         steps.push(Query(&clients_sql, &client_params));
+    }
+    let items_at = steps.len();
+    if !w.items.is_empty() {
+        steps.push(Query(&items_sql, &item_params));
+    }
+    let users_at = steps.len();
+    if !w.users.is_empty() {
+        steps.push(Query(&users_sql, &user_params));
     }
     let mut answers = c.pipeline(&steps)?;
 
@@ -262,6 +308,31 @@ pub fn lock(c: &mut Conn, cmds: &[Command], batch: &mut Batch) -> StoreResult<()
             }
         }
     }
+    if !w.items.is_empty() {
+        for r in std::mem::take(&mut answers[items_at]) {
+            let (a, no): (i64, i64) = (rows::get(&r, 0)?, rows::get(&r, 1)?);
+            if locked(a, no) {
+                let item = rows::item_at(&r, 2)?;
+                batch
+                    .pending
+                    .remember((AppId(a), RoomNumber(no), item.seq), item);
+            }
+        }
+    }
+    if !w.users.is_empty() {
+        // Users are not locked: what another node writes meanwhile may be missed, as a read
+        // of a moment earlier would.
+        let mut found = HashMap::new();
+        for r in &answers[users_at] {
+            let user = rows::user_at(r, 1)?;
+            found.insert((rows::get::<i64>(r, 0)?, user.id.0.clone()), user);
+        }
+        for (a, u) in &w.users {
+            let key = (AppId(*a), UserId((*u).to_owned()));
+            let user = found.remove(&(*a, (*u).to_owned()));
+            batch.users.insert(key, user);
+        }
+    }
     batch
         .creating
         .extend(creating.into_iter().map(|a| AppId(i64::from(a))));
@@ -276,13 +347,13 @@ const INSERT_EVENTS_SQL: &str =
     FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[],
         $6::TEXT[], $7::BIGINT[], $8::BIGINT[], $9::TEXT[]) AS u(a, back, r, p, s, t, v, at, b)";
 
-/// Step 6 and the end, in one round trip: the buffered sends, the apps' counters and offsets
+/// Step 6 and the end, in one round trip: the buffered writes, the apps' counters and offsets
 /// (app id order), the events (numbered from the app rows just updated: an event's offset is
 /// its app's new `last_offset` less the app's events after it in the batch), COMMIT.
 pub fn finish(c: &mut Conn, mut batch: Batch) -> StoreResult<Vec<Event>> {
     use crate::conn::Step::{Batch as Plain, Query};
-    let flush = (!batch.pending.is_empty()).then(|| batch.pending.take());
-    let flush_params = flush.as_ref().map(|f| f.params());
+    let flush = batch.pending.take();
+    let flush_params = flush.params();
     let mut per_app: HashMap<AppId, i64> = HashMap::new();
     for ev in &batch.events {
         *per_app.entry(ev.app).or_default() += 1;
@@ -309,10 +380,7 @@ pub fn finish(c: &mut Conn, mut batch: Batch) -> StoreResult<Vec<Event>> {
     let cols = EventCols::of(&batch.events, &per_app);
     let event_params = cols.params();
 
-    let mut steps = Vec::with_capacity(settles.len() + 3);
-    if let Some(p) = &flush_params {
-        steps.push(Query(FLUSH_SQL, p));
-    }
+    let mut steps = flush_params.steps();
     let settles_at = steps.len();
     for p in &settle_params {
         steps.push(Query(projection::SETTLE_SQL, p));

@@ -1,11 +1,12 @@
-//! The write transaction the rules run in. Reads see the transaction's own writes: sends are
-//! projected in memory (`pending`) and written together, before anything that could read or
-//! change their rows; other events are projected as they are appended. Events are buffered
-//! without offsets and inserted by the writer at the end, once it has taken the app's offsets
-//! (see `writer`).
+//! The write transaction the rules run in. Reads see the transaction's own writes: the
+//! frequent events (sends, edits, deletions, read markers, logins and sightings) are projected
+//! in memory (`pending`) and written together, before anything that could read or change their
+//! rows; the others (rooms, memberships, meetups, polls, apps, user upserts) are projected
+//! row by row as they are appended. Events are buffered without offsets and inserted by the
+//! writer at the end, once it has taken the app's offsets (see `writer`).
 
 use crate::conn::Conn;
-use crate::pending::{FLUSH_SQL, Pending};
+use crate::pending::Pending;
 use crate::projection::{self, Deltas};
 use crate::rows::{self, APP_COLS, ITEM_COLS, MEMBER_COLS, ROOM_COLS, USER_COLS, direct_key};
 use crate::schema::ROOMS_CLASS;
@@ -15,7 +16,7 @@ use confab_core::ids::{
     AppId, MeetupNumber, Offset, PollNumber, RoomNumber, Seq, Timestamp, UserId,
 };
 use confab_core::meetups::{Meetup, Poll, Rsvp};
-use confab_core::model::{App, Item, ItemKind, Member, User};
+use confab_core::model::{App, Item, Member, User};
 use confab_core::store::{RoomState, StoreResult, Tx};
 use std::collections::{HashMap, HashSet};
 
@@ -32,7 +33,10 @@ pub struct Batch {
     pub members: HashMap<(AppId, RoomNumber, UserId), Option<Member>>,
     /// Apps whose room-creation lock this transaction holds.
     pub creating: HashSet<AppId>,
-    /// Sends not yet written, and items known by client id.
+    /// Users read in this transaction, as stored (`None`: no row); what `pending` owes them
+    /// is applied on reading. Dropped when this transaction upserts them.
+    pub users: HashMap<(AppId, UserId), Option<User>>,
+    /// Writes decided but not yet made, and items known by client id or read.
     pub pending: Pending,
 }
 
@@ -43,7 +47,7 @@ pub struct PgTx<'a> {
 }
 
 impl PgTx<'_> {
-    /// Writes the sends buffered so far, so the database holds everything this transaction
+    /// Writes what is buffered so far, so the database holds everything this transaction
     /// did. Called before any read or write that the buffered rows could change.
     pub fn flush(&mut self) -> StoreResult<()> {
         flush(self.c, self.batch)
@@ -62,8 +66,8 @@ impl PgTx<'_> {
     }
 
     /// Keeps the cache right after `ev`: the message events change a room exactly as the
-    /// projection did; any other room event drops the room and its memberships, to be read
-    /// again (from this transaction's own writes).
+    /// projection did, a read marker its membership; any other room event drops the room and
+    /// its memberships, to be read again (from this transaction's own writes).
     fn after_event(&mut self, ev: &Event) {
         use EventBody::*;
         let app = ev.app;
@@ -101,8 +105,13 @@ impl PgTx<'_> {
             RsvpChanged { room, pos, .. }
             | VoteCast { room, pos, .. }
             | VoteWithdrawn { room, pos, .. } => with(*room, &|r| r.last_pos = *pos),
-            ReadMarkerSet { room, user, .. } => {
-                self.batch.members.remove(&(app, *room, user.clone()));
+            ReadMarkerSet { room, user, seq } => {
+                if let Some(Some(m)) = self.batch.members.get_mut(&(app, *room, user.clone())) {
+                    m.read_seq = m.read_seq.max(*seq);
+                }
+            }
+            UserUpserted { user, .. } => {
+                self.batch.users.remove(&(app, user.clone()));
             }
             RoomCreated { room, .. }
             | RoomUpdated { room, .. }
@@ -114,47 +123,8 @@ impl PgTx<'_> {
                     .members
                     .retain(|(a, r, _), _| !(*a == app && *r == room));
             }
-            AppCreated { .. }
-            | AppRenamed { .. }
-            | UserUpserted { .. }
-            | UserLoggedIn { .. }
-            | UserSeen { .. } => {}
+            AppCreated { .. } | AppRenamed { .. } | UserLoggedIn { .. } | UserSeen { .. } => {}
         }
-    }
-
-    /// Empties the text the log holds for a deleted message (see `EventBody::MessagePosted`):
-    /// in the rows committed before, and in the events of this transaction not yet inserted.
-    fn redact(&mut self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<()> {
-        self.c.exec(
-            "UPDATE events SET body = jsonb_set(jsonb_set(body::jsonb, '{text}', '\"\"'),
-                 '{redacted}', 'true')::text
-             WHERE app_id = $1 AND room_no = $2 AND seq = $3
-               AND type IN ('message_posted', 'message_edited')",
-            &[&app.0, &room.0, &seq.0],
-        )?;
-        for ev in self.batch.events.iter_mut().filter(|e| e.app == app) {
-            match &mut ev.body {
-                EventBody::MessagePosted {
-                    room: r,
-                    seq: s,
-                    text,
-                    redacted,
-                    ..
-                }
-                | EventBody::MessageEdited {
-                    room: r,
-                    seq: s,
-                    text,
-                    redacted,
-                    ..
-                } if *r == room && *s == seq => {
-                    text.clear();
-                    *redacted = true;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
     }
 }
 
@@ -201,13 +171,28 @@ impl Tx for PgTx<'_> {
     }
 
     fn user(&mut self, app: AppId, user: &UserId) -> StoreResult<Option<User>> {
-        self.c
-            .opt(
-                &format!("SELECT {USER_COLS} FROM users WHERE app_id = $1 AND user_id = $2"),
-                &[&app.0, &user.as_str()],
-            )?
-            .map(|r| rows::user(&r))
-            .transpose()
+        let key = (app, user.clone());
+        let stored = match self.batch.users.get(&key) {
+            Some(u) => u.clone(),
+            None => {
+                let u = self
+                    .c
+                    .opt(
+                        &format!(
+                            "SELECT {USER_COLS} FROM users WHERE app_id = $1 AND user_id = $2"
+                        ),
+                        &[&app.0, &user.as_str()],
+                    )?
+                    .map(|r| rows::user(&r))
+                    .transpose()?;
+                self.batch.users.insert(key, u.clone());
+                u
+            }
+        };
+        Ok(stored.map(|mut u| {
+            self.batch.pending.settle_user(app, &mut u);
+            u
+        }))
     }
 
     fn room(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Option<RoomState>> {
@@ -270,7 +255,7 @@ impl Tx for PgTx<'_> {
         if let Some(m) = self.batch.members.get(&key) {
             return Ok(m.clone());
         }
-        let member = self
+        let mut member = self
             .c
             .opt(
                 &format!(
@@ -281,6 +266,9 @@ impl Tx for PgTx<'_> {
             )?
             .map(|r| rows::member_at(&r, 0))
             .transpose()?;
+        if let (Some(m), Some(seq)) = (&mut member, self.batch.pending.marked(&key)) {
+            m.read_seq = m.read_seq.max(seq);
+        }
         self.batch.members.insert(key, member.clone());
         Ok(member)
     }
@@ -303,25 +291,25 @@ impl Tx for PgTx<'_> {
     }
 
     fn item(&mut self, app: AppId, room: RoomNumber, seq: Seq) -> StoreResult<Option<Item>> {
-        if let Some(item) = self.batch.pending.item(app, room, seq) {
-            return Ok(Some(item.clone()));
+        let key = (app, room, seq);
+        if let Some(item) = self.batch.pending.item(&key) {
+            return Ok(Some(item));
         }
-        // Only the reply counts of stored items can be owed: added here rather than flushing.
-        let owed = self.batch.pending.replies_to(app, room, seq);
-        self.c
-            .opt(
-                &format!(
-                    "SELECT {ITEM_COLS} FROM items WHERE app_id = $1 AND room_no = $2 AND seq = $3"
-                ),
-                &[&app.0, &room.0, &seq.0],
-            )?
-            .map(|r| {
-                rows::item(&r).map(|mut i| {
-                    i.reply_count += owed;
-                    i
-                })
-            })
-            .transpose()
+        // What a stored item owes (replies, an edit, its deletion) is applied to the row
+        // rather than written out first.
+        let Some(r) = self.c.opt(
+            &format!(
+                "SELECT {ITEM_COLS} FROM items WHERE app_id = $1 AND room_no = $2 AND seq = $3"
+            ),
+            &[&app.0, &room.0, &seq.0],
+        )?
+        else {
+            return Ok(None);
+        };
+        let mut item = rows::item(&r)?;
+        self.batch.pending.remember(key, item.clone());
+        self.batch.pending.settle(&key, &mut item);
+        Ok(Some(item))
     }
 
     fn item_by_client_id(
@@ -381,8 +369,8 @@ impl Tx for PgTx<'_> {
     }
 
     fn joined_members(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Vec<UserId>> {
-        // Memberships are projected as they are appended (never buffered), so the rows are
-        // current. Sorted as Rust sorts strings (bytes), whatever the database's collation.
+        // Memberships are projected as they are appended (only read markers are buffered),
+        // so the rows' states are current. Sorted as Rust sorts strings (bytes), whatever the database's collation.
         self.c
             .query(
                 "SELECT user_id FROM members
@@ -435,51 +423,18 @@ impl Tx for PgTx<'_> {
             at: self.now,
             body,
         };
-        if let EventBody::MessagePosted {
-            room,
-            seq,
-            pos,
-            sender,
-            text,
-            reply_to,
-            client_id,
-            ..
-        } = &event.body
-        {
-            let d = self.batch.deltas.entry(app).or_default();
-            d.events += 1;
-            d.messages += 1;
-            let item = Item {
-                seq: *seq,
-                pos: *pos,
-                kind: ItemKind::Message,
-                sender: sender.clone(),
-                text: Some(text.clone()),
-                reply_to: *reply_to,
-                reply_count: 0,
-                created_at: event.at,
-                edited_at: None,
-                deleted: false,
-                announcement: None,
-                client_id: client_id.clone(),
-            };
-            self.batch.pending.post(app, *room, item);
-        } else {
-            // Events about apps and users, and read markers, touch no row a send writes.
+        if !self.buffer(&event)? {
+            // Events about apps and users touch no row buffered here but users' times, which
+            // they leave alone; any room event may read or change buffered rows.
             if event.body.room_pos().is_some() {
                 self.flush()?;
-            }
-            if let EventBody::MessageEdited { room, .. } | EventBody::MessageDeleted { room, .. } =
-                &event.body
-            {
-                self.batch.pending.forget_room(app, *room);
             }
             projection::apply(self.c, &event, &mut self.batch.deltas)?;
         }
         self.after_event(&event);
         self.batch.events.push(event.clone());
         if let EventBody::MessageDeleted { room, seq, .. } = &event.body {
-            self.redact(app, *room, *seq)?;
+            self.redact(app, *room, *seq);
         }
         Ok(event)
     }
@@ -491,6 +446,6 @@ pub fn flush(c: &mut Conn, batch: &mut Batch) -> StoreResult<()> {
         return Ok(());
     }
     let f = batch.pending.take();
-    c.exec(FLUSH_SQL, &f.params())?;
+    c.pipeline(&f.params().steps())?;
     Ok(())
 }

@@ -17,11 +17,12 @@
 //!    pairs are checked and taken only under it, so two nodes can never create the same
 //!    number, alias or pair (the unique indexes stay as a last line: a violation is a
 //!    conflict, retried);
-//! 5. then the rules run. Sends are projected in memory (`pending`) and written together with
-//!    set-based statements; other events are projected row by row as they come, after the
-//!    sends before them are written (user rows are locked as they are written: the one place
-//!    where two nodes may meet in different orders; PostgreSQL then reports a deadlock, a
-//!    conflict, and the commands are retried one by one);
+//! 5. then the rules run. Sends, edits, deletions, read markers, logins and sightings are
+//!    projected in memory (`pending`) and written together with set-based statements (`flush`);
+//!    other events are projected row by row as they come, after the buffered writes before
+//!    them are made (user rows are locked as they are written: the one place where two nodes
+//!    may meet in different orders; PostgreSQL then reports a deadlock, a conflict, and the
+//!    commands are retried one by one);
 //! 6. last, the app rows, in app id order: one `UPDATE apps … RETURNING` per app applies the
 //!    counter deltas and takes the batch's log offsets; the events are inserted with them and
 //!    the transaction commits at once. The app row is thus held only across the commit, and
@@ -32,9 +33,11 @@
 //! The room locks are what two nodes writing one room queue on, so a batch holds them for as
 //! few round trips as it can. Statements that do not depend on each other's answers go out
 //! together (`Conn::pipeline`; the server still runs them one after the other, in order):
-//! BEGIN and steps 1 to 4 with the reads of memberships and client-id items, then, after the
-//! rules, the buffered sends, step 6 and COMMIT. A batch of sends thus costs two round trips;
-//! other commands add theirs while the rules run.
+//! BEGIN and steps 1 to 4 with the reads of memberships, client-id items, the items edited,
+//! deleted or replied to, and the users seen; then, after the rules, the buffered writes, step
+//! 6 and COMMIT. A batch of sends, edits, deletions, read markers, logins and sightings thus
+//! costs two round trips whatever its size; other commands add theirs while the rules run
+//! (and one more to write out what is buffered before them).
 //!
 //! No savepoints: the rules validate before they append, so a refused command has written
 //! nothing. A command that fails any other way (or after writing) aborts the transaction; the

@@ -10,14 +10,18 @@
 mod common;
 
 use confab_core::command::{
-    CancelMeetup, CreateGroup, CreateMeetup, CreatePoll, Decide, EditMessage, MarkRead,
-    SendMessage, SetRsvp, UpdateProfile, Vote,
+    CancelMeetup, CreateGroup, CreateMeetup, CreatePoll, Decide, DeleteMessage, EditMessage,
+    MarkRead, SendMessage, SetRsvp, UpdateProfile, Vote,
 };
 use confab_core::command::{Command, Decision, Outcome};
 use confab_core::error::{ErrorCode, StoreError};
-use confab_core::ids::{AppId, MeetupNumber, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId};
+use confab_core::event::EventBody;
+use confab_core::ids::{
+    AppId, MeetupNumber, Offset, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId,
+};
 use confab_core::meetups::{CloseReason, PollKind, PollOutcome, Results, Rsvp, RsvpCounts};
 use confab_core::model::{HistoryQuery, Item, ItemKind, Visibility};
+use confab_core::search::Scope;
 use confab_core::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,6 +122,31 @@ fn send(
     })
 }
 
+/// A group room of u0 (its owner) with u1, u2 and u3 joined.
+async fn group_of_four(
+    store: &Arc<dyn Store>,
+    app: AppId,
+    name: &str,
+    visibility: Visibility,
+) -> RoomNumber {
+    match store
+        .execute(Command::CreateGroup(CreateGroup {
+            app,
+            actor: Some(user("u0")),
+            name: Some(name.into()),
+            image_url: None,
+            visibility,
+            alias: None,
+            members: vec![user("u1"), user("u2"), user("u3")],
+        }))
+        .await
+        .expect("group")
+    {
+        Outcome::Room { room, .. } => room.number,
+        other => panic!("expected a room, got {other:?}"),
+    }
+}
+
 fn item(a: &Answer) -> (Item, bool) {
     match a {
         Ok(Outcome::Item { item, created }) => (item.clone(), *created),
@@ -136,22 +165,7 @@ fn refused(a: &Answer) -> ErrorCode {
 async fn later_commands_of_a_batch_see_what_earlier_ones_did() {
     let (store, db) = common::fresh().await;
     let app = confab_core::conformance::app_with_users(&store, "b", 4).await;
-    let room = match store
-        .execute(Command::CreateGroup(CreateGroup {
-            app,
-            actor: Some(user("u0")),
-            name: Some("room".into()),
-            image_url: None,
-            visibility: Visibility::Public,
-            alias: None,
-            members: vec![user("u1"), user("u2"), user("u3")],
-        }))
-        .await
-        .expect("group")
-    {
-        Outcome::Room { room, .. } => room.number,
-        other => panic!("expected a room, got {other:?}"),
-    };
+    let room = group_of_four(&store, app, "room", Visibility::Public).await;
     // Stored before the batch: a message with a client id, and one to reply to.
     let (old, _) = item(&Ok(store
         .execute(send(app, "u0", room, "old", None, Some("old")))
@@ -295,34 +309,20 @@ async fn later_commands_of_a_batch_see_what_earlier_ones_did() {
 
 /// Every row of the gathering tables and of the rooms, memberships and timeline, sorted.
 async fn dump(db: &common::Db) -> Vec<String> {
-    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    let conn = tokio::spawn(conn);
-    let mut out = Vec::new();
-    for table in [
-        "meetups",
-        "rsvps",
-        "polls",
-        "poll_voters",
-        "alerts",
-        "rooms",
-        "members",
-        "items",
-    ] {
-        let mut rows: Vec<String> = client
-            .query(&format!("SELECT t::TEXT FROM {table} t"), &[])
-            .await
-            .expect("rows")
-            .iter()
-            .map(|r| format!("{table}: {}", r.get::<_, String>(0)))
-            .collect();
-        rows.sort();
-        out.extend(rows);
-    }
-    drop(client);
-    let _ = conn.await;
-    out
+    rows_of(
+        db,
+        &[
+            "meetups",
+            "rsvps",
+            "polls",
+            "poll_voters",
+            "alerts",
+            "rooms",
+            "members",
+            "items",
+        ],
+    )
+    .await
 }
 
 fn vote(app: AppId, who: &str, room: RoomNumber, poll: i64, choices: &[u32]) -> Command {
@@ -381,22 +381,7 @@ fn poll(app: AppId, who: &str, room: RoomNumber, kind: PollKind, choices: &[&str
 async fn gatherings_between_sends_in_one_batch_keep_the_room_gapless() {
     let (store, db) = common::fresh().await;
     let app = confab_core::conformance::app_with_users(&store, "g", 4).await;
-    let room = match store
-        .execute(Command::CreateGroup(CreateGroup {
-            app,
-            actor: Some(user("u0")),
-            name: Some("plans".into()),
-            image_url: None,
-            visibility: Visibility::Private,
-            alias: None,
-            members: vec![user("u1"), user("u2"), user("u3")],
-        }))
-        .await
-        .expect("group")
-    {
-        Outcome::Room { room, .. } => room.number,
-        other => panic!("expected a room, got {other:?}"),
-    };
+    let room = group_of_four(&store, app, "plans", Visibility::Private).await;
     let soon = Timestamp(Timestamp::now().0 + 10 * 86_400_000);
     let run = async |cmd: Command| store.execute(cmd).await.expect("accepted");
     run(meetup(app, "u0", room, "Dinner", soon)).await;
@@ -555,4 +540,302 @@ async fn gatherings_between_sends_in_one_batch_keep_the_room_gapless() {
     assert_ne!(dump(&db).await, live);
     store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
     assert_eq!(dump(&db).await, live);
+}
+
+fn edit(app: AppId, who: &str, room: RoomNumber, seq: i64, text: &str) -> Command {
+    Command::Edit(EditMessage {
+        app,
+        actor: user(who),
+        room,
+        seq: Seq(seq),
+        text: text.into(),
+    })
+}
+
+fn delete(app: AppId, who: &str, room: RoomNumber, seq: i64) -> Command {
+    Command::Delete(DeleteMessage {
+        app,
+        actor: user(who),
+        room,
+        seq: Seq(seq),
+    })
+}
+
+fn mark(app: AppId, who: &str, room: RoomNumber, seq: i64) -> Command {
+    Command::MarkRead(MarkRead {
+        app,
+        actor: user(who),
+        room,
+        seq: Seq(seq),
+    })
+}
+
+fn marker(a: &Answer) -> i64 {
+    match a {
+        Ok(Outcome::ReadMarker(s)) => s.0,
+        other => panic!("expected a read marker, got {other:?}"),
+    }
+}
+
+/// Rows of `tables` as text, sorted (`SELECT t::TEXT`), for comparing before and after a
+/// rebuild.
+async fn rows_of(db: &common::Db, tables: &[&str]) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let conn = tokio::spawn(conn);
+    let mut out = Vec::new();
+    for table in tables {
+        let mut rows: Vec<String> = client
+            .query(&format!("SELECT t::TEXT FROM {table} t"), &[])
+            .await
+            .expect("rows")
+            .iter()
+            .map(|r| format!("{table}: {}", r.get::<_, String>(0)))
+            .collect();
+        rows.sort();
+        out.extend(rows);
+    }
+    drop(client);
+    let _ = conn.await;
+    out
+}
+
+/// Read markers, edits, deletions, logins and sightings are buffered like sends and written
+/// together at the end (or before a membership change reads their rows): every later command
+/// of the batch must see them (an edited text, a deleted parent, a reply count, a marker, a
+/// login time), and the rows written must be those a replay writes one event at a time,
+/// including the deleted texts emptied from the log and from search.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edits_deletions_and_markers_in_one_batch_read_their_own_writes() {
+    let (store, db) = common::fresh().await;
+    let app = confab_core::conformance::app_with_users(&store, "m", 4).await;
+    let room = group_of_four(&store, app, "room", Visibility::Public).await;
+    let run = async |cmd: Command| item(&Ok(store.execute(cmd).await.expect("accepted"))).0;
+    let s1 = run(send(app, "u0", room, "first", None, None)).await.seq.0;
+    let s2 = run(send(app, "u1", room, "re first", Some(s1), None))
+        .await
+        .seq
+        .0;
+    let s3 = run(send(app, "u2", room, "doomed zebra", None, None))
+        .await
+        .seq
+        .0;
+    let s4 = run(send(app, "u1", room, "keep", None, Some("k")))
+        .await
+        .seq
+        .0;
+    let u3_before = store
+        .user(app, &user("u3"))
+        .await
+        .expect("user")
+        .expect("u3");
+    let next = s4 + 1;
+
+    let answers = in_one_batch(
+        &db,
+        &store,
+        app,
+        vec![
+            /* 0 */ send(app, "u1", room, "new", None, Some("n1")),
+            /* 1 */ mark(app, "u1", room, next),
+            /* 2 */ edit(app, "u0", room, s1, "first, edited"),
+            /* 3 */ edit(app, "u1", room, next, "new, edited"),
+            /* 4 */ send(app, "u1", room, "new", None, Some("n1")),
+            /* 5 */ send(app, "u3", room, "re new", Some(next), None),
+            /* 6 */ delete(app, "u1", room, s2),
+            /* 7 */ delete(app, "u0", room, s3),
+            /* 8 */ delete(app, "u3", room, next + 1),
+            /* 9 */ send(app, "u2", room, "re doomed", Some(s3), None),
+            /* 10 */ edit(app, "u1", room, s2, "back"),
+            /* 11 */ mark(app, "u2", room, next + 1),
+            /* 12 */ mark(app, "u2", room, s1),
+            /* 13 */ mark(app, "u1", room, next + 1),
+            /* 14 */
+            Command::RecordSeen {
+                app,
+                user: user("u3"),
+            },
+            /* 15 */
+            Command::RecordLogin {
+                app,
+                user: user("u2"),
+            },
+            /* 16 */ send(app, "u1", room, "keep", None, Some("k")),
+            /* 17 */
+            Command::Decide(Decide {
+                app,
+                actor: user("u0"),
+                room,
+                target: user("u3"),
+                decision: Decision::Kick,
+            }),
+            /* 18 */ mark(app, "u1", room, next),
+            /* 19 */ edit(app, "u0", room, s1, "first, again"),
+            /* 20 */ send(app, "u0", room, "last", Some(s1), None),
+            // The kick is announced at next + 2.
+            /* 21 */
+            mark(app, "u0", room, next + 3),
+        ],
+    )
+    .await;
+
+    let (new, created) = item(&answers[0]);
+    assert!(created);
+    assert_eq!(new.seq.0, next);
+    assert_eq!(
+        marker(&answers[1]),
+        next,
+        "a marker on a message of the batch"
+    );
+    let (edited, _) = item(&answers[2]);
+    assert_eq!(edited.text.as_deref(), Some("first, edited"));
+    assert_eq!(edited.reply_count, 1);
+    assert!(edited.edited_at.is_some());
+    let (edited_new, _) = item(&answers[3]);
+    assert_eq!(edited_new.text.as_deref(), Some("new, edited"));
+    assert_eq!(
+        refused(&answers[4]),
+        ErrorCode::ClientIdReused,
+        "the retry sees its item's edit"
+    );
+    let (reply, created) = item(&answers[5]);
+    assert!(created);
+    assert_eq!((reply.seq.0, reply.reply_to), (next + 1, Some(Seq(next))));
+    for i in [6, 7, 8] {
+        let (gone, _) = item(&answers[i]);
+        assert!(gone.deleted && gone.text.is_none(), "command {i}: {gone:?}");
+    }
+    assert_eq!(refused(&answers[9]), ErrorCode::MessageDeleted);
+    assert_eq!(refused(&answers[10]), ErrorCode::MessageDeleted);
+    assert_eq!(marker(&answers[11]), next + 1);
+    assert_eq!(
+        marker(&answers[12]),
+        next + 1,
+        "a marker never moves back, even before it is written"
+    );
+    assert_eq!(marker(&answers[13]), next + 1);
+    assert!(
+        matches!(answers[14], Ok(Outcome::Done)),
+        "{:?}",
+        answers[14]
+    );
+    let at = new.created_at;
+    match &answers[15] {
+        Ok(Outcome::User(u)) => {
+            assert_eq!((u.last_login_at, u.last_seen_at), (Some(at), Some(at)));
+        }
+        other => panic!("expected a user, got {other:?}"),
+    }
+    let (kept, created) = item(&answers[16]);
+    assert!(!created);
+    assert_eq!(kept.seq.0, s4);
+    assert!(
+        matches!(answers[17], Ok(Outcome::Member(_))),
+        "{:?}",
+        answers[17]
+    );
+    assert_eq!(
+        marker(&answers[18]),
+        next + 1,
+        "after the kick wrote the batch out, the marker is read back"
+    );
+    let (again, _) = item(&answers[19]);
+    assert_eq!(again.text.as_deref(), Some("first, again"));
+    assert_eq!(again.reply_count, 0, "its reply was deleted in the batch");
+    let (last, created) = item(&answers[20]);
+    assert!(created);
+    assert_eq!(last.seq.0, next + 3);
+    assert_eq!(marker(&answers[21]), next + 3);
+
+    // What was written, read back.
+    let (items, _, _) = store
+        .history(app, room, HistoryQuery::Latest, 100)
+        .await
+        .expect("history");
+    let find = |seq: i64| items.iter().find(|i| i.seq.0 == seq).expect("item").clone();
+    let first = find(s1);
+    assert_eq!(
+        (first.text.as_deref(), first.reply_count),
+        (Some("first, again"), 1)
+    );
+    assert!(find(s2).deleted && find(s3).deleted && find(next + 1).deleted);
+    let new = find(next);
+    assert_eq!(
+        (new.text.as_deref(), new.reply_count, new.edited_at),
+        (Some("new, edited"), 0, Some(at))
+    );
+    // 4 before; in the batch 3 sent and 3 deleted.
+    let a = store
+        .access(app, room, Some(&user("u1")))
+        .await
+        .expect("access")
+        .expect("room");
+    assert_eq!(a.room.messages_count, 4);
+    assert_eq!(store.app_stats(app).await.expect("stats").messages_count, 4);
+    assert_eq!(a.member.expect("member").read_seq.0, next + 1);
+    for (who, read) in [("u0", next + 3), ("u2", next + 1)] {
+        let a = store
+            .access(app, room, Some(&user(who)))
+            .await
+            .expect("access")
+            .expect("room");
+        assert_eq!(a.member.expect("member").read_seq.0, read, "{who}");
+    }
+    let u2 = store
+        .user(app, &user("u2"))
+        .await
+        .expect("user")
+        .expect("u2");
+    assert_eq!((u2.last_login_at, u2.last_seen_at), (Some(at), Some(at)));
+    let u3 = store
+        .user(app, &user("u3"))
+        .await
+        .expect("user")
+        .expect("u3");
+    assert_eq!(
+        (u3.last_login_at, u3.last_seen_at),
+        (u3_before.last_login_at, Some(at))
+    );
+    // Deleted texts are gone from search and from the log, whether the message was stored
+    // before the batch or sent in it.
+    let hits = confab_core::conformance::search_all(&store, app, Scope::Room(room), "zebra").await;
+    assert!(hits.is_empty(), "{hits:?}");
+    let hits = confab_core::conformance::search_all(&store, app, Scope::Room(room), "again").await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let log = store.events(app, Offset(0), 1000).await.expect("events");
+    let mut redacted = 0;
+    for ev in &log.rows {
+        if let EventBody::MessagePosted {
+            seq,
+            text,
+            redacted: r,
+            ..
+        }
+        | EventBody::MessageEdited {
+            seq,
+            text,
+            redacted: r,
+            ..
+        } = &ev.body
+            && [s2, s3, next + 1].contains(&seq.0)
+        {
+            assert!(text.is_empty() && *r, "{:?}", ev.body);
+            redacted += 1;
+        }
+    }
+    assert_eq!(redacted, 3);
+
+    // The rows written together equal a replay of the log one event at a time.
+    let tables = ["rooms", "members", "items", "users", "events"];
+    let live = (
+        confab_core::conformance::snapshot(&store, app).await,
+        rows_of(&db, &tables).await,
+    );
+    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
+    let rebuilt = (
+        confab_core::conformance::snapshot(&store, app).await,
+        rows_of(&db, &tables).await,
+    );
+    assert_eq!(live, rebuilt);
 }

@@ -1,0 +1,252 @@
+//! The set-based statements that write what a batch owes (`pending`): one per table touched,
+//! each over arrays (`UNNEST`), all sent in one round trip (`Conn::pipeline`), and only those
+//! with rows to write.
+
+use crate::conn::Step;
+use crate::pending::{ItemKey, MemberKey, Owed, RoomBump, Seen};
+use confab_core::ids::{AppId, RoomNumber, Seq, UserId};
+use confab_core::model::Item;
+use confab_core::search::fold;
+use std::collections::{BTreeMap, BTreeSet};
+use tokio_postgres::types::ToSql;
+
+/// The items, the stored items' changes (reply counts, edits, deletions), the rooms' counters.
+/// Data-modifying CTEs all see the statement's snapshot, not each other's rows, so the stored
+/// items updated here are only items stored before; changes to the items inserted here are
+/// made in memory (`Pending`). Each stored item has one row of changes: a row updated twice
+/// in one statement would keep only one of the updates.
+pub const ITEMS_SQL: &str = "WITH new_items AS (
+        INSERT INTO items (app_id, room_no, seq, pos, kind, sender, text, folded, reply_to,
+            reply_count, created_at, client_id, edited_at, deleted)
+        SELECT a, r, s, p, 'message', snd, t, f, rt, n, at, cid, e, d
+        FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[],
+            $6::TEXT[], $7::TEXT[], $8::BIGINT[], $9::BIGINT[], $10::BIGINT[], $11::TEXT[],
+            $12::BIGINT[], $13::BOOL[])
+            AS u(a, r, s, p, snd, t, f, rt, n, at, cid, e, d)
+    ), stored AS (
+        UPDATE items i SET reply_count = i.reply_count + u.n,
+            text = CASE WHEN u.ch THEN u.t ELSE i.text END,
+            folded = CASE WHEN u.ch THEN u.f ELSE i.folded END,
+            edited_at = CASE WHEN u.ch THEN u.e ELSE i.edited_at END,
+            pos = CASE WHEN u.ch THEN u.p ELSE i.pos END,
+            deleted = i.deleted OR u.d
+        FROM UNNEST($14::BIGINT[], $15::BIGINT[], $16::BIGINT[], $17::BIGINT[], $18::BOOL[],
+            $19::TEXT[], $20::TEXT[], $21::BIGINT[], $22::BIGINT[], $23::BOOL[])
+            AS u(a, r, s, n, ch, t, f, e, p, d)
+        WHERE i.app_id = u.a AND i.room_no = u.r AND i.seq = u.s
+    )
+    UPDATE rooms o SET last_seq = COALESCE(u.s, o.last_seq), last_pos = u.p,
+        messages_count = o.messages_count + u.n, activity = COALESCE(u.at, o.activity)
+    FROM UNNEST($24::BIGINT[], $25::BIGINT[], $26::BIGINT[], $27::BIGINT[], $28::BIGINT[],
+        $29::BIGINT[]) AS u(a, r, s, p, n, at)
+    WHERE o.app_id = u.a AND o.number = u.r";
+
+/// Empties the text the log holds for deleted messages (see `EventBody::MessagePosted`), in
+/// the events of earlier transactions; this batch's events are redacted in memory and
+/// inserted after this runs.
+pub const REDACT_SQL: &str = "UPDATE events e
+    SET body = jsonb_set(jsonb_set(e.body::jsonb, '{text}', '\"\"'), '{redacted}', 'true')::text
+    FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) AS u(a, r, s)
+    WHERE e.app_id = u.a AND e.room_no = u.r AND e.seq = u.s
+      AND e.type IN ('message_posted', 'message_edited')";
+
+/// Read markers only move forward.
+pub const MARKS_SQL: &str = "UPDATE members m SET read_seq = GREATEST(m.read_seq, u.s)
+    FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[]) AS u(a, r, id, s)
+    WHERE m.app_id = u.a AND m.room_no = u.r AND m.user_id = u.id";
+
+/// A login is also a sighting; a sighting leaves the last login as it is.
+pub const USERS_SQL: &str = "UPDATE users us
+    SET last_login_at = COALESCE(u.l, us.last_login_at), last_seen_at = u.s
+    FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[]) AS u(a, id, l, s)
+    WHERE us.app_id = u.a AND us.user_id = u.id";
+
+/// The statements' parameters, owned.
+#[derive(Default)]
+pub struct Flush {
+    i_app: Vec<i64>,
+    i_room: Vec<i64>,
+    i_seq: Vec<i64>,
+    i_pos: Vec<i64>,
+    i_sender: Vec<Option<String>>,
+    i_text: Vec<Option<String>>,
+    i_folded: Vec<Option<String>>,
+    i_reply_to: Vec<Option<i64>>,
+    i_replies: Vec<i64>,
+    i_at: Vec<i64>,
+    i_client: Vec<Option<String>>,
+    i_edited: Vec<Option<i64>>,
+    i_deleted: Vec<bool>,
+    o_app: Vec<i64>,
+    o_room: Vec<i64>,
+    o_seq: Vec<i64>,
+    o_replies: Vec<i64>,
+    o_changed: Vec<bool>,
+    o_text: Vec<Option<String>>,
+    o_folded: Vec<Option<String>>,
+    o_edited: Vec<Option<i64>>,
+    o_pos: Vec<Option<i64>>,
+    o_deleted: Vec<bool>,
+    r_app: Vec<i64>,
+    r_room: Vec<i64>,
+    r_seq: Vec<Option<i64>>,
+    r_pos: Vec<i64>,
+    r_n: Vec<i64>,
+    r_at: Vec<Option<i64>>,
+    x_app: Vec<i64>,
+    x_room: Vec<i64>,
+    x_seq: Vec<i64>,
+    m_app: Vec<i64>,
+    m_room: Vec<i64>,
+    m_user: Vec<String>,
+    m_seq: Vec<i64>,
+    u_app: Vec<i64>,
+    u_user: Vec<String>,
+    u_login: Vec<Option<i64>>,
+    u_seen: Vec<i64>,
+}
+
+/// The parameters of a `Flush`, borrowed as the statements take them.
+pub struct FlushParams<'a> {
+    items: Option<[&'a (dyn ToSql + Sync); 29]>,
+    redact: Option<[&'a (dyn ToSql + Sync); 3]>,
+    marks: Option<[&'a (dyn ToSql + Sync); 4]>,
+    users: Option<[&'a (dyn ToSql + Sync); 4]>,
+}
+
+impl FlushParams<'_> {
+    /// The statements with rows to write, in a fixed order.
+    pub fn steps(&self) -> Vec<Step<'_>> {
+        let mut steps = Vec::with_capacity(4);
+        if let Some(p) = &self.items {
+            steps.push(Step::Query(ITEMS_SQL, p));
+        }
+        if let Some(p) = &self.redact {
+            steps.push(Step::Query(REDACT_SQL, p));
+        }
+        if let Some(p) = &self.marks {
+            steps.push(Step::Query(MARKS_SQL, p));
+        }
+        if let Some(p) = &self.users {
+            steps.push(Step::Query(USERS_SQL, p));
+        }
+        steps
+    }
+}
+
+impl Flush {
+    pub(crate) fn of(
+        items: Vec<(AppId, RoomNumber, Item)>,
+        owed: BTreeMap<ItemKey, Owed>,
+        rooms: BTreeMap<(AppId, RoomNumber), RoomBump>,
+        redact: BTreeSet<ItemKey>,
+        marks: BTreeMap<MemberKey, Seq>,
+        users: BTreeMap<(AppId, UserId), Seen>,
+    ) -> Flush {
+        let mut f = Flush::default();
+        for (app, room, item) in items {
+            f.i_app.push(app.0);
+            f.i_room.push(room.0);
+            f.i_seq.push(item.seq.0);
+            f.i_pos.push(item.pos.0);
+            f.i_folded.push(item.text.as_deref().map(fold));
+            f.i_sender.push(item.sender.map(|u| u.0));
+            f.i_text.push(item.text);
+            f.i_reply_to.push(item.reply_to.map(|s| s.0));
+            f.i_replies.push(item.reply_count);
+            f.i_at.push(item.created_at.0);
+            f.i_client.push(item.client_id);
+            f.i_edited.push(item.edited_at.map(|t| t.0));
+            f.i_deleted.push(item.deleted);
+        }
+        for ((app, room, seq), o) in owed {
+            f.o_app.push(app.0);
+            f.o_room.push(room.0);
+            f.o_seq.push(seq.0);
+            f.o_replies.push(o.replies);
+            f.o_changed.push(o.change.is_some());
+            let c = o.change.as_ref();
+            f.o_folded.push(c.and_then(|c| c.text.as_deref()).map(fold));
+            f.o_edited.push(c.map(|c| c.at.0));
+            f.o_pos.push(c.map(|c| c.pos.0));
+            f.o_deleted.push(c.is_some_and(|c| c.text.is_none()));
+            f.o_text.push(o.change.and_then(|c| c.text));
+        }
+        for ((app, room), b) in rooms {
+            f.r_app.push(app.0);
+            f.r_room.push(room.0);
+            f.r_seq.push(b.last_seq.map(|s| s.0));
+            f.r_pos.push(b.last_pos.0);
+            f.r_n.push(b.messages);
+            f.r_at.push(b.activity.map(|t| t.0));
+        }
+        for (app, room, seq) in redact {
+            f.x_app.push(app.0);
+            f.x_room.push(room.0);
+            f.x_seq.push(seq.0);
+        }
+        for ((app, room, user), seq) in marks {
+            f.m_app.push(app.0);
+            f.m_room.push(room.0);
+            f.m_user.push(user.0);
+            f.m_seq.push(seq.0);
+        }
+        for ((app, user), s) in users {
+            f.u_app.push(app.0);
+            f.u_user.push(user.0);
+            f.u_login.push(s.login.map(|t| t.0));
+            f.u_seen.push(s.seen.0);
+        }
+        f
+    }
+
+    pub fn params(&self) -> FlushParams<'_> {
+        let items = !(self.i_app.is_empty() && self.o_app.is_empty() && self.r_app.is_empty());
+        FlushParams {
+            items: items.then_some([
+                &self.i_app,
+                &self.i_room,
+                &self.i_seq,
+                &self.i_pos,
+                &self.i_sender,
+                &self.i_text,
+                &self.i_folded,
+                &self.i_reply_to,
+                &self.i_replies,
+                &self.i_at,
+                &self.i_client,
+                &self.i_edited,
+                &self.i_deleted,
+                &self.o_app,
+                &self.o_room,
+                &self.o_seq,
+                &self.o_replies,
+                &self.o_changed,
+                &self.o_text,
+                &self.o_folded,
+                &self.o_edited,
+                &self.o_pos,
+                &self.o_deleted,
+                &self.r_app,
+                &self.r_room,
+                &self.r_seq,
+                &self.r_pos,
+                &self.r_n,
+                &self.r_at,
+            ]),
+            redact: (!self.x_app.is_empty()).then_some([&self.x_app, &self.x_room, &self.x_seq]),
+            marks: (!self.m_app.is_empty()).then_some([
+                &self.m_app,
+                &self.m_room,
+                &self.m_user,
+                &self.m_seq,
+            ]),
+            users: (!self.u_app.is_empty()).then_some([
+                &self.u_app,
+                &self.u_user,
+                &self.u_login,
+                &self.u_seen,
+            ]),
+        }
+    }
+}
