@@ -11,6 +11,7 @@ mod conn;
 mod fault;
 mod identities;
 mod joinings;
+mod leases;
 mod meetups;
 mod open;
 mod pending;
@@ -41,7 +42,7 @@ use confab_core::model::{
     Access, App, AppKeys, AppStats, Change, HistoryQuery, IdentityLink, IdentityProvider, Item,
     Member, MemberState, Page, Room, RoomSummary, User,
 };
-use confab_core::store::{BroadcastFeed, CommitFeed, Progress, Store, StoreResult};
+use confab_core::store::{BroadcastFeed, CommitFeed, Lease, Progress, Store, StoreResult};
 use fault::pg as be;
 use std::sync::Arc;
 use std::time::Duration;
@@ -440,6 +441,17 @@ impl Store for PgStore {
             .transpose()?
             .unwrap_or(0);
         Ok(n as u64)
+    }
+
+    async fn write_lease(
+        &self,
+        app: AppId,
+        node: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<Lease>> {
+        leases::write_lease(&self.client().await?, app, node, ttl)
+            .await
+            .map(Some)
     }
 
     async fn ping(&self) -> StoreResult<()> {
