@@ -15,6 +15,9 @@
 //! connections from the store, which is what repairs anything dropped.
 
 mod receiver;
+mod route;
+
+pub use route::{RouteConfig, RouteCounters, WriteRouter};
 
 use bytes::Bytes;
 use confab_core::bus::{Bus, BusMessage, BusReceiver, Topic};
@@ -58,6 +61,8 @@ impl NatsConfig {
 pub enum NatsBusError {
     #[error("cannot use NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
+    #[error("cannot subscribe to {subject} on NATS: {reason}")]
+    Subscribe { subject: String, reason: String },
 }
 
 /// What the client's events tell receivers.

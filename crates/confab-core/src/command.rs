@@ -77,6 +77,41 @@ pub enum Command {
     ClosePoll(ClosePoll),
 }
 
+impl Command {
+    /// The app the command changes; `None` for the creation of an app.
+    pub fn app(&self) -> Option<AppId> {
+        use Command::*;
+        Some(match self {
+            CreateApp(_) => return None,
+            RenameApp { app, .. }
+            | RecordLogin { app, .. }
+            | RecordSeen { app, .. }
+            | CreateDirect { app, .. }
+            | DeleteRoom { app, .. }
+            | Join { app, .. }
+            | Leave { app, .. } => *app,
+            UpsertUser(c) => c.app,
+            UpdateProfile(c) => c.app,
+            CreateGroup(c) => c.app,
+            UpdateRoom(c) => c.app,
+            Invite(c) => c.app,
+            Decide(c) => c.app,
+            SetRole(c) => c.app,
+            Send(c) => c.app,
+            Edit(c) => c.app,
+            Delete(c) => c.app,
+            MarkRead(c) => c.app,
+            CreateMeetup(c) => c.app,
+            UpdateMeetup(c) => c.app,
+            CancelMeetup(c) => c.app,
+            SetRsvp(c) => c.app,
+            CreatePoll(c) => c.app,
+            Vote(c) => c.app,
+            ClosePoll(c) => c.app,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateApp {
     pub name: String,
