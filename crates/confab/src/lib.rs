@@ -252,7 +252,7 @@ impl Running {
     pub async fn stop(self) -> anyhow::Result<()> {
         // Other nodes stop sending this node their writes first (they run them themselves).
         if let Some(router) = &self.router {
-            router.stop();
+            router.stop().await;
         }
         self.closer.stop().await;
         let _ = self.shutdown.send(());

@@ -42,7 +42,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// How long a lease lasts unless renewed.
@@ -123,7 +123,8 @@ struct Cached {
 /// The router: an [`Execute`] that runs each command on its app's writer.
 pub struct WriteRouter {
     inner: Arc<Inner>,
-    serving: Mutex<Option<JoinHandle<()>>>,
+    /// The serving task and what tells it to stop.
+    serving: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
 }
 
 pub(crate) struct Inner {
@@ -178,10 +179,11 @@ impl WriteRouter {
                 reason: e.to_string(),
             })?;
         tracing::info!(node = %me, subject, "routing each app's writes to its lease holder");
-        let serving = tokio::spawn(serve::serve(inner.clone(), sub));
+        let (stop, stopped) = oneshot::channel();
+        let serving = tokio::spawn(serve::serve(inner.clone(), sub, stopped));
         Ok(WriteRouter {
             inner,
-            serving: Mutex::new(Some(serving)),
+            serving: Mutex::new(Some((stop, serving))),
         })
     }
 
@@ -204,12 +206,19 @@ impl WriteRouter {
     }
 
     /// Stops serving other nodes (they then run this node's apps themselves until its leases
-    /// expire) and lets forwarders end once their queues are empty. Batches being served
-    /// finish and are answered.
-    pub fn stop(&self) {
-        if let Some(task) = self.serving.lock().ok().and_then(|mut s| s.take()) {
-            // Dropping the subscription unsubscribes: new requests find no responder.
-            task.abort();
+    /// expire): returns once NATS has the unsubscription, so requests sent afterwards find
+    /// no responder, and those that came before are answered. Forwarders end once their
+    /// queues are empty.
+    pub async fn stop(&self) {
+        let serving = self.serving.lock().ok().and_then(|mut s| s.take());
+        if let Some((stop, mut task)) = serving {
+            let _ = stop.send(());
+            if tokio::time::timeout(Duration::from_secs(3), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
         }
         if let Ok(mut f) = self.inner.forwarders.lock() {
             f.clear();
@@ -219,7 +228,10 @@ impl WriteRouter {
 
 impl Drop for WriteRouter {
     fn drop(&mut self) {
-        self.stop();
+        // Not stopped first: dropping the subscription unsubscribes, without the handshake.
+        if let Some((_, task)) = self.serving.lock().ok().and_then(|mut s| s.take()) {
+            task.abort();
+        }
     }
 }
 

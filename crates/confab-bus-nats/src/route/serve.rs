@@ -11,11 +11,28 @@ use futures_util::StreamExt;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::Semaphore;
+use std::time::Duration;
+use tokio::sync::{Semaphore, oneshot};
 
-pub(crate) async fn serve(inner: Arc<Inner>, mut requests: async_nats::Subscriber) {
+/// How long each step of stopping may take.
+const STOP_WAIT: Duration = Duration::from_secs(1);
+
+/// Serves the write subject until `stop` fires (or its sender goes).
+pub(crate) async fn serve(
+    inner: Arc<Inner>,
+    mut requests: async_nats::Subscriber,
+    mut stop: oneshot::Receiver<()>,
+) {
     let slots = Arc::new(Semaphore::new(SERVING));
-    while let Some(msg) = requests.next().await {
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            msg = requests.next() => match msg {
+                Some(msg) => msg,
+                None => return,
+            },
+        };
         // Without a reply subject nobody waits for an answer: nothing to do.
         let Some(reply_to) = msg.reply.clone() else {
             continue;
@@ -31,6 +48,20 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut requests: async_nats::Subscribe
             drop(slot);
         });
     }
+    // Stopping: unsubscribe, and once the server has it (the flush's round trip) no request
+    // comes here any more. Those that came meanwhile are answered "busy" (nothing ran), so
+    // their senders run them at once instead of waiting for an answer that never comes.
+    if requests.drain().await.is_ok() {
+        let _ = tokio::time::timeout(STOP_WAIT, inner.client.flush()).await;
+    }
+    let _ = tokio::time::timeout(STOP_WAIT, async {
+        while let Some(msg) = requests.next().await {
+            if let Some(to) = msg.reply {
+                answer(&inner, to, &Reply::Busy).await;
+            }
+        }
+    })
+    .await;
 }
 
 async fn answer(inner: &Inner, to: async_nats::Subject, reply: &Reply) {
