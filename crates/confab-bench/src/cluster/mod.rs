@@ -20,6 +20,8 @@ mod latency;
 mod node;
 mod setup;
 
+pub(crate) use node::Nats;
+
 use crate::harness::{LIFTED_RATE, RATE_LIMIT_KEYS, fresh_db};
 use crate::pg::TempDb;
 use crate::stats::Table;
