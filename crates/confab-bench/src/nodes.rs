@@ -179,7 +179,6 @@ async fn one(opts: &Opts, setup: &Setup<'_>) -> anyhow::Result<Run> {
     })
 }
 
-
 pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let senders = opts.senders.max(1);
     let nats = Nats::open(&opts.cluster.nats).await?;

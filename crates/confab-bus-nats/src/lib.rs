@@ -5,6 +5,8 @@
 //! - `confab.<app>.<room>`: the room's changes, read markers and typing notices;
 //! - `confab.<app>.app`: the app's membership changes and room deletions (a second copy, so a
 //!   node hears that one of its users joined a room it does not follow yet) and presence.
+//! - `confab.write.<node id>`: commands other nodes hand to the node that writes their app
+//!   (request/reply; see [`WriteRouter`]).
 //!
 //! (`confab` is the default prefix: deployments sharing one NATS each take their own.)
 //!

@@ -329,7 +329,11 @@ mod tests {
 
     fn round_trip<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: T) {
         let json = serde_json::to_string(&v).expect("serializes");
-        assert_eq!(serde_json::from_str::<T>(&json).expect("parses"), v, "{json}");
+        assert_eq!(
+            serde_json::from_str::<T>(&json).expect("parses"),
+            v,
+            "{json}"
+        );
     }
 
     #[test]
@@ -362,7 +366,10 @@ mod tests {
             closes_at: Some(Timestamp(5)),
             meetup: Some(MeetupNumber(1)),
         }));
-        round_trip(Command::RecordSeen { app, user: alice.clone() });
+        round_trip(Command::RecordSeen {
+            app,
+            user: alice.clone(),
+        });
         round_trip(Outcome::Item {
             item: Item {
                 seq: Seq(1),

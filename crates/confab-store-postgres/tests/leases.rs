@@ -24,11 +24,17 @@ async fn a_lease_is_claimed_refused_while_held_renewed_and_taken_over_after_expi
     let long = Duration::from_secs(30);
 
     let first = lease(&*a, app, "node-a", long).await;
-    assert_eq!(first.holder, "node-a", "a free lease goes to the first asker");
+    assert_eq!(
+        first.holder, "node-a",
+        "a free lease goes to the first asker"
+    );
     assert!(first.valid_for > Duration::from_secs(29) && first.valid_for <= long);
 
     let refused = lease(&*b, app, "node-b", long).await;
-    assert_eq!(refused.holder, "node-a", "a held lease stays with its holder");
+    assert_eq!(
+        refused.holder, "node-a",
+        "a held lease stays with its holder"
+    );
     assert!(refused.valid_for > Duration::ZERO && refused.valid_for <= long);
 
     // Leases are per app.

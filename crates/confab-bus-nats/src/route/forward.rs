@@ -5,8 +5,8 @@
 
 use super::wire::{self, Reply};
 use super::{
-    BATCH_BYTES, DEADLINE, FORWARDER_IDLE, IN_FLIGHT, Inner, MARGIN, MAX_BATCH,
-    MAX_REQUEST_BYTES, QUEUE,
+    BATCH_BYTES, DEADLINE, FORWARDER_IDLE, IN_FLIGHT, Inner, MARGIN, MAX_BATCH, MAX_REQUEST_BYTES,
+    QUEUE,
 };
 use confab_core::command::{Command, Outcome};
 use confab_core::error::StoreError;
@@ -148,7 +148,10 @@ async fn run(inner: Arc<Inner>, node: Arc<str>, id: u64, mut queue: mpsc::Receiv
     }
     // Whatever is still queued was never sent.
     queue.close();
-    for p in carried.into_iter().chain(std::iter::from_fn(|| queue.try_recv().ok())) {
+    for p in carried
+        .into_iter()
+        .chain(std::iter::from_fn(|| queue.try_recv().ok()))
+    {
         let _ = p.reply.send(Forwarded::NotRun(p.cmd));
     }
 }

@@ -170,14 +170,15 @@ impl WriteRouter {
             fallbacks: AtomicU64::new(0),
         });
         let subject = inner.subject(&me);
-        let sub = inner
-            .client
-            .subscribe(subject.clone())
-            .await
-            .map_err(|e| NatsBusError::Subscribe {
-                subject: subject.clone(),
-                reason: e.to_string(),
-            })?;
+        let sub =
+            inner
+                .client
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| NatsBusError::Subscribe {
+                    subject: subject.clone(),
+                    reason: e.to_string(),
+                })?;
         tracing::info!(node = %me, subject, "routing each app's writes to its lease holder");
         let (stop, stopped) = oneshot::channel();
         let serving = tokio::spawn(serve::serve(inner.clone(), sub, stopped));

@@ -72,7 +72,8 @@ struct Envelope<T> {
 
 /// The request body of commands already serialized one by one (each when it was queued).
 pub(crate) fn request<'a>(deadline_ms: i64, cmds: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = format!("{{\"v\":{VERSION},\"deadline_ms\":{deadline_ms},\"cmds\":[").into_bytes();
+    let mut out =
+        format!("{{\"v\":{VERSION},\"deadline_ms\":{deadline_ms},\"cmds\":[").into_bytes();
     for (i, cmd) in cmds.enumerate() {
         if i > 0 {
             out.push(b',');
@@ -97,10 +98,7 @@ pub(crate) fn parse_request(payload: &[u8]) -> Result<Batch, Reply> {
 }
 
 pub(crate) fn encode_reply(reply: &Reply) -> Vec<u8> {
-    let envelope = Envelope {
-        v: VERSION,
-        reply,
-    };
+    let envelope = Envelope { v: VERSION, reply };
     // Serializing these types cannot fail (no maps with non-string keys, no custom code); an
     // empty body would read as unreadable, which the sender treats as an unknown outcome.
     serde_json::to_vec(&envelope).unwrap_or_default()
@@ -146,7 +144,11 @@ mod tests {
 
         let reply = Reply::Results(vec![
             Ok(Outcome::Done).into(),
-            Err(StoreError::Domain(DomainError::new(ErrorCode::TextEmpty, "empty"))).into(),
+            Err(StoreError::Domain(DomainError::new(
+                ErrorCode::TextEmpty,
+                "empty",
+            )))
+            .into(),
         ]);
         let Reply::Results(back) = parse_reply(&encode_reply(&reply)).expect("readable") else {
             panic!("results expected");

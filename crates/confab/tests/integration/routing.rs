@@ -98,11 +98,41 @@ async fn routing_sends_through_another_node_run_on_the_writer_with_the_same_answ
     // Refusals: the rules' (run on the writer) and the input checks' (run before routing).
     let nowhere = format!("/v1/rooms/{}/messages", room + 100);
     let refusals = [
-        (carol, path.as_str(), message("let me in", None), StatusCode::FORBIDDEN, "not_a_member"),
-        (alice, path.as_str(), message("   ", None), StatusCode::UNPROCESSABLE_ENTITY, "text_empty"),
-        (alice, path.as_str(), message("other text", Some("b-1")), StatusCode::CONFLICT, "client_id_reused"),
-        (alice, path.as_str(), json!({"text": "re", "reply_to": 999}), StatusCode::UNPROCESSABLE_ENTITY, "reply_target_not_found"),
-        (alice, nowhere.as_str(), message("lost", None), StatusCode::NOT_FOUND, "room_not_found"),
+        (
+            carol,
+            path.as_str(),
+            message("let me in", None),
+            StatusCode::FORBIDDEN,
+            "not_a_member",
+        ),
+        (
+            alice,
+            path.as_str(),
+            message("   ", None),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "text_empty",
+        ),
+        (
+            alice,
+            path.as_str(),
+            message("other text", Some("b-1")),
+            StatusCode::CONFLICT,
+            "client_id_reused",
+        ),
+        (
+            alice,
+            path.as_str(),
+            json!({"text": "re", "reply_to": 999}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reply_target_not_found",
+        ),
+        (
+            alice,
+            nowhere.as_str(),
+            message("lost", None),
+            StatusCode::NOT_FOUND,
+            "room_not_found",
+        ),
     ];
     for (token, path, body, status, code) in refusals {
         let on_a = a.post(path, token, body.clone()).await;
@@ -123,7 +153,10 @@ async fn routing_sends_through_another_node_run_on_the_writer_with_the_same_answ
 
     let (a1, b1) = (a.routing(), b.routing());
     // B's forwarded commands: its send, its retry, four refusals by the rules, the edit.
-    assert!(b1.forwarded >= b0.forwarded + 7, "B forwarded: {b0:?} -> {b1:?}");
+    assert!(
+        b1.forwarded >= b0.forwarded + 7,
+        "B forwarded: {b0:?} -> {b1:?}"
+    );
     assert!(a1.served >= a0.served + 7, "A served: {a0:?} -> {a1:?}");
     assert_eq!(b1.fallbacks, b0.fallbacks, "nothing fell back");
     assert_eq!(a1.forwarded, a0.forwarded, "A ran its own commands");
@@ -163,7 +196,11 @@ async fn routing_concurrent_senders_on_two_nodes_keep_one_gapless_room() {
     }
     let items = timeline(&nodes[1], &tokens[0], room).await;
     let seqs: Vec<i64> = items.keys().copied().collect();
-    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "seqs 1..n");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "seqs 1..n"
+    );
     let sent: Vec<&String> = items.values().filter(|t| t.starts_with("m ")).collect();
     let distinct: BTreeSet<&String> = sent.iter().copied().collect();
     assert_eq!(sent.len(), users.len() * per_sender, "every message");

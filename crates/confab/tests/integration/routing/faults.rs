@@ -26,7 +26,10 @@ async fn send_until_acknowledged(node: &Server, token: &str, room: i64, text: &s
                 return item["seq"].as_i64().expect("seq");
             }
             StatusCode::SERVICE_UNAVAILABLE => {
-                assert!(Instant::now() < deadline, "{text} never acknowledged: {item}");
+                assert!(
+                    Instant::now() < deadline,
+                    "{text} never acknowledged: {item}"
+                );
             }
             other => panic!("{text}: {other} {item}"),
         }
@@ -54,21 +57,32 @@ async fn routing_the_writer_stops_and_the_other_node_carries_on_then_takes_the_l
     let (_app, tokens, room) = app_on(&nodes[0], &["alice", "bob"]).await;
     let b0 = nodes[1].routing();
     nodes[1].send(&tokens[1], room, "before").await;
-    assert_eq!(nodes[1].routing().forwarded, b0.forwarded + 1, "forwarded to A");
+    assert_eq!(
+        nodes[1].routing().forwarded,
+        b0.forwarded + 1,
+        "forwarded to A"
+    );
 
     nodes[0].stop().await;
     let b = &nodes[1];
     let stopped = b.routing();
     let mut n = 0;
     // Until B takes the lease, its sends fall back; each is still 201.
-    until(Duration::from_secs(20), "B becomes the writer", async || {
-        let before = b.routing();
-        n += 1;
-        b.send(&tokens[1], room, &format!("after {n}")).await;
-        let after = b.routing();
-        assert_eq!(after.forwarded, before.forwarded, "A is gone: nothing forwarded");
-        after.fallbacks == before.fallbacks
-    })
+    until(
+        Duration::from_secs(20),
+        "B becomes the writer",
+        async || {
+            let before = b.routing();
+            n += 1;
+            b.send(&tokens[1], room, &format!("after {n}")).await;
+            let after = b.routing();
+            assert_eq!(
+                after.forwarded, before.forwarded,
+                "A is gone: nothing forwarded"
+            );
+            after.fallbacks == before.fallbacks
+        },
+    )
     .await;
     let writer = b.routing();
     for i in 0..5 {
@@ -81,7 +95,11 @@ async fn routing_the_writer_stops_and_the_other_node_carries_on_then_takes_the_l
     );
     let items = timeline(b, &tokens[0], room).await;
     let seqs: Vec<i64> = items.keys().copied().collect();
-    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "seqs 1..n");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "seqs 1..n"
+    );
     assert_eq!(
         items.values().filter(|t| t.starts_with("after ")).count(),
         n,
@@ -105,7 +123,10 @@ async fn routing_nats_stopped_sends_run_locally_and_routing_resumes_after() {
     let (a, b) = (&nodes[0], &nodes[1]);
     let (_app, tokens, room) = app_on(a, &["alice", "bob"]).await;
     send_until_acknowledged(b, &tokens[1], room, "before").await;
-    assert!(b.routing().forwarded >= 1, "forwarded to A while NATS is up");
+    assert!(
+        b.routing().forwarded >= 1,
+        "forwarded to A while NATS is up"
+    );
 
     nats.stop();
     let served = a.routing().served;
@@ -120,18 +141,26 @@ async fn routing_nats_stopped_sends_run_locally_and_routing_resumes_after() {
     nats.restart();
     let forwarded = b.routing().forwarded;
     let mut i = 0;
-    until(Duration::from_secs(20), "B forwards to A again", async || {
-        i += 1;
-        let text = format!("after-{i}");
-        send_until_acknowledged(b, &tokens[1], room, &text).await;
-        sent.push(text);
-        b.routing().forwarded > forwarded
-    })
+    until(
+        Duration::from_secs(20),
+        "B forwards to A again",
+        async || {
+            i += 1;
+            let text = format!("after-{i}");
+            send_until_acknowledged(b, &tokens[1], room, &text).await;
+            sent.push(text);
+            b.routing().forwarded > forwarded
+        },
+    )
     .await;
 
     let items = timeline(a, &tokens[0], room).await;
     let seqs: Vec<i64> = items.keys().copied().collect();
-    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "seqs 1..n");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "seqs 1..n"
+    );
     for text in &sent {
         let copies = items.values().filter(|t| *t == text).count();
         assert_eq!(copies, 1, "{text} once");

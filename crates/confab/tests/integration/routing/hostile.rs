@@ -56,7 +56,8 @@ async fn routing_hostile_batches_are_refused_and_change_nothing() {
         .expect("json")
     };
     let batch = |v: i64, deadline_ms: i64, cmds: Vec<Value>| {
-        serde_json::to_vec(&json!({"v": v, "deadline_ms": deadline_ms, "cmds": cmds})).expect("json")
+        serde_json::to_vec(&json!({"v": v, "deadline_ms": deadline_ms, "cmds": cmds}))
+            .expect("json")
     };
     let later = now_ms() + 60_000;
     let create_app = serde_json::to_value(Command::CreateApp(CreateApp {
@@ -71,12 +72,32 @@ async fn routing_hostile_batches_are_refused_and_change_nothing() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("garbage", b"\x00\xffnot json at all".to_vec(), "refused"),
         ("empty", Vec::new(), "refused"),
-        ("another version", batch(2, later, vec![send("v2")]), "refused"),
-        ("past its deadline", batch(1, now_ms() - 1_000, vec![send("late")]), "expired"),
+        (
+            "another version",
+            batch(2, later, vec![send("v2")]),
+            "refused",
+        ),
+        (
+            "past its deadline",
+            batch(1, now_ms() - 1_000, vec![send("late")]),
+            "expired",
+        ),
         ("too large", oversized, "refused"),
-        ("too many commands", batch(1, later, vec![send("many"); 257]), "refused"),
-        ("a command never forwarded", batch(1, later, vec![send("with"), create_app]), "refused"),
-        ("an unknown command", batch(1, later, vec![json!({"DropTables": {}})]), "refused"),
+        (
+            "too many commands",
+            batch(1, later, vec![send("many"); 257]),
+            "refused",
+        ),
+        (
+            "a command never forwarded",
+            batch(1, later, vec![send("with"), create_app]),
+            "refused",
+        ),
+        (
+            "an unknown command",
+            batch(1, later, vec![json!({"DropTables": {}})]),
+            "refused",
+        ),
     ];
     let client = async_nats::connect(&node.config.nats).await.expect("NATS");
     let subject = node.write_subject();
@@ -94,20 +115,30 @@ async fn routing_hostile_batches_are_refused_and_change_nothing() {
     }
     // A request without a reply subject gets no answer and does nothing either.
     client
-        .publish(subject.clone(), batch(1, later, vec![send("no reply")]).into())
+        .publish(
+            subject.clone(),
+            batch(1, later, vec![send("no reply")]).into(),
+        )
         .await
         .expect("published");
     client.flush().await.expect("flushed");
 
     assert_eq!(node.routing().served, served, "nothing ran");
-    assert_eq!(timeline(node, &tokens[0], room).await, before, "the room is as it was");
+    assert_eq!(
+        timeline(node, &tokens[0], room).await,
+        before,
+        "the room is as it was"
+    );
     let (status, apps) = node.get("/v1/apps", &node.admin_key).await;
     assert!(status.is_success(), "{apps}");
     assert!(!apps.to_string().contains("sneaky"), "no app made: {apps}");
 
     // The same path with a well-formed batch runs it: the refusals above were refusals.
     let reply = ask(&client, &subject, batch(1, later, vec![send("welcome")])).await;
-    assert_eq!(reply["reply"]["results"][0]["ok"]["Item"]["item"]["text"], "welcome", "{reply}");
+    assert_eq!(
+        reply["reply"]["results"][0]["ok"]["Item"]["item"]["text"], "welcome",
+        "{reply}"
+    );
     assert_eq!(node.routing().served, served + 1);
     let items = timeline(node, &tokens[0], room).await;
     assert_eq!(
