@@ -5,38 +5,21 @@
 mod faults;
 mod hostile;
 
-use crate::common::{PgDatabase, Server, TestApp, unique_token};
+use crate::common::{Server, TestApp};
 use crate::nodes::timeline;
-use crate::ws::cluster_services;
-use confab::config::Config;
+use crate::ws::{cluster_of as nodes, cluster_services};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// `n` nodes on a new database of `pg`, on `nats`, under one subject prefix of their own;
-/// `tweak` adjusts every node's configuration.
-pub(crate) async fn nodes(
-    pg: &str,
-    nats: &str,
-    n: usize,
-    tweak: impl Fn(&mut Config),
-) -> (PgDatabase, Vec<Server>) {
-    let db = PgDatabase::create(pg);
-    let prefix = format!("route{}", unique_token());
-    let mut nodes = Vec::new();
-    for _ in 0..n {
-        nodes.push(
-            Server::start_with(|c| {
-                c.database = db.url();
-                c.nats = nats.to_owned();
-                c.nats_prefix = prefix.clone();
-                c.admin_key = "ck_admin_routing_test_0123456789".into();
-                tweak(c);
-            })
-            .await,
-        );
-    }
-    (db, nodes)
+/// Asserts that a room's items, as seq → text, are numbered 1..n.
+pub(crate) fn assert_gapless(items: &BTreeMap<i64, String>) {
+    let seqs: Vec<i64> = items.keys().copied().collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "seqs 1..n"
+    );
 }
 
 /// An app with `users` made through `writer`, which thereby holds the app's write lease (the
@@ -195,12 +178,7 @@ async fn routing_concurrent_senders_on_two_nodes_keep_one_gapless_room() {
         t.await.expect("every send acknowledged");
     }
     let items = timeline(&nodes[1], &tokens[0], room).await;
-    let seqs: Vec<i64> = items.keys().copied().collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as i64).collect::<Vec<_>>(),
-        "seqs 1..n"
-    );
+    assert_gapless(&items);
     let sent: Vec<&String> = items.values().filter(|t| t.starts_with("m ")).collect();
     let distinct: BTreeSet<&String> = sent.iter().copied().collect();
     assert_eq!(sent.len(), users.len() * per_sender, "every message");

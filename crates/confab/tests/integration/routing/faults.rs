@@ -1,7 +1,7 @@
 //! Routing under faults: the writer node stops, NATS stops. Sends keep succeeding (they run
 //! locally when they cannot reach the writer), and routing resumes once it can.
 
-use super::{app_on, nodes};
+use super::{app_on, assert_gapless, nodes};
 use crate::bus::OwnNats;
 use crate::common::Server;
 use crate::nodes::timeline;
@@ -94,12 +94,7 @@ async fn routing_the_writer_stops_and_the_other_node_carries_on_then_takes_the_l
         "B fell back while A's lease lasted: {stopped:?} -> {writer:?}"
     );
     let items = timeline(b, &tokens[0], room).await;
-    let seqs: Vec<i64> = items.keys().copied().collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as i64).collect::<Vec<_>>(),
-        "seqs 1..n"
-    );
+    assert_gapless(&items);
     assert_eq!(
         items.values().filter(|t| t.starts_with("after ")).count(),
         n,
@@ -155,12 +150,7 @@ async fn routing_nats_stopped_sends_run_locally_and_routing_resumes_after() {
     .await;
 
     let items = timeline(a, &tokens[0], room).await;
-    let seqs: Vec<i64> = items.keys().copied().collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as i64).collect::<Vec<_>>(),
-        "seqs 1..n"
-    );
+    assert_gapless(&items);
     for text in &sent {
         let copies = items.values().filter(|t| *t == text).count();
         assert_eq!(copies, 1, "{text} once");
