@@ -99,6 +99,9 @@ pub struct AppState {
     /// The ID-token verifier of `POST /v1/auth/oidc`, built once at start (its caches of
     /// providers' keys are shared by every app); without it that route refuses.
     pub oidc: Option<Arc<confab_oidc::Verifier>>,
+    /// What runs commands when it is not the store itself: the router that sends each app's
+    /// writes to the node holding its write lease (several nodes on PostgreSQL and NATS).
+    pub writes: Option<Arc<dyn confab_core::store::Execute>>,
 }
 
 /// How often `last_seen_at` is written for a user who keeps making requests.
@@ -112,7 +115,10 @@ impl AppState {
         cmd: confab_core::Command,
     ) -> Result<confab_core::Outcome, confab_core::StoreError> {
         confab_core::validate::command(&cmd, &self.config.limits)?;
-        self.store.execute(cmd).await
+        match &self.writes {
+            Some(writes) => writes.execute(cmd).await,
+            None => self.store.execute(cmd).await,
+        }
     }
 
     pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Self {
@@ -125,7 +131,14 @@ impl AppState {
             seen: Arc::new(Mutex::new(HashMap::new())),
             ws: None,
             oidc: None,
+            writes: None,
         }
+    }
+
+    /// Runs commands through `writes` (the write router) instead of the store.
+    pub fn with_writes(mut self, writes: Arc<dyn confab_core::store::Execute>) -> Self {
+        self.writes = Some(writes);
+        self
     }
 
     /// Enables sign-in with the apps' identity providers (`POST /v1/auth/oidc`).

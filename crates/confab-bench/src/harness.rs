@@ -110,6 +110,15 @@ impl Server {
 
     /// A server (one node) on `db`, else on SQLite; `admin_key` to share one among nodes.
     pub async fn node(db: Option<Arc<TempDb>>, admin_key: Option<&str>) -> anyhow::Result<Server> {
+        Server::node_with(db, admin_key, |_| Ok(())).await
+    }
+
+    /// [`Server::node`] with `tweak` applied to its configuration last.
+    pub async fn node_with(
+        db: Option<Arc<TempDb>>,
+        admin_key: Option<&str>,
+        tweak: impl FnOnce(&mut confab::config::Config) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Server> {
         // `CONFAB_BENCH_KEEP=DIR` keeps the data (in DIR) for a look afterwards.
         let (dir, path) = match std::env::var_os("CONFAB_BENCH_KEEP") {
             Some(keep) => (None, std::path::PathBuf::from(keep)),
@@ -130,6 +139,7 @@ impl Server {
             config.set("admin_key", key, "bench")?;
         }
         lift_rate_limits(&mut config)?;
+        tweak(&mut config)?;
         let running = confab::start(&config).await?;
         Ok(Server {
             base: format!("http://{}", running.addr),

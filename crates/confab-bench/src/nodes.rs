@@ -1,11 +1,14 @@
 //! Several nodes on one PostgreSQL database: one, two and three servers in this process, each
-//! with its own store (writer, pool), all on one fresh database, the senders split across them
-//! (sender `s` talks to node `s % n`), into one room and then over 64 rooms. Aggregate
+//! with its own store (writer, pool), all on one fresh database and on NATS (`--nats`), the
+//! senders split across them (sender `s` talks to node `s % n`), into one room and then over 64
+//! rooms, first with `route_writes = false` (every node writes what it receives), then with
+//! routing on (each app's writes go to the node holding its write lease). Aggregate
 //! throughput, and a check that every room's seqs are gapless: the seqs the 201 answers
 //! carried (warm-up included) are exactly `first..=last` with no repeat, and `last` is the
 //! room's `last_seq`.
 
 use crate::Opts;
+use crate::cluster::Nats;
 use crate::harness::{Server, fresh_db, message_text};
 use crate::sends::{closed_loop, gather};
 use crate::stats::{Table, ms, rate};
@@ -61,16 +64,42 @@ struct Run {
     first_error: Option<String>,
     /// `None` when gapless, else what is wrong.
     gap: Option<String>,
+    /// The routers' counters summed over the nodes (routing on).
+    routed: confab_bus_nats::RouteCounters,
 }
 
-async fn one(opts: &Opts, nodes: usize, rooms: usize) -> anyhow::Result<Run> {
+/// How the nodes of a run are set up.
+struct Setup<'a> {
+    nodes: usize,
+    rooms: usize,
+    nats: &'a str,
+    route: bool,
+}
+
+async fn one(opts: &Opts, setup: &Setup<'_>) -> anyhow::Result<Run> {
+    let (nodes, rooms) = (setup.nodes, setup.rooms);
     let senders = opts.senders.max(1);
-    eprintln!("[nodes] {nodes} node(s), {senders} senders over {rooms} room(s): setting up");
+    eprintln!(
+        "[nodes] {nodes} node(s), {senders} senders over {rooms} room(s), routing {}: setting up",
+        if setup.route { "on" } else { "off" }
+    );
     // Dropped with the last node.
     let db = Arc::new(fresh_db(&opts.pg).await?);
+    // Subjects of this run's own: a shared NATS may carry other runs (or deployments).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let prefix = format!("benchnodes{}x{nanos}", std::process::id());
     let mut servers = Vec::with_capacity(nodes);
     for _ in 0..nodes {
-        servers.push(Server::node(Some(db.clone()), Some(ADMIN_KEY)).await?);
+        let server = Server::node_with(Some(db.clone()), Some(ADMIN_KEY), |c| {
+            c.set("nats", setup.nats, "--nats")?;
+            c.set("nats_prefix", &prefix, "bench")?;
+            c.set("route_writes", &setup.route.to_string(), "bench")?;
+            Ok(())
+        })
+        .await?;
+        servers.push(server);
     }
     drop(db);
     let head = &servers[0];
@@ -130,6 +159,12 @@ async fn one(opts: &Opts, nodes: usize, rooms: usize) -> anyhow::Result<Run> {
             break;
         }
     }
+    let mut routed = confab_bus_nats::RouteCounters::default();
+    for c in servers.iter().filter_map(|s| s.running.routing()) {
+        routed.forwarded += c.forwarded;
+        routed.served += c.served;
+        routed.fallbacks += c.fallbacks;
+    }
     for s in servers {
         s.stop().await?;
     }
@@ -140,55 +175,76 @@ async fn one(opts: &Opts, nodes: usize, rooms: usize) -> anyhow::Result<Run> {
         errors: http.errors,
         first_error: http.first_error,
         gap,
+        routed,
     })
 }
 
 pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
     let senders = opts.senders.max(1);
+    let nats = Nats::open(&opts.cluster.nats).await?;
     let mut t = Table::new(format!(
-        "nodes on one PostgreSQL database: {senders} senders over HTTP split across the nodes, \
-         {:.0} s each, a fresh database per line",
+        "nodes on one PostgreSQL database and {}: {senders} senders over HTTP split across the \
+         nodes, {:.0} s each, a fresh database per line; routing off (every node writes what it \
+         receives), then on (each app's writes go to one node)",
+        nats.describe(),
         opts.seconds
     ));
     for rooms in [1, 64] {
-        let mut single = None;
-        for nodes in [1, 2, 3] {
-            let r = one(opts, nodes, rooms).await?;
-            let base = *single.get_or_insert(r.per_sec);
-            let label = format!("{nodes} node(s), {rooms} room(s)");
-            let figure = format!(
-                "{} (x{:.2} of one node), p50 / p99 {} / {}",
-                rate(r.per_sec, "msg/s"),
-                r.per_sec / base,
-                ms(r.p50),
-                ms(r.p99)
-            );
-            if nodes == 1 {
-                t.info(&label, figure);
-            } else {
-                // "Not below one node's", with a margin for this shared machine's noise.
-                t.check(
-                    &label,
-                    figure,
-                    ">= x0.95 of one node",
-                    r.per_sec >= 0.95 * base,
+        for route in [false, true] {
+            let mode = if route { "routing on" } else { "routing off" };
+            let mut single = None;
+            for nodes in [1, 2, 3] {
+                let setup = Setup {
+                    nodes,
+                    rooms,
+                    nats: &nats.url,
+                    route,
+                };
+                let r = one(opts, &setup).await?;
+                let base = *single.get_or_insert(r.per_sec);
+                let label = format!("{nodes} node(s), {rooms} room(s), {mode}");
+                let figure = format!(
+                    "{} (x{:.2} of one node), p50 / p99 {} / {}",
+                    rate(r.per_sec, "msg/s"),
+                    r.per_sec / base,
+                    ms(r.p50),
+                    ms(r.p99)
                 );
-            }
-            t.check(
-                &format!("{label}: seqs gapless"),
-                r.gap.clone().unwrap_or_else(|| "yes".into()),
-                "gapless",
-                r.gap.is_none(),
-            );
-            if r.errors > 0 {
+                if nodes == 1 || !route {
+                    t.info(&label, figure);
+                } else {
+                    // "Not below one node's", with a margin for this shared machine's noise.
+                    t.check(
+                        &label,
+                        figure,
+                        ">= x0.95 of one node",
+                        r.per_sec >= 0.95 * base,
+                    );
+                }
+                if route && nodes > 1 {
+                    let c = r.routed;
+                    t.note(format!(
+                        "{label}: {} commands forwarded to the writer, {} served by it, {} fell \
+                         back to local",
+                        c.forwarded, c.served, c.fallbacks
+                    ));
+                }
                 t.check(
-                    &format!("{label}: errors"),
-                    r.errors.to_string(),
-                    "0",
-                    false,
+                    &format!("{label}: seqs gapless"),
+                    r.gap.clone().unwrap_or_else(|| "yes".into()),
+                    "gapless",
+                    r.gap.is_none(),
                 );
-                if let Some(e) = r.first_error {
-                    t.note(format!("{label}: first error: {e}"));
+                if r.errors > 0 {
+                    t.check(
+                        &format!("{label}: errors"),
+                        r.errors.to_string(),
+                        "0",
+                        false,
+                    );
+                    if let Some(e) = r.first_error {
+                        t.note(format!("{label}: first error: {e}"));
+                    }
                 }
             }
         }

@@ -5,6 +5,8 @@
 //! - `confab.<app>.<room>`: the room's changes, read markers and typing notices;
 //! - `confab.<app>.app`: the app's membership changes and room deletions (a second copy, so a
 //!   node hears that one of its users joined a room it does not follow yet) and presence.
+//! - `confab.write.<node id>`: commands other nodes hand to the node that writes their app
+//!   (request/reply; see [`WriteRouter`]).
 //!
 //! (`confab` is the default prefix: deployments sharing one NATS each take their own.)
 //!
@@ -15,6 +17,9 @@
 //! connections from the store, which is what repairs anything dropped.
 
 mod receiver;
+mod route;
+
+pub use route::{RouteConfig, RouteCounters, WriteRouter};
 
 use bytes::Bytes;
 use confab_core::bus::{Bus, BusMessage, BusReceiver, Topic};
@@ -58,6 +63,8 @@ impl NatsConfig {
 pub enum NatsBusError {
     #[error("cannot use NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
+    #[error("cannot subscribe to {subject} on NATS: {reason}")]
+    Subscribe { subject: String, reason: String },
 }
 
 /// What the client's events tell receivers.

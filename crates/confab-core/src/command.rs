@@ -1,11 +1,16 @@
 //! Commands: the requests to change state. Each one is decided by [`crate::rules::handle`] inside
 //! one store transaction, which appends the resulting events.
+//!
+//! Commands and outcomes serialize (serde's default shapes) so that one node can hand a command
+//! to the node that writes its app and get the outcome back. Those shapes are internal to one
+//! deployment, whose nodes run one version; they are never shown to clients.
 
 use crate::ids::{AppId, MeetupNumber, PollNumber, RoomNumber, Seq, Timestamp, UserId};
 use crate::meetups::{PollKind, Results, Rsvp};
 use crate::model::{App, Item, Member, Role, Room, User, Visibility};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
     Approve,
     Reject,
@@ -16,7 +21,7 @@ pub enum Decision {
 
 /// A request to change state. Commands with more than a few fields carry a struct of their
 /// own, so a rule function takes one argument and a new field is one edit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     CreateApp(CreateApp),
     RenameApp {
@@ -72,7 +77,42 @@ pub enum Command {
     ClosePoll(ClosePoll),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Command {
+    /// The app the command changes; `None` for the creation of an app.
+    pub fn app(&self) -> Option<AppId> {
+        use Command::*;
+        Some(match self {
+            CreateApp(_) => return None,
+            RenameApp { app, .. }
+            | RecordLogin { app, .. }
+            | RecordSeen { app, .. }
+            | CreateDirect { app, .. }
+            | DeleteRoom { app, .. }
+            | Join { app, .. }
+            | Leave { app, .. } => *app,
+            UpsertUser(c) => c.app,
+            UpdateProfile(c) => c.app,
+            CreateGroup(c) => c.app,
+            UpdateRoom(c) => c.app,
+            Invite(c) => c.app,
+            Decide(c) => c.app,
+            SetRole(c) => c.app,
+            Send(c) => c.app,
+            Edit(c) => c.app,
+            Delete(c) => c.app,
+            MarkRead(c) => c.app,
+            CreateMeetup(c) => c.app,
+            UpdateMeetup(c) => c.app,
+            CancelMeetup(c) => c.app,
+            SetRsvp(c) => c.app,
+            CreatePoll(c) => c.app,
+            Vote(c) => c.app,
+            ClosePoll(c) => c.app,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateApp {
     pub name: String,
     pub token: String,
@@ -80,7 +120,7 @@ pub struct CreateApp {
     pub signing_key: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpsertUser {
     pub app: AppId,
     pub user: UserId,
@@ -90,7 +130,7 @@ pub struct UpsertUser {
 }
 
 /// Partial profile update by the user: fields left `None` keep their value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateProfile {
     pub app: AppId,
     pub user: UserId,
@@ -98,7 +138,7 @@ pub struct UpdateProfile {
     pub image_url: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateGroup {
     pub app: AppId,
     /// `None` when an app creates the room itself (no creator, no announcement).
@@ -110,7 +150,7 @@ pub struct CreateGroup {
     pub members: Vec<UserId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateRoom {
     pub app: AppId,
     pub actor: UserId,
@@ -120,7 +160,7 @@ pub struct UpdateRoom {
     pub visibility: Option<Visibility>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invite {
     pub app: AppId,
     pub actor: UserId,
@@ -128,7 +168,7 @@ pub struct Invite {
     pub target: UserId,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decide {
     pub app: AppId,
     pub actor: UserId,
@@ -137,7 +177,7 @@ pub struct Decide {
     pub decision: Decision,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetRole {
     pub app: AppId,
     pub actor: UserId,
@@ -146,7 +186,7 @@ pub struct SetRole {
     pub role: Role,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendMessage {
     pub app: AppId,
     /// `None` for a message posted by the app itself (no membership needed).
@@ -157,7 +197,7 @@ pub struct SendMessage {
     pub client_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EditMessage {
     pub app: AppId,
     pub actor: UserId,
@@ -166,7 +206,7 @@ pub struct EditMessage {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteMessage {
     pub app: AppId,
     pub actor: UserId,
@@ -174,7 +214,7 @@ pub struct DeleteMessage {
     pub seq: Seq,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MarkRead {
     pub app: AppId,
     pub actor: UserId,
@@ -182,7 +222,7 @@ pub struct MarkRead {
     pub seq: Seq,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateMeetup {
     pub app: AppId,
     pub actor: UserId,
@@ -194,7 +234,7 @@ pub struct CreateMeetup {
 }
 
 /// Fields left `None` keep their value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateMeetup {
     pub app: AppId,
     pub actor: UserId,
@@ -206,7 +246,7 @@ pub struct UpdateMeetup {
     pub image_url: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelMeetup {
     pub app: AppId,
     pub actor: UserId,
@@ -214,7 +254,7 @@ pub struct CancelMeetup {
     pub meetup: MeetupNumber,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetRsvp {
     pub app: AppId,
     pub actor: UserId,
@@ -223,7 +263,7 @@ pub struct SetRsvp {
     pub rsvp: Rsvp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatePoll {
     pub app: AppId,
     pub actor: UserId,
@@ -239,7 +279,7 @@ pub struct CreatePoll {
 }
 
 /// A voter's whole vote, replacing any earlier one; empty withdraws it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {
     pub app: AppId,
     pub actor: UserId,
@@ -250,7 +290,7 @@ pub struct Vote {
 
 /// Closes a poll. `actor` is `None` for the server closing a poll whose deadline has passed
 /// (it then closes nothing else).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClosePoll {
     pub app: AppId,
     pub actor: Option<UserId>,
@@ -259,7 +299,7 @@ pub struct ClosePoll {
 }
 
 /// What a command produced, for the response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     App(App),
     User(User),
@@ -280,4 +320,82 @@ pub enum Outcome {
     /// The poll the command created, voted on or closed.
     Poll(PollNumber),
     Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ItemKind, MemberState};
+
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: T) {
+        let json = serde_json::to_string(&v).expect("serializes");
+        assert_eq!(
+            serde_json::from_str::<T>(&json).expect("parses"),
+            v,
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn commands_and_outcomes_survive_the_wire() {
+        let (app, room, alice) = (AppId(7), RoomNumber(3), UserId("alice".into()));
+        round_trip(Command::Send(SendMessage {
+            app,
+            actor: Some(alice.clone()),
+            room,
+            text: "héllo \"there\"\n".into(),
+            reply_to: Some(Seq(2)),
+            client_id: Some("c-1".into()),
+        }));
+        round_trip(Command::Decide(Decide {
+            app,
+            actor: alice.clone(),
+            room,
+            target: UserId("bob".into()),
+            decision: Decision::Ban,
+        }));
+        round_trip(Command::CreatePoll(CreatePoll {
+            app,
+            actor: alice.clone(),
+            room,
+            question: "when?".into(),
+            kind: PollKind::Reschedule,
+            choices: vec!["2026-01-01T10:00:00Z".into()],
+            max_selections: 1,
+            results: Results::default(),
+            closes_at: Some(Timestamp(5)),
+            meetup: Some(MeetupNumber(1)),
+        }));
+        round_trip(Command::RecordSeen {
+            app,
+            user: alice.clone(),
+        });
+        round_trip(Outcome::Item {
+            item: Item {
+                seq: Seq(1),
+                pos: crate::ids::Pos(4),
+                kind: ItemKind::Announcement,
+                sender: None,
+                text: None,
+                reply_to: None,
+                reply_count: 0,
+                created_at: Timestamp(1),
+                edited_at: None,
+                deleted: false,
+                announcement: Some(serde_json::json!({"type": "joined", "user": "alice"})),
+                client_id: None,
+            },
+            created: true,
+        });
+        round_trip(Outcome::Member(Member {
+            user: alice,
+            role: Role::Admin,
+            state: MemberState::Joined,
+            read_seq: Seq(0),
+            updated_at: Timestamp(2),
+            since: crate::ids::Pos(1),
+        }));
+        round_trip(Outcome::Poll(PollNumber(2)));
+        round_trip(Outcome::Done);
+    }
 }

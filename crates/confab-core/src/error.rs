@@ -57,6 +57,55 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for [`ErrorCode::parse`] (a new code goes here too: the round-trip test
+    /// below lists every variant in a `match` without a wildcard, so it does not compile until
+    /// the code is added there, next to this list).
+    pub const ALL: [ErrorCode; 35] = {
+        use ErrorCode::*;
+        [
+            AppNotFound,
+            UserNotFound,
+            RoomNotFound,
+            MessageNotFound,
+            NotAMember,
+            NotAllowed,
+            Banned,
+            RoomAliasTaken,
+            DirectRoomFixed,
+            DirectWithSelf,
+            AlreadyMember,
+            NotApplied,
+            NotInvited,
+            CannotTargetRank,
+            ClientIdReused,
+            MessageDeleted,
+            NotAMessage,
+            ReplyTargetNotFound,
+            SeqOutOfRange,
+            InvalidInput,
+            TextEmpty,
+            TextTooLong,
+            NameTooLong,
+            TooManyMembers,
+            TargetNotMember,
+            NotBanned,
+            InvalidQuery,
+            QueryTooLong,
+            MeetupNotFound,
+            PollNotFound,
+            MeetupCancelled,
+            PollClosed,
+            NotEligible,
+            ChoiceOutOfRange,
+            TooManyChoices,
+        ]
+    };
+
+    /// The code whose [`ErrorCode::as_str`] is `s`.
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;
         match self {
@@ -159,7 +208,9 @@ pub enum StoreError {
     #[error("storage conflict: {0}")]
     Conflict(String),
     /// The database cannot be reached or cannot take the write now (connection lost, server
-    /// down, disk full, the writer stopped). The operation had no effect; try again later.
+    /// down, disk full, the writer stopped), or the node that writes the app did not answer.
+    /// Whether the operation took effect is unknown when the connection was lost during its
+    /// commit (or while another node had it); a command with a `client_id` is safe to repeat.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     /// A bug or damaged data: not worth retrying, logged with its cause.
@@ -180,5 +231,99 @@ impl StoreError {
     /// Whether the operation may succeed if tried again unchanged.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Conflict(_) | StoreError::Unavailable(_))
+    }
+}
+
+/// A [`StoreError`] as one node tells it to another (see `Execute`): the domain code and
+/// message, or the kind of fault with its message. Internal to a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireError {
+    Domain { code: String, message: String },
+    Conflict(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+impl From<&StoreError> for WireError {
+    fn from(e: &StoreError) -> Self {
+        match e {
+            StoreError::Domain(d) => WireError::Domain {
+                code: d.code.as_str().to_owned(),
+                message: d.message.clone(),
+            },
+            StoreError::Conflict(m) => WireError::Conflict(m.clone()),
+            StoreError::Unavailable(m) => WireError::Unavailable(m.clone()),
+            StoreError::Internal(m) => WireError::Internal(m.clone()),
+        }
+    }
+}
+
+impl From<WireError> for StoreError {
+    /// A code this node does not know (a newer node's) is an internal error, not a guess.
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Domain { code, message } => match ErrorCode::parse(&code) {
+                Some(code) => StoreError::Domain(DomainError { code, message }),
+                None => StoreError::Internal(format!("unknown error code '{code}': {message}")),
+            },
+            WireError::Conflict(m) => StoreError::Conflict(m),
+            WireError::Unavailable(m) => StoreError::Unavailable(m),
+            WireError::Internal(m) => StoreError::Internal(m),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lists every code without a wildcard: adding a code fails to compile here until it is
+    /// listed, which is the reminder to add it to [`ErrorCode::ALL`] too.
+    fn listed(c: ErrorCode) -> bool {
+        use ErrorCode::*;
+        match c {
+            AppNotFound | UserNotFound | RoomNotFound | MessageNotFound | NotAMember
+            | NotAllowed | Banned | RoomAliasTaken | DirectRoomFixed | DirectWithSelf
+            | AlreadyMember | NotApplied | NotInvited | CannotTargetRank | ClientIdReused
+            | MessageDeleted | NotAMessage | ReplyTargetNotFound | SeqOutOfRange | InvalidInput
+            | TextEmpty | TextTooLong | NameTooLong | TooManyMembers | TargetNotMember
+            | NotBanned | InvalidQuery | QueryTooLong | MeetupNotFound | PollNotFound
+            | MeetupCancelled | PollClosed | NotEligible | ChoiceOutOfRange | TooManyChoices => {
+                ErrorCode::ALL.contains(&c)
+            }
+        }
+    }
+
+    #[test]
+    fn every_code_round_trips_through_its_string_and_the_wire() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(listed(code));
+            assert!(seen.insert(code.as_str()), "{} twice", code.as_str());
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+            let e = StoreError::Domain(DomainError::new(code, "why"));
+            let wire: WireError =
+                serde_json::from_str(&serde_json::to_string(&WireError::from(&e)).expect("json"))
+                    .expect("parses");
+            match StoreError::from(wire) {
+                StoreError::Domain(d) => assert_eq!((d.code, d.message.as_str()), (code, "why")),
+                other => panic!("{code:?} came back as {other:?}"),
+            }
+        }
+        assert_eq!(ErrorCode::parse("no_such_code"), None);
+        let unknown = WireError::Domain {
+            code: "from_a_newer_node".into(),
+            message: "m".into(),
+        };
+        assert!(matches!(StoreError::from(unknown), StoreError::Internal(_)));
+        for e in [
+            StoreError::conflict("c"),
+            StoreError::unavailable("u"),
+            StoreError::internal("i"),
+        ] {
+            let back = StoreError::from(WireError::from(&e));
+            assert_eq!(back.to_string(), e.to_string());
+        }
     }
 }

@@ -22,7 +22,7 @@ pub use command::{
     DeleteMessage, EditMessage, Invite, MarkRead, Outcome, SendMessage, SetRole, SetRsvp,
     UpdateMeetup, UpdateProfile, UpdateRoom, UpsertUser, Vote,
 };
-pub use error::{DomainError, ErrorCode, ErrorKind, StoreError};
+pub use error::{DomainError, ErrorCode, ErrorKind, StoreError, WireError};
 pub use event::{Event, EventBody};
 pub use ids::{AppId, MeetupNumber, Offset, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId};
-pub use store::{Store, Tx};
+pub use store::{Execute, Lease, Store, Tx};

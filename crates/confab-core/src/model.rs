@@ -3,7 +3,7 @@
 use crate::ids::{AppId, Offset, Pos, RoomNumber, Seq, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {
     pub id: AppId,
     pub name: String,
@@ -46,7 +46,7 @@ pub struct AppStats {
     pub messages_count: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: UserId,
     pub name: Option<String>,
@@ -102,7 +102,7 @@ pub fn direct_key(a: &UserId, b: &UserId) -> String {
 }
 
 /// A room as the rules need it and as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Room {
     pub number: RoomNumber,
     pub kind: RoomKind,
@@ -195,7 +195,7 @@ impl MemberState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub user: UserId,
     pub role: Role,
@@ -216,7 +216,7 @@ pub enum ItemKind {
 }
 
 /// A timeline item: a message or a system announcement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub seq: Seq,
     pub pos: Pos,

@@ -42,6 +42,23 @@ impl CommitFeed for BroadcastFeed {
     }
 }
 
+/// Something that runs commands: a store, or something in front of one that may have another
+/// node run them (the write router). What the API calls for every change.
+#[async_trait::async_trait]
+pub trait Execute: Send + Sync {
+    /// Decides and commits one command, as [`Store::execute`] does.
+    async fn execute(&self, cmd: Command) -> StoreResult<Outcome>;
+}
+
+/// Who writes an app now (see [`Store::write_lease`]) and for how much longer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The node holding the lease.
+    pub holder: String,
+    /// Time left until it expires, by the database's clock.
+    pub valid_for: std::time::Duration,
+}
+
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Decides and commits one command. Answers only after the commit is durable.
@@ -301,6 +318,20 @@ pub trait Store: Send + Sync + 'static {
     async fn log_len(&self) -> StoreResult<u64>;
     /// Whether the store answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Claims or renews `app`'s write lease for `node`, for `ttl`, when it is free, expired
+    /// or already `node`'s, and answers who holds it afterwards. Only a routing hint for
+    /// sending an app's writes to one node: correctness never depends on it. `None`: this
+    /// store has one writer anyway, there is nothing to route (the default).
+    async fn write_lease(
+        &self,
+        app: AppId,
+        node: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<Option<Lease>> {
+        let _ = (app, node, ttl);
+        Ok(None)
+    }
 }
 
 /// A room as the rules see it inside a write transaction.

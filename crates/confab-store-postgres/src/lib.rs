@@ -13,6 +13,7 @@ mod fault;
 mod flush;
 mod identities;
 mod joinings;
+mod leases;
 mod meetups;
 mod open;
 mod pending;
@@ -43,7 +44,7 @@ use confab_core::model::{
     Access, App, AppKeys, AppStats, Change, HistoryQuery, IdentityLink, IdentityProvider, Item,
     Member, MemberState, Page, Room, RoomSummary, User,
 };
-use confab_core::store::{BroadcastFeed, CommitFeed, Progress, Store, StoreResult};
+use confab_core::store::{BroadcastFeed, CommitFeed, Lease, Progress, Store, StoreResult};
 use fault::pg as be;
 use std::sync::Arc;
 use std::time::Duration;
@@ -442,6 +443,17 @@ impl Store for PgStore {
             .transpose()?
             .unwrap_or(0);
         Ok(n as u64)
+    }
+
+    async fn write_lease(
+        &self,
+        app: AppId,
+        node: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<Lease>> {
+        leases::write_lease(&self.client().await?, app, node, ttl)
+            .await
+            .map(Some)
     }
 
     async fn ping(&self) -> StoreResult<()> {

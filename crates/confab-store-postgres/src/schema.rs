@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_meetups.sql"),
     include_str!("migrations/0003_identities.sql"),
+    include_str!("migrations/0004_write_leases.sql"),
 ];
 
 /// The schema version this binary writes.

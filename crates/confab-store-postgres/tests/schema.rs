@@ -5,12 +5,13 @@
 mod common;
 
 /// The tables a replay keeps: the log itself, the migrations' bookkeeping and operational
-/// state (identity providers and links).
+/// state (identity providers and links, write leases).
 const NOT_REBUILT: &[&str] = &[
     "events",
     "confab_schema",
     "identity_providers",
     "identity_links",
+    "write_leases",
 ];
 
 #[tokio::test]

@@ -242,12 +242,18 @@ pub struct Running {
     gateway: confab_api::ws::Gateway,
     /// Closes polls past their deadline; stops with the server (or when dropped).
     closer: confab_api::deadlines::DeadlineCloser,
+    /// Sends each app's writes to its writer node, when routing is on.
+    router: Option<Arc<confab_bus_nats::WriteRouter>>,
 }
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish (for up to `shutdown_grace_ms`, then
     /// closes their connections), and waits for the server to end.
     pub async fn stop(self) -> anyhow::Result<()> {
+        // Other nodes stop sending this node their writes first (they run them themselves).
+        if let Some(router) = &self.router {
+            router.stop().await;
+        }
         self.closer.stop().await;
         let _ = self.shutdown.send(());
         self.gateway.shutdown();
@@ -256,6 +262,16 @@ impl Running {
             .context("server task")?
             .context("server")?;
         Ok(())
+    }
+
+    /// What the write router has done, when routing is on.
+    pub fn routing(&self) -> Option<confab_bus_nats::RouteCounters> {
+        self.router.as_ref().map(|r| r.counters())
+    }
+
+    /// The NATS subject this node takes other nodes' writes on, when routing is on.
+    pub fn write_subject(&self) -> Option<String> {
+        self.router.as_ref().map(|r| r.subject())
     }
 
     /// Waits until the server ends by itself (it does not, unless it fails).
@@ -274,10 +290,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let gateway = start_gateway(&store, config).await?;
-    let state = AppState::new(store.clone(), api_config(config, admin_key.clone()))
+    let (gateway, router) = start_gateway(&store, config).await?;
+    let mut state = AppState::new(store.clone(), api_config(config, admin_key.clone()))
         .with_ws(gateway.clone())
         .with_oidc(oidc_verifier(config)?);
+    if let Some(router) = &router {
+        state = state.with_writes(router.clone());
+    }
     let closer =
         confab_api::deadlines::DeadlineCloser::start(state.clone(), confab_api::deadlines::EVERY);
     let (tx, rx) = oneshot::channel::<()>();
@@ -293,17 +312,23 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         handle,
         gateway,
         closer,
+        router,
         _lock: lock,
     })
 }
 
+/// The write router, when the gateway is on NATS and routing is on.
+type Router = Option<Arc<confab_bus_nats::WriteRouter>>;
+
 /// Starts the real-time gateway, fed by the store's committed events: on NATS when `nats` is
-/// set (several nodes), else on an in-process bus.
+/// set (several nodes), else on an in-process bus. With PostgreSQL and NATS, also the router
+/// of writes to each app's writer node (unless `route_writes` is off).
 async fn start_gateway(
     store: &Arc<dyn Store>,
     config: &Config,
-) -> anyhow::Result<confab_api::ws::Gateway> {
+) -> anyhow::Result<(confab_api::ws::Gateway, Router)> {
     use confab_core::bus::{Bus, BusError};
+    let mut router = None;
     let bus: Arc<dyn Bus> = if config.nats.is_empty() {
         Arc::new(confab_api::ws::LocalBus::new(16 * 1024))
     } else {
@@ -313,6 +338,14 @@ async fn start_gateway(
             .await
             .context("the bus on NATS")?;
         tracing::info!(nats = %config.nats, "real-time bus on NATS");
+        if config.routes_writes() {
+            let mut route = confab_bus_nats::RouteConfig::new(config.nats_prefix.clone());
+            route.lease_ttl = std::time::Duration::from_millis(config.write_lease_ms);
+            let r = confab_bus_nats::WriteRouter::start(&bus, store.clone(), route)
+                .await
+                .context("the write router on NATS")?;
+            router = Some(Arc::new(r));
+        }
         Arc::new(bus)
     };
     let gateway = confab_api::ws::Gateway::start(store.clone(), bus.clone(), config.ws());
@@ -339,5 +372,5 @@ async fn start_gateway(
             }
         }
     });
-    Ok(gateway)
+    Ok((gateway, router))
 }

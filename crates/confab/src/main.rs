@@ -56,6 +56,10 @@ enum Cmd {
         /// [default: none, an in-process bus for one node]
         #[arg(long)]
         nats: Option<String>,
+        /// With PostgreSQL and NATS, send each app's writes to one node, true or false
+        /// [env: CONFAB_ROUTE_WRITES] [default: true]
+        #[arg(long)]
+        route_writes: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -138,9 +142,9 @@ enum AdminTokens {
     },
 }
 
-/// `serve` passes its own flags (`--listen`, `--nats`) too.
-fn load(common: &Common, serve: [Option<&str>; 2]) -> anyhow::Result<Config> {
-    let [listen, nats] = serve;
+/// `serve` passes its own flags (`--listen`, `--nats`, `--route-writes`) too.
+fn load(common: &Common, serve: [Option<&str>; 3]) -> anyhow::Result<Config> {
+    let [listen, nats, route_writes] = serve;
     let mut c = Config::default();
     if let Some(path) = &common.config {
         let text = std::fs::read_to_string(path)
@@ -151,6 +155,7 @@ fn load(common: &Common, serve: [Option<&str>; 2]) -> anyhow::Result<Config> {
     let flags = [
         ("listen", listen, "--listen"),
         ("nats", nats, "--nats"),
+        ("route_writes", route_writes, "--route-writes"),
         ("data_dir", common.data_dir.as_deref(), "--data-dir"),
         ("database", common.database.as_deref(), "--database"),
         ("admin_key", common.admin_key.as_deref(), "--admin-key"),
@@ -279,9 +284,11 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Serve {
             listen,
             nats,
+            route_writes,
             common,
         } => {
-            let config = load(&common, [listen.as_deref(), nats.as_deref()])?;
+            let serve = [listen.as_deref(), nats.as_deref(), route_writes.as_deref()];
+            let config = load(&common, serve)?;
             init_tracing(&config.log);
             let running = confab::start(&config).await?;
             if running.admin_key_new {
@@ -299,7 +306,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("confab stopped");
         }
         Cmd::Migrate { common } => {
-            let config = load(&common, [None, None])?;
+            let config = load(&common, [None, None, None])?;
             let _lock = confab::lock_data_dir(&config)?;
             let n = if config.is_postgres() {
                 confab_store_postgres::migrate(&config.database).await?
@@ -309,7 +316,7 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied: {n}");
         }
         Cmd::Rebuild { common } => {
-            let config = load(&common, [None, None])?;
+            let config = load(&common, [None, None, None])?;
             let _lock = confab::lock_data_dir(&config)?;
             let store = confab::open_store(&config).await?;
             let started = std::time::Instant::now();
@@ -320,7 +327,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Cmd::Copy { to, common } => {
-            let config = load(&common, [None, None])?;
+            let config = load(&common, [None, None, None])?;
             let _lock = confab::lock_data_dir(&config)?;
             let source = confab::open_store(&config).await?;
             let mut target_config = config.clone();
@@ -339,7 +346,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Cmd::Admin { what, common } => {
-            let config = load(&common, [None, None])?;
+            let config = load(&common, [None, None, None])?;
             // The running server's writer assumes it is the only one: an operator command
             // writing beside it would break its numbering. Refused while a server runs.
             let _lock = confab::lock_data_dir(&config)?;

@@ -20,6 +20,8 @@ mod latency;
 mod node;
 mod setup;
 
+pub(crate) use node::Nats;
+
 use crate::harness::{LIFTED_RATE, RATE_LIMIT_KEYS, fresh_db};
 use crate::pg::TempDb;
 use crate::stats::Table;
@@ -30,7 +32,7 @@ use anyhow::Context;
 use clap::Args;
 use confab_core::model::AppKeys;
 use confab_core::store::Store;
-use node::{Nats, Node, file_limits};
+use node::{Node, file_limits};
 use reqwest::Method;
 use serde_json::json;
 use std::path::PathBuf;

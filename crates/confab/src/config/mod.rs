@@ -91,6 +91,11 @@ pub struct Config {
     pub nats: String,
     /// The first token(s) of the bus's NATS subjects: one per deployment sharing a NATS.
     pub nats_prefix: String,
+    /// With PostgreSQL and NATS: whether each app's writes go to one node, the holder of the
+    /// app's write lease, which commits them together (other nodes forward them over NATS).
+    pub route_writes: bool,
+    /// How long a write lease lasts unless its node renews it, in ms.
+    pub write_lease_ms: u64,
     /// Sign-in with identity providers: whether the server may fetch an app's provider keys
     /// from loopback addresses, over plain http too (tests, a provider on this host). Off: an
     /// app holding its secret cannot make the server reach its own host.
@@ -154,6 +159,8 @@ impl Default for Config {
             rate_limit_keys: 100_000,
             nats: String::new(),
             nats_prefix: "confab".into(),
+            route_writes: true,
+            write_lease_ms: 10_000,
             oidc_allow_loopback_http: false,
             oidc_allow_private_networks: false,
         }
@@ -209,6 +216,8 @@ pub const KEYS: &[&str] = &[
     "rate_limit_keys",
     "nats",
     "nats_prefix",
+    "route_writes",
+    "write_lease_ms",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -353,6 +362,8 @@ impl Config {
                 }
                 self.nats_prefix = value.to_owned();
             }
+            "route_writes" => self.route_writes = flag(value).map_err(err)?,
+            "write_lease_ms" => self.write_lease_ms = num(value, 100, 600_000).map_err(err)?,
             "rate_limit_keys" => {
                 self.rate_limit_keys = num(value, 1000, 100_000_000).map_err(err)?
             }
@@ -468,6 +479,12 @@ impl Config {
         }
         let limit = descriptor_limit().unwrap_or(1024);
         (limit - (limit / 4).min(256)).max(1)
+    }
+
+    /// Whether commands are routed to their app's writer node: PostgreSQL, NATS and
+    /// `route_writes` (one writer per node on SQLite, and nothing to route over without NATS).
+    pub fn routes_writes(&self) -> bool {
+        self.route_writes && self.is_postgres() && !self.nats.is_empty()
     }
 
     /// Whether the database is PostgreSQL (a URL) rather than a SQLite file.

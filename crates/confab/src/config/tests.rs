@@ -203,3 +203,28 @@ fn identity_provider_fetches_stay_off_internal_addresses_unless_allowed() {
         .expect_err("refused");
     assert!(e.to_string().contains("oidc_allow_loopback_http"), "{e}");
 }
+
+#[test]
+fn write_routing_needs_postgres_and_nats_and_can_be_turned_off() {
+    let mut c = Config::default();
+    assert!(c.route_writes);
+    assert_eq!(c.write_lease_ms, 10_000);
+    assert!(!c.routes_writes(), "SQLite, no NATS: nothing to route");
+    c.set("database", "postgres://u@h/db", "test").expect("url");
+    assert!(!c.routes_writes(), "no NATS: nothing to route over");
+    c.set("nats", "nats://127.0.0.1:4222", "test")
+        .expect("nats");
+    assert!(c.routes_writes());
+    c.apply_env(|k| (k == "CONFAB_ROUTE_WRITES").then(|| "false".to_string()))
+        .expect("accepted");
+    assert!(!c.routes_writes());
+    c.apply_toml("route_writes = true\nwrite_lease_ms = 500\n", "confab.toml")
+        .expect("accepted");
+    assert!(c.routes_writes());
+    assert_eq!(c.write_lease_ms, 500);
+    for bad in ["0", "99", "600001", "soon"] {
+        let e = c.set("write_lease_ms", bad, "test").expect_err("refused");
+        assert!(e.to_string().contains("write_lease_ms"), "{e}");
+    }
+    assert!(c.set("route_writes", "maybe", "test").is_err());
+}

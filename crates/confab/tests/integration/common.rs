@@ -183,6 +183,22 @@ impl Server {
         }
     }
 
+    /// What the running server's write router has done (routing must be on).
+    pub fn routing(&self) -> confab_bus_nats::RouteCounters {
+        self.running
+            .as_ref()
+            .and_then(|r| r.routing())
+            .expect("a running server that routes writes")
+    }
+
+    /// The NATS subject the running server takes other nodes' writes on.
+    pub fn write_subject(&self) -> String {
+        self.running
+            .as_ref()
+            .and_then(|r| r.write_subject())
+            .expect("a running server that routes writes")
+    }
+
     /// The store of the running server (for rebuilds).
     pub fn store(&self) -> std::sync::Arc<dyn confab_core::Store> {
         self.running.as_ref().expect("running").store.clone()

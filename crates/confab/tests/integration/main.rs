@@ -24,6 +24,7 @@ mod oidc;
 mod presence;
 mod process;
 mod rooms;
+mod routing;
 mod search;
 mod smoke;
 mod tenancy;

@@ -232,16 +232,28 @@ pub(crate) fn cluster_services(test: &str) -> Option<(String, String)> {
 
 /// Three nodes on a new database of `pg` and on `nats`, under subjects of their own.
 pub(crate) async fn cluster(pg: &str, nats: &str) -> (crate::common::PgDatabase, Vec<Server>) {
+    cluster_of(pg, nats, 3, |_| {}).await
+}
+
+/// `n` nodes on a new database of `pg` and on `nats`, under one subject prefix of their own;
+/// `tweak` adjusts every node's configuration.
+pub(crate) async fn cluster_of(
+    pg: &str,
+    nats: &str,
+    n: usize,
+    tweak: impl Fn(&mut confab::config::Config),
+) -> (crate::common::PgDatabase, Vec<Server>) {
     let db = crate::common::PgDatabase::create(pg);
     let prefix = format!("cluster{}", crate::common::unique_token());
     let mut nodes = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..n {
         nodes.push(
             Server::start_with(|c| {
                 c.database = db.url();
                 c.nats = nats.to_owned();
                 c.nats_prefix = prefix.clone();
                 c.admin_key = "ck_admin_cluster_test_0123456789".into();
+                tweak(c);
             })
             .await,
         );

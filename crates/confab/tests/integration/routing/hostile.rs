@@ -1,0 +1,150 @@
+//! Hostile requests on a node's write subject: garbage, another version, a batch past its
+//! deadline, one too large, one with too many commands, one with a command that is never
+//! forwarded. Each gets a refusal and changes nothing; a well-formed batch, sent the same
+//! way, does run (so the test can see a change when there is one).
+
+use super::{app_on, nodes};
+use crate::nodes::timeline;
+use crate::ws::cluster_services;
+use confab_core::command::{Command, CreateApp, SendMessage};
+use confab_core::ids::{RoomNumber, UserId};
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Sends `payload` as a request on `subject` and returns the reply as JSON.
+async fn ask(client: &async_nats::Client, subject: &str, payload: Vec<u8>) -> Value {
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request(subject.to_owned(), payload.into()),
+    )
+    .await
+    .expect("answered in time")
+    .expect("answered");
+    serde_json::from_slice(&reply.payload).expect("a JSON reply")
+}
+
+#[tokio::test]
+async fn routing_hostile_batches_are_refused_and_change_nothing() {
+    let Some((pg, nats)) = cluster_services("routing_hostile_batches...") else {
+        return;
+    };
+    let (_db, nodes) = nodes(&pg, &nats, 1, |_| {}).await;
+    let node = &nodes[0];
+    let (app, tokens, room) = app_on(node, &["alice", "bob"]).await;
+    let app_id = node
+        .store()
+        .app_by_token(&app.token)
+        .await
+        .expect("read")
+        .expect("the app")
+        .id;
+    let send = |text: &str| {
+        serde_json::to_value(Command::Send(SendMessage {
+            app: app_id,
+            actor: Some(UserId("alice".into())),
+            room: RoomNumber(room),
+            text: text.into(),
+            reply_to: None,
+            client_id: None,
+        }))
+        .expect("json")
+    };
+    let batch = |v: i64, deadline_ms: i64, cmds: Vec<Value>| {
+        serde_json::to_vec(&json!({"v": v, "deadline_ms": deadline_ms, "cmds": cmds}))
+            .expect("json")
+    };
+    let later = now_ms() + 60_000;
+    let create_app = serde_json::to_value(Command::CreateApp(CreateApp {
+        name: "sneaky".into(),
+        token: "ca_sneaky".into(),
+        secret_hash: "x".into(),
+        signing_key: "k".into(),
+    }))
+    .expect("json");
+    let mut oversized = batch(1, later, vec![send("big")]);
+    oversized.extend(std::iter::repeat_n(b' ', 900 * 1024));
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("garbage", b"\x00\xffnot json at all".to_vec(), "refused"),
+        ("empty", Vec::new(), "refused"),
+        (
+            "another version",
+            batch(2, later, vec![send("v2")]),
+            "refused",
+        ),
+        (
+            "past its deadline",
+            batch(1, now_ms() - 1_000, vec![send("late")]),
+            "expired",
+        ),
+        ("too large", oversized, "refused"),
+        (
+            "too many commands",
+            batch(1, later, vec![send("many"); 257]),
+            "refused",
+        ),
+        (
+            "a command never forwarded",
+            batch(1, later, vec![send("with"), create_app]),
+            "refused",
+        ),
+        (
+            "an unknown command",
+            batch(1, later, vec![json!({"DropTables": {}})]),
+            "refused",
+        ),
+    ];
+    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
+    let subject = node.write_subject();
+    let served = node.routing().served;
+    let before = timeline(node, &tokens[0], room).await;
+    for (what, payload, want) in cases {
+        let reply = ask(&client, &subject, payload).await;
+        assert_eq!(reply["v"], 1, "{what}: {reply}");
+        let refusal = match &reply["reply"] {
+            Value::String(s) => s.clone(),
+            Value::Object(o) => o.keys().next().cloned().unwrap_or_default(),
+            other => panic!("{what}: {other}"),
+        };
+        assert_eq!(refusal, want, "{what}: {reply}");
+    }
+    // A request without a reply subject gets no answer and does nothing either.
+    client
+        .publish(
+            subject.clone(),
+            batch(1, later, vec![send("no reply")]).into(),
+        )
+        .await
+        .expect("published");
+    client.flush().await.expect("flushed");
+
+    assert_eq!(node.routing().served, served, "nothing ran");
+    assert_eq!(
+        timeline(node, &tokens[0], room).await,
+        before,
+        "the room is as it was"
+    );
+    let (status, apps) = node.get("/v1/apps", &node.admin_key).await;
+    assert!(status.is_success(), "{apps}");
+    assert!(!apps.to_string().contains("sneaky"), "no app made: {apps}");
+
+    // The same path with a well-formed batch runs it: the refusals above were refusals.
+    let reply = ask(&client, &subject, batch(1, later, vec![send("welcome")])).await;
+    assert_eq!(
+        reply["reply"]["results"][0]["ok"]["Item"]["item"]["text"], "welcome",
+        "{reply}"
+    );
+    assert_eq!(node.routing().served, served + 1);
+    let items = timeline(node, &tokens[0], room).await;
+    assert_eq!(
+        items.values().filter(|t| *t == "welcome").count(),
+        1,
+        "{items:?}"
+    );
+    assert!(!items.values().any(|t| t == "no reply"), "{items:?}");
+}
