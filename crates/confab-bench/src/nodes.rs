@@ -66,6 +66,8 @@ struct Run {
     gap: Option<String>,
     /// The routers' counters summed over the nodes (routing on).
     routed: confab_bus_nats::RouteCounters,
+    /// CPU per message over the measured window (see [`Ticks::per_message`]).
+    cpu: String,
 }
 
 /// How the nodes of a run are set up.
@@ -74,6 +76,65 @@ struct Setup<'a> {
     rooms: usize,
     nats: &'a str,
     route: bool,
+}
+
+/// CPU ticks (1/100 s) spent so far by this process (nodes and clients), the PostgreSQL and
+/// NATS servers, and the whole machine (busy, total).
+#[derive(Clone, Copy, Default)]
+struct Ticks {
+    own: u64,
+    pg: u64,
+    nats: u64,
+    busy: u64,
+    total: u64,
+}
+
+impl Ticks {
+    fn now() -> Ticks {
+        let (busy, total) = crate::pg::machine_ticks();
+        Ticks {
+            own: own_ticks(),
+            pg: crate::pg::postgres_ticks(),
+            nats: crate::pg::process_ticks("nats-server"),
+            busy,
+            total,
+        }
+    }
+
+    /// Taken by a task at `when`.
+    fn at(when: Instant) -> tokio::task::JoinHandle<Ticks> {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(when.into()).await;
+            Ticks::now()
+        })
+    }
+
+    /// CPU per message (µs) of this process, PostgreSQL and NATS, and the machine's busy share.
+    fn per_message(self, after: Ticks, messages: f64) -> String {
+        let us = |t: u64| t as f64 * 10_000.0 / messages.max(1.0);
+        let busy = (after.busy - self.busy) as f64 / (after.total - self.total).max(1) as f64;
+        format!(
+            "{:.0} µs per message: nodes and clients {:.0}, postgres {:.0}, nats {:.0}; machine {:.0} % busy",
+            us(after.own + after.pg + after.nats - self.own - self.pg - self.nats),
+            us(after.own - self.own),
+            us(after.pg - self.pg),
+            us(after.nats - self.nats),
+            busy * 100.0
+        )
+    }
+}
+
+/// utime + stime of this process (all its threads), in ticks.
+fn own_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    ticks(11).unwrap_or(0) + ticks(12).unwrap_or(0)
 }
 
 async fn one(opts: &Opts, setup: &Setup<'_>) -> anyhow::Result<Run> {
@@ -114,6 +175,16 @@ async fn one(opts: &Opts, setup: &Setup<'_>) -> anyhow::Result<Run> {
         numbers.push(head.group(&tokens[r % senders], &members).await?);
     }
 
+    // Each line starts with the database server's dirty pages written out, so a checkpoint
+    // left by the line before does not land in this one's window.
+    let admin = opts.pg.clone();
+    crate::blocking(move || {
+        crate::pg::with_client(&admin, |c| {
+            c.batch_execute("CHECKPOINT")?;
+            Ok(())
+        })
+    })
+    .await?;
     let measure_from = Instant::now() + Duration::from_secs_f64(opts.warmup);
     let end = measure_from + Duration::from_secs_f64(opts.seconds);
     let seqs: Seqs = Arc::new(Mutex::new(Vec::with_capacity(1 << 20)));
@@ -134,7 +205,11 @@ async fn one(opts: &Opts, setup: &Setup<'_>) -> anyhow::Result<Run> {
             .await
         });
     }
+    let (ticks_from, ticks_to) = (Ticks::at(measure_from), Ticks::at(end));
     let http = gather(set, measure_from).await?;
+    let cpu = ticks_from
+        .await?
+        .per_message(ticks_to.await?, http.per_sec * opts.seconds);
 
     let mut by_room: Vec<Vec<i64>> = vec![Vec::new(); rooms];
     for (r, seq) in seqs.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter() {
@@ -164,6 +239,7 @@ async fn one(opts: &Opts, setup: &Setup<'_>) -> anyhow::Result<Run> {
         routed.forwarded += c.forwarded;
         routed.served += c.served;
         routed.fallbacks += c.fallbacks;
+        routed.batches += c.batches;
     }
     for s in servers {
         s.stop().await?;
@@ -176,6 +252,7 @@ async fn one(opts: &Opts, setup: &Setup<'_>) -> anyhow::Result<Run> {
         first_error: http.first_error,
         gap,
         routed,
+        cpu,
     })
 }
 
@@ -190,10 +267,13 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
         opts.seconds
     ));
     for rooms in [1, 64] {
-        for route in [false, true] {
-            let mode = if route { "routing on" } else { "routing off" };
-            let mut single = None;
-            for nodes in [1, 2, 3] {
+        // Off and on alternate at each node count, so that the machine's drift over the run
+        // (the database server's own checkpoints, other processes) falls on both alike.
+        let mut singles: [Option<f64>; 2] = [None, None];
+        for nodes in [1, 2, 3] {
+            for route in [false, true] {
+                let mode = if route { "routing on" } else { "routing off" };
+                let single = &mut singles[usize::from(route)];
                 let setup = Setup {
                     nodes,
                     rooms,
@@ -221,12 +301,17 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
                         r.per_sec >= 0.95 * base,
                     );
                 }
+                t.info(&format!("{label}: CPU"), r.cpu.clone());
                 if route && nodes > 1 {
                     let c = r.routed;
                     t.note(format!(
-                        "{label}: {} commands forwarded to the writer, {} served by it, {} fell \
-                         back to local",
-                        c.forwarded, c.served, c.fallbacks
+                        "{label}: {} commands forwarded to the writer in {} requests ({:.1} \
+                         per request), {} served by it, {} fell back to local",
+                        c.forwarded,
+                        c.batches,
+                        c.forwarded as f64 / c.batches.max(1) as f64,
+                        c.served,
+                        c.fallbacks
                     ));
                 }
                 t.check(

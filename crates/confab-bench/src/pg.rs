@@ -97,6 +97,11 @@ pub fn wal_position(url: &str) -> anyhow::Result<u64> {
 /// CPU ticks (user + system) of every process named `postgres` on this machine: the
 /// database's share of the two cores during a window (other users of the cluster included).
 pub fn postgres_ticks() -> u64 {
+    process_ticks("postgres")
+}
+
+/// CPU ticks (user + system) of every process of this name (`comm`) on this machine.
+pub fn process_ticks(name: &str) -> u64 {
     let mut total = 0;
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0;
@@ -108,7 +113,7 @@ pub fn postgres_ticks() -> u64 {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        if &stat[open + 1..close] != "postgres" {
+        if &stat[open + 1..close] != name {
             continue;
         }
         let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
@@ -116,6 +121,25 @@ pub fn postgres_ticks() -> u64 {
         total += ticks(11).unwrap_or(0) + ticks(12).unwrap_or(0);
     }
     total
+}
+
+/// The machine's CPU ticks so far: (busy, total), from the first line of `/proc/stat`.
+pub fn machine_ticks() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let Some(line) = stat.lines().next() else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
 }
 
 /// Message-sized rows keyed like the store's items (app, room, seq).

@@ -214,6 +214,7 @@ async fn send(
                 inner
                     .forwarded
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                inner.batches.fetch_add(1, Ordering::Relaxed);
                 for (p, r) in batch.into_iter().zip(results) {
                     let _ = p.reply.send(Forwarded::Done(r.into()));
                 }

@@ -101,6 +101,8 @@ pub struct RouteCounters {
     pub served: u64,
     /// Commands meant for another node that ran here instead (nothing ran there).
     pub fallbacks: u64,
+    /// Requests (batches of commands) this node sent to another node and got results for.
+    pub batches: u64,
 }
 
 /// Where an app's command runs.
@@ -140,6 +142,7 @@ pub(crate) struct Inner {
     claims: Vec<tokio::sync::Mutex<()>>,
     forwarders: Mutex<forward::Forwarders>,
     forwarded: AtomicU64,
+    batches: AtomicU64,
     served: AtomicU64,
     fallbacks: AtomicU64,
 }
@@ -166,6 +169,7 @@ impl WriteRouter {
                 .collect(),
             forwarders: Mutex::new(forward::Forwarders::default()),
             forwarded: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
             served: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
         });
@@ -203,6 +207,7 @@ impl WriteRouter {
             forwarded: self.inner.forwarded.load(Ordering::Relaxed),
             served: self.inner.served.load(Ordering::Relaxed),
             fallbacks: self.inner.fallbacks.load(Ordering::Relaxed),
+            batches: self.inner.batches.load(Ordering::Relaxed),
         }
     }
 
