@@ -1,5 +1,5 @@
 //! The events a batch projects in memory (`pending`) rather than row by row: sends, edits,
-//! deletions, read markers, logins and sightings.
+//! deletions, read markers, memberships (see `memberships`), logins and sightings.
 
 use crate::rows;
 use crate::tx::PgTx;
@@ -105,6 +105,7 @@ impl PgTx<'_> {
             EventBody::ReadMarkerSet { room, user, seq } => {
                 p.mark((app, *room, user.clone()), *seq);
             }
+            EventBody::Membership { .. } => self.buffer_membership(ev)?,
             EventBody::UserSeen { user } => p.seen(app, user.clone(), at, false),
             EventBody::UserLoggedIn { user } => p.seen(app, user.clone(), at, true),
             _ => return Ok(false),

@@ -15,6 +15,7 @@ mod identities;
 mod joinings;
 mod leases;
 mod meetups;
+mod memberships;
 mod open;
 mod pending;
 mod polls;

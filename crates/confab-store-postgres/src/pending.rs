@@ -1,18 +1,18 @@
 //! What a batch decided but has not written yet: its sends, edits and deletions (items, reply
-//! counts, the rooms' counters, the log's redactions), its read markers and its users' login
-//! and last-seen times. They are projected here in memory and written together by a few
+//! counts, the rooms' counters, the log's redactions), its membership changes (member rows,
+//! member counts, announcements), its read markers and its users' login and last-seen times. They are projected here in memory and written together by a few
 //! set-based statements (`flush`) instead of one statement or more per event. The rows written
 //! are exactly those `projection::apply` writes for the same events one at a time (rebuild
 //! replays through that one), so a replayed store still equals the live one.
 //!
 //! Reads of the transaction must see these writes before they are made: `PgTx` answers from
-//! here what it can (an item by seq or client id, a membership's read marker, a user's times)
+//! here what it can (an item by seq or client id, a membership, a user's times)
 //! and writes everything out before any read or projection that could touch the rows (see
 //! `PgTx::flush`).
 
 use crate::flush::Flush;
 use confab_core::ids::{AppId, Pos, RoomNumber, Seq, Timestamp, UserId};
-use confab_core::model::{Item, User};
+use confab_core::model::{Item, Member, User};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// An item found by client id: app, room, sender, client id.
@@ -28,6 +28,8 @@ pub(crate) struct RoomBump {
     pub last_seq: Option<Seq>,
     pub last_pos: Pos,
     pub messages: i64,
+    /// Joined members gained less those lost.
+    pub members: i64,
     pub activity: Option<Timestamp>,
 }
 
@@ -74,7 +76,10 @@ pub struct Pending {
     pub(crate) rooms: BTreeMap<(AppId, RoomNumber), RoomBump>,
     /// Stored items whose logged text must be emptied (their events of earlier transactions).
     pub(crate) redact: BTreeSet<ItemKey>,
-    /// Read markers owed, the highest per membership.
+    /// Membership rows as this transaction leaves them, written whole (upserted). A read
+    /// marker on one of them moves its `read_seq` here rather than going to `marks`.
+    pub(crate) members: BTreeMap<MemberKey, Member>,
+    /// Read markers owed to memberships not in `members`, the highest per membership.
     pub(crate) marks: BTreeMap<MemberKey, Seq>,
     pub(crate) users: BTreeMap<(AppId, UserId), Seen>,
     /// Stored items as read from the database in this transaction, without what is owed:
@@ -93,6 +98,7 @@ impl Pending {
             && self.owed.is_empty()
             && self.rooms.is_empty()
             && self.redact.is_empty()
+            && self.members.is_empty()
             && self.marks.is_empty()
             && self.users.is_empty()
     }
@@ -174,9 +180,21 @@ impl Pending {
             last_seq: None,
             last_pos: pos,
             messages: 0,
+            members: 0,
             activity: None,
         });
         b.last_pos = pos;
+        b
+    }
+
+    /// Records a new timeline item: its room's last seq, position and activity move to it.
+    fn insert(&mut self, app: AppId, room: RoomNumber, item: Item) -> &mut RoomBump {
+        let (seq, pos, at) = (item.seq, item.pos, item.created_at);
+        self.by_seq.insert((app, room, seq), self.items.len());
+        self.items.push((app, room, item));
+        let b = self.bump(app, room, pos);
+        b.last_seq = Some(seq);
+        b.activity = Some(at);
         b
     }
 
@@ -191,12 +209,30 @@ impl Pending {
                 Some(item.clone()),
             );
         }
-        let b = self.bump(app, room, item.pos);
-        b.last_seq = Some(item.seq);
-        b.messages += 1;
-        b.activity = Some(item.created_at);
-        self.by_seq.insert((app, room, item.seq), self.items.len());
-        self.items.push((app, room, item));
+        self.insert(app, room, item).messages += 1;
+    }
+
+    /// Records the announcement item an event puts in its room's timeline.
+    pub fn announce(&mut self, app: AppId, room: RoomNumber, item: Item) {
+        self.insert(app, room, item);
+    }
+
+    /// Records a change of a room's position by a membership event, and of its joined
+    /// members by `joined` (-1, 0 or 1).
+    pub fn moved(&mut self, app: AppId, room: RoomNumber, pos: Pos, joined: i64) {
+        self.bump(app, room, pos).members += joined;
+    }
+
+    /// Records a membership row as it now stands; it replaces any read marker owed to it
+    /// (the row was decided from the marker).
+    pub fn set_member(&mut self, key: MemberKey, member: Member) {
+        self.marks.remove(&key);
+        self.members.insert(key, member);
+    }
+
+    /// The membership row this transaction owes, if any.
+    pub fn member(&self, key: &MemberKey) -> Option<&Member> {
+        self.members.get(key)
     }
 
     /// Records an edit or a deletion (`text: None`) of the item at `key`, at room position
@@ -221,6 +257,10 @@ impl Pending {
 
     /// Records a read marker (the membership's marker becomes at least `seq`).
     pub fn mark(&mut self, key: MemberKey, seq: Seq) {
+        if let Some(m) = self.members.get_mut(&key) {
+            m.read_seq = m.read_seq.max(seq);
+            return;
+        }
         let m = self.marks.entry(key).or_insert(seq);
         *m = (*m).max(seq);
     }
@@ -262,6 +302,7 @@ impl Pending {
             std::mem::take(&mut self.owed),
             std::mem::take(&mut self.rooms),
             std::mem::take(&mut self.redact),
+            std::mem::take(&mut self.members),
             std::mem::take(&mut self.marks),
             std::mem::take(&mut self.users),
         )

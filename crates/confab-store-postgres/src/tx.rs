@@ -1,8 +1,8 @@
 //! The write transaction the rules run in. Reads see the transaction's own writes: the
-//! frequent events (sends, edits, deletions, read markers, logins and sightings) are projected
-//! in memory (`pending`) and written together, before anything that could read or change their
-//! rows; the others (rooms, memberships, meetups, polls, apps, user upserts) are projected
-//! row by row as they are appended. Events are buffered without offsets and inserted by the
+//! frequent events (sends, edits, deletions, read markers, memberships, logins and sightings)
+//! are projected in memory (`pending`) and written together, before anything that could read
+//! or change their rows and that is not answered from memory; the others (rooms, meetups,
+//! polls, apps, user upserts) are projected row by row as they are appended. Events are buffered without offsets and inserted by the
 //! writer at the end, once it has taken the app's offsets (see `writer`).
 
 use crate::conn::Conn;
@@ -29,8 +29,10 @@ pub struct Batch {
     pub deltas: Deltas,
     /// Rooms read under their row lock (or created here), as the rules last saw them.
     pub rooms: HashMap<(AppId, RoomNumber), RoomState>,
-    /// Memberships read in locked rooms; `None`: no row.
+    /// Memberships read in locked rooms, as this transaction has left them; `None`: no row.
     pub members: HashMap<(AppId, RoomNumber, UserId), Option<Member>>,
+    /// Rooms created in this transaction: no membership of theirs is stored elsewhere.
+    pub created: HashSet<(AppId, RoomNumber)>,
     /// Apps whose room-creation lock this transaction holds.
     pub creating: HashSet<AppId>,
     /// Users read in this transaction, as stored (`None`: no row); what `pending` owes them
@@ -66,8 +68,9 @@ impl PgTx<'_> {
     }
 
     /// Keeps the cache right after `ev`: the message events change a room exactly as the
-    /// projection did, a read marker its membership; any other room event drops the room and
-    /// its memberships, to be read again (from this transaction's own writes).
+    /// projection did, a read marker its membership (membership events keep it themselves,
+    /// see `memberships`); any other room event drops the room and its memberships, to be
+    /// read again (from this transaction's own writes, made before it).
     fn after_event(&mut self, ev: &Event) {
         use EventBody::*;
         let app = ev.app;
@@ -113,20 +116,28 @@ impl PgTx<'_> {
             UserUpserted { user, .. } => {
                 self.batch.users.remove(&(app, user.clone()));
             }
-            RoomCreated { room, .. }
-            | RoomUpdated { room, .. }
-            | RoomDeleted { room, .. }
-            | Membership { room, .. } => {
-                let room = *room;
-                self.batch.rooms.remove(&(app, room));
-                self.batch
-                    .members
-                    .retain(|(a, r, _), _| !(*a == app && *r == room));
+            RoomCreated { room, .. } => {
+                self.batch.created.insert((app, *room));
+                self.forget_room(app, *room);
             }
-            AppCreated { .. } | AppRenamed { .. } | UserLoggedIn { .. } | UserSeen { .. } => {}
+            RoomUpdated { room, .. } | RoomDeleted { room, .. } => self.forget_room(app, *room),
+            Membership { .. }
+            | AppCreated { .. }
+            | AppRenamed { .. }
+            | UserLoggedIn { .. }
+            | UserSeen { .. } => {}
         }
     }
+
+    /// Drops `room` and its memberships from the cache.
+    fn forget_room(&mut self, app: AppId, room: RoomNumber) {
+        self.batch.rooms.remove(&(app, room));
+        self.batch
+            .members
+            .retain(|(a, r, _), _| !(*a == app && *r == room));
+    }
 }
+
 
 impl Tx for PgTx<'_> {
     fn now(&self) -> Timestamp {
@@ -255,6 +266,13 @@ impl Tx for PgTx<'_> {
         if let Some(m) = self.batch.members.get(&key) {
             return Ok(m.clone());
         }
+        if let Some(m) = self.batch.pending.member(&key) {
+            return Ok(Some(m.clone()));
+        }
+        if self.batch.created.contains(&(app, room)) {
+            self.batch.members.insert(key, None);
+            return Ok(None);
+        }
         let mut member = self
             .c
             .opt(
@@ -279,6 +297,9 @@ impl Tx for PgTx<'_> {
         room: RoomNumber,
         except: &UserId,
     ) -> StoreResult<Option<UserId>> {
+        // Rare (an owner leaving): all the room's joined members are wanted, so the buffered
+        // memberships are written out first rather than merged in.
+        self.flush()?;
         self.c
             .opt(
                 "SELECT user_id FROM members
@@ -369,8 +390,9 @@ impl Tx for PgTx<'_> {
     }
 
     fn joined_members(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Vec<UserId>> {
-        // Memberships are projected as they are appended (only read markers are buffered),
-        // so the rows' states are current. Sorted as Rust sorts strings (bytes), whatever the database's collation.
+        // Rare (a poll's voters): the buffered memberships are written out first. Sorted as
+        // Rust sorts strings (bytes), whatever the database's collation.
+        self.flush()?;
         self.c
             .query(
                 "SELECT user_id FROM members

@@ -11,7 +11,7 @@ mod common;
 
 use confab_core::command::{
     CancelMeetup, CreateGroup, CreateMeetup, CreatePoll, Decide, DeleteMessage, EditMessage,
-    MarkRead, SendMessage, SetRsvp, UpdateProfile, Vote,
+    MarkRead, SendMessage, SetRole, SetRsvp, UpdateProfile, Vote,
 };
 use confab_core::command::{Command, Decision, Outcome};
 use confab_core::error::{ErrorCode, StoreError};
@@ -20,7 +20,7 @@ use confab_core::ids::{
     AppId, MeetupNumber, Offset, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId,
 };
 use confab_core::meetups::{CloseReason, PollKind, PollOutcome, Results, Rsvp, RsvpCounts};
-use confab_core::model::{HistoryQuery, Item, ItemKind, Visibility};
+use confab_core::model::{HistoryQuery, Item, ItemKind, Member, MemberState, Role, Visibility};
 use confab_core::search::Scope;
 use confab_core::store::Store;
 use std::sync::Arc;
@@ -602,7 +602,7 @@ async fn rows_of(db: &common::Db, tables: &[&str]) -> Vec<String> {
 }
 
 /// Read markers, edits, deletions, logins and sightings are buffered like sends and written
-/// together at the end (or before a membership change reads their rows): every later command
+/// together at the end: every later command
 /// of the batch must see them (an edited text, a deleted parent, a reply count, a marker, a
 /// login time), and the rows written must be those a replay writes one event at a time,
 /// including the deleted texts emptied from the log and from search.
@@ -738,7 +738,7 @@ async fn edits_deletions_and_markers_in_one_batch_read_their_own_writes() {
     assert_eq!(
         marker(&answers[18]),
         next + 1,
-        "after the kick wrote the batch out, the marker is read back"
+        "the kick leaves the marker owed to the membership as it was"
     );
     let (again, _) = item(&answers[19]);
     assert_eq!(again.text.as_deref(), Some("first, again"));
@@ -828,6 +828,209 @@ async fn edits_deletions_and_markers_in_one_batch_read_their_own_writes() {
 
     // The rows written together equal a replay of the log one event at a time.
     let tables = ["rooms", "members", "items", "users", "events"];
+    let live = (
+        confab_core::conformance::snapshot(&store, app).await,
+        rows_of(&db, &tables).await,
+    );
+    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
+    let rebuilt = (
+        confab_core::conformance::snapshot(&store, app).await,
+        rows_of(&db, &tables).await,
+    );
+    assert_eq!(live, rebuilt);
+}
+
+fn member(a: &Answer) -> Member {
+    match a {
+        Ok(Outcome::Member(m)) => m.clone(),
+        other => panic!("expected a membership, got {other:?}"),
+    }
+}
+
+fn join(app: AppId, who: &str, room: RoomNumber) -> Command {
+    Command::Join {
+        app,
+        actor: user(who),
+        room,
+    }
+}
+
+fn leave(app: AppId, who: &str, room: RoomNumber) -> Command {
+    Command::Leave {
+        app,
+        actor: user(who),
+        room,
+    }
+}
+
+fn set_role(app: AppId, who: &str, room: RoomNumber, target: &str, role: Role) -> Command {
+    Command::SetRole(SetRole {
+        app,
+        actor: user(who),
+        room,
+        target: user(target),
+        role,
+    })
+}
+
+/// Membership changes are projected in memory too (the member row, the room's member count
+/// and position, the announcement) and written with the batch's other rows: later commands
+/// must see them (a kicked member cannot send, a rejoined one can; a new admin is preferred
+/// as the next owner, who may then change roles), a marker set before a change stays in the
+/// row, and the rows written must be those a replay writes one event at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memberships_in_one_batch_read_their_own_writes() {
+    let (store, db) = common::fresh().await;
+    let app = confab_core::conformance::app_with_users(&store, "j", 5).await;
+    let room = group_of_four(&store, app, "open", Visibility::Public).await;
+    store
+        .execute(send(app, "u1", room, "before", None, None))
+        .await
+        .expect("before");
+    let a = store
+        .access(app, room, None)
+        .await
+        .expect("access")
+        .expect("room");
+    assert_eq!(a.room.member_count, 4);
+    let next = a.room.last_seq.0 + 1;
+
+    let answers = in_one_batch(
+        &db,
+        &store,
+        app,
+        vec![
+            /* 0 */ join(app, "u4", room),
+            /* 1 */ send(app, "u4", room, "hi", None, None),
+            /* 2 */
+            Command::Decide(Decide {
+                app,
+                actor: user("u0"),
+                room,
+                target: user("u2"),
+                decision: Decision::Kick,
+            }),
+            /* 3 */ send(app, "u2", room, "still here?", None, None),
+            /* 4 */ join(app, "u2", room),
+            /* 5 */ set_role(app, "u0", room, "u3", Role::Admin),
+            /* 6 */ mark(app, "u1", room, next + 1),
+            /* 7 */ leave(app, "u0", room),
+            /* 8 */ set_role(app, "u3", room, "u1", Role::Admin),
+            /* 9 */ send(app, "u0", room, "gone", None, None),
+            /* 10 */ mark(app, "u4", room, next + 4),
+            /* 11 */ leave(app, "u4", room),
+            /* 12 */ join(app, "u0", room),
+            /* 13 */ send(app, "u3", room, "new owner here", None, None),
+            /* 14 */ mark(app, "u3", room, next + 7),
+        ],
+    )
+    .await;
+
+    let u4 = member(&answers[0]);
+    assert_eq!(
+        (u4.state, u4.read_seq.0),
+        (MemberState::Joined, next),
+        "a joiner has read up to their own announcement"
+    );
+    assert_eq!(item(&answers[1]).0.seq.0, next + 1);
+    assert_eq!(member(&answers[2]).state, MemberState::Kicked);
+    assert_eq!(refused(&answers[3]), ErrorCode::NotAMember);
+    let u2 = member(&answers[4]);
+    assert_eq!((u2.state, u2.read_seq.0), (MemberState::Joined, next + 3));
+    assert_eq!(member(&answers[5]).role, Role::Admin);
+    assert_eq!(marker(&answers[6]), next + 1);
+    let u0 = member(&answers[7]);
+    assert_eq!((u0.state, u0.role), (MemberState::Left, Role::Member));
+    let u1 = member(&answers[8]);
+    assert_eq!(
+        (u1.role, u1.read_seq.0),
+        (Role::Admin, next + 1),
+        "u3, the admin, became owner (not u1, who joined first) and keeps u1's marker"
+    );
+    assert_eq!(refused(&answers[9]), ErrorCode::NotAMember);
+    assert_eq!(marker(&answers[10]), next + 4);
+    assert_eq!(member(&answers[11]).read_seq.0, next + 4);
+    let u0 = member(&answers[12]);
+    assert_eq!(
+        (u0.state, u0.role, u0.read_seq.0),
+        (MemberState::Joined, Role::Member, next + 6)
+    );
+    assert_eq!(item(&answers[13]).0.seq.0, next + 7);
+    assert_eq!(marker(&answers[14]), next + 7);
+
+    // What was written, read back.
+    let members = store
+        .members(app, room, None, None, 100)
+        .await
+        .expect("members");
+    let mut got: Vec<(String, MemberState, Role, i64)> = members
+        .rows
+        .iter()
+        .map(|m| (m.user.0.clone(), m.state, m.role, m.read_seq.0))
+        .collect();
+    got.sort();
+    let j = MemberState::Joined;
+    assert_eq!(
+        got,
+        [
+            ("u0".into(), j, Role::Member, next + 6),
+            ("u1".into(), j, Role::Admin, next + 1),
+            ("u2".into(), j, Role::Member, next + 3),
+            ("u3".into(), j, Role::Owner, next + 7),
+            ("u4".into(), MemberState::Left, Role::Member, next + 4),
+        ]
+    );
+    let a = store
+        .access(app, room, None)
+        .await
+        .expect("access")
+        .expect("room");
+    assert_eq!(a.room.member_count, 4);
+    assert_eq!(a.room.last_seq.0, next + 7);
+    let (items, _, _) = store
+        .history(app, room, HistoryQuery::Latest, 100)
+        .await
+        .expect("history");
+    let seqs: Vec<i64> = items.iter().map(|i| i.seq.0).collect();
+    assert_eq!(seqs, (1..=next + 7).collect::<Vec<_>>(), "gapless seqs");
+    let batch: Vec<&Item> = items.iter().filter(|i| i.seq.0 >= next).collect();
+    assert!(
+        batch.iter().all(|i| i.created_at == batch[0].created_at),
+        "the commands ran in one transaction: {batch:?}"
+    );
+    let announced: Vec<(i64, &str)> = batch
+        .iter()
+        .filter(|i| i.kind == ItemKind::Announcement)
+        .map(|i| (i.seq.0, i.text.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        announced,
+        [
+            (next, "u4 joined"),
+            (next + 2, "u0 removed u2"),
+            (next + 3, "u2 joined"),
+            (next + 4, "u0 left"),
+            (next + 5, "u4 left"),
+            (next + 6, "u0 joined"),
+        ]
+    );
+    let changes = store
+        .changes(app, room, Pos(0), 10_000)
+        .await
+        .expect("changes");
+    let positions: Vec<i64> = changes.rows.iter().map(|c| c.pos.0).collect();
+    assert_eq!(positions, (1..=a.room.last_pos.0).collect::<Vec<_>>());
+    for c in &changes.rows {
+        if let Some(seq) = c.body.item_seq() {
+            assert_eq!(c.item.as_ref().map(|i| i.seq), Some(seq), "{:?}", c.body);
+        }
+    }
+    // An announcement is not searchable.
+    let hits = confab_core::conformance::search_all(&store, app, Scope::Room(room), "joined").await;
+    assert!(hits.is_empty(), "{hits:?}");
+
+    // The rows written together equal a replay of the log one event at a time.
+    let tables = ["rooms", "members", "items", "events"];
     let live = (
         confab_core::conformance::snapshot(&store, app).await,
         rows_of(&db, &tables).await,
