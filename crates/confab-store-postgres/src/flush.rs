@@ -3,15 +3,24 @@
 //! with rows to write.
 
 use crate::conn::Step;
-use crate::pending::{ItemKey, MemberKey, Owed, RoomBump, Seen};
-use confab_core::ids::{AppId, RoomNumber, Seq, UserId};
-use confab_core::model::{Item, ItemKind, Member};
+use crate::pending::Pending;
+use confab_core::model::{ItemKind, direct_key};
 use confab_core::search::fold;
-use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::types::ToSql;
 
+/// New rooms, as a room is first inserted (as `projection::rooms` does): what the batch did
+/// to them since (announcements, memberships, sends) moves them in `ITEMS_SQL`, which runs
+/// after this.
+pub const NEW_ROOMS_SQL: &str = "INSERT INTO rooms (app_id, number, kind, name, image_url,
+        visibility, alias, creator, direct_key, created_at, updated_at, last_pos, last_seq,
+        activity)
+    SELECT a, n, k, nm, img, vis, al, cr, dk, at, at, p, 0, at
+    FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+        $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::BIGINT[])
+        AS u(a, n, k, nm, img, vis, al, cr, dk, at, p)";
+
 /// The items (messages and announcements), the stored items' changes (reply counts, edits,
-/// deletions), the rooms' counters.
+/// deletions), the rooms' counters and settings.
 /// Data-modifying CTEs all see the statement's snapshot, not each other's rows, so the stored
 /// items updated here are only items stored before; changes to the items inserted here are
 /// made in memory (`Pending`). Each stored item has one row of changes: a row updated twice
@@ -38,9 +47,12 @@ pub const ITEMS_SQL: &str = "WITH new_items AS (
     )
     UPDATE rooms o SET last_seq = COALESCE(u.s, o.last_seq), last_pos = u.p,
         messages_count = o.messages_count + u.n, member_count = o.member_count + u.m,
-        activity = COALESCE(u.at, o.activity)
+        activity = COALESCE(u.at, o.activity), name = COALESCE(u.nm, o.name),
+        image_url = COALESCE(u.img, o.image_url), visibility = COALESCE(u.vis, o.visibility),
+        updated_at = COALESCE(u.up, o.updated_at)
     FROM UNNEST($26::BIGINT[], $27::BIGINT[], $28::BIGINT[], $29::BIGINT[], $30::BIGINT[],
-        $31::BIGINT[], $32::BIGINT[]) AS u(a, r, s, p, n, m, at)
+        $31::BIGINT[], $32::BIGINT[], $33::TEXT[], $34::TEXT[], $35::TEXT[], $36::BIGINT[])
+        AS u(a, r, s, p, n, m, at, nm, img, vis, up)
     WHERE o.app_id = u.a AND o.number = u.r";
 
 /// Empties the text the log holds for deleted messages (see `EventBody::MessagePosted`), in
@@ -76,6 +88,17 @@ pub const USERS_SQL: &str = "UPDATE users us
 /// The statements' parameters, owned.
 #[derive(Default)]
 pub struct Flush {
+    n_app: Vec<i64>,
+    n_number: Vec<i64>,
+    n_kind: Vec<&'static str>,
+    n_name: Vec<Option<String>>,
+    n_image: Vec<Option<String>>,
+    n_visibility: Vec<&'static str>,
+    n_alias: Vec<Option<String>>,
+    n_creator: Vec<Option<String>>,
+    n_direct: Vec<Option<String>>,
+    n_at: Vec<i64>,
+    n_pos: Vec<i64>,
     i_app: Vec<i64>,
     i_room: Vec<i64>,
     i_seq: Vec<i64>,
@@ -108,6 +131,10 @@ pub struct Flush {
     r_n: Vec<i64>,
     r_members: Vec<i64>,
     r_at: Vec<Option<i64>>,
+    r_name: Vec<Option<String>>,
+    r_image: Vec<Option<String>>,
+    r_visibility: Vec<Option<&'static str>>,
+    r_updated: Vec<Option<i64>>,
     x_app: Vec<i64>,
     x_room: Vec<i64>,
     x_seq: Vec<i64>,
@@ -131,7 +158,8 @@ pub struct Flush {
 
 /// The parameters of a `Flush`, borrowed as the statements take them.
 pub struct FlushParams<'a> {
-    items: Option<[&'a (dyn ToSql + Sync); 32]>,
+    new_rooms: Option<[&'a (dyn ToSql + Sync); 11]>,
+    items: Option<[&'a (dyn ToSql + Sync); 36]>,
     redact: Option<[&'a (dyn ToSql + Sync); 3]>,
     members: Option<[&'a (dyn ToSql + Sync); 8]>,
     marks: Option<[&'a (dyn ToSql + Sync); 4]>,
@@ -141,7 +169,10 @@ pub struct FlushParams<'a> {
 impl FlushParams<'_> {
     /// The statements with rows to write, in a fixed order.
     pub fn steps(&self) -> Vec<Step<'_>> {
-        let mut steps = Vec::with_capacity(5);
+        let mut steps = Vec::with_capacity(6);
+        if let Some(p) = &self.new_rooms {
+            steps.push(Step::Query(NEW_ROOMS_SQL, p));
+        }
         if let Some(p) = &self.items {
             steps.push(Step::Query(ITEMS_SQL, p));
         }
@@ -162,17 +193,25 @@ impl FlushParams<'_> {
 }
 
 impl Flush {
-    pub(crate) fn of(
-        items: Vec<(AppId, RoomNumber, Item)>,
-        owed: BTreeMap<ItemKey, Owed>,
-        rooms: BTreeMap<(AppId, RoomNumber), RoomBump>,
-        redact: BTreeSet<ItemKey>,
-        members: BTreeMap<MemberKey, Member>,
-        marks: BTreeMap<MemberKey, Seq>,
-        users: BTreeMap<(AppId, UserId), Seen>,
-    ) -> Flush {
+    /// Empties what `p` owes into parameters.
+    pub(crate) fn of(p: &mut Pending) -> Flush {
+        use std::mem::take;
         let mut f = Flush::default();
-        for (app, room, item) in items {
+        for (app, rs) in take(&mut p.new_rooms) {
+            let r = rs.room;
+            f.n_app.push(app.0);
+            f.n_number.push(r.number.0);
+            f.n_kind.push(r.kind.as_str());
+            f.n_name.push(r.name);
+            f.n_image.push(r.image_url);
+            f.n_visibility.push(r.visibility.as_str());
+            f.n_alias.push(r.alias);
+            f.n_creator.push(r.creator.map(|u| u.0));
+            f.n_direct.push(rs.direct.map(|(a, b)| direct_key(&a, &b)));
+            f.n_at.push(r.created_at.0);
+            f.n_pos.push(r.last_pos.0);
+        }
+        for (app, room, item) in take(&mut p.items) {
             f.i_app.push(app.0);
             f.i_room.push(room.0);
             f.i_seq.push(item.seq.0);
@@ -193,7 +232,7 @@ impl Flush {
             f.i_edited.push(item.edited_at.map(|t| t.0));
             f.i_deleted.push(item.deleted);
         }
-        for ((app, room, seq), o) in owed {
+        for ((app, room, seq), o) in take(&mut p.owed) {
             f.o_app.push(app.0);
             f.o_room.push(room.0);
             f.o_seq.push(seq.0);
@@ -206,7 +245,7 @@ impl Flush {
             f.o_deleted.push(c.is_some_and(|c| c.text.is_none()));
             f.o_text.push(o.change.and_then(|c| c.text));
         }
-        for ((app, room), b) in rooms {
+        for ((app, room), b) in take(&mut p.rooms) {
             f.r_app.push(app.0);
             f.r_room.push(room.0);
             f.r_seq.push(b.last_seq.map(|s| s.0));
@@ -214,13 +253,17 @@ impl Flush {
             f.r_n.push(b.messages);
             f.r_members.push(b.members);
             f.r_at.push(b.activity.map(|t| t.0));
+            f.r_name.push(b.name);
+            f.r_image.push(b.image_url);
+            f.r_visibility.push(b.visibility.map(|v| v.as_str()));
+            f.r_updated.push(b.updated_at.map(|t| t.0));
         }
-        for (app, room, seq) in redact {
+        for (app, room, seq) in take(&mut p.redact) {
             f.x_app.push(app.0);
             f.x_room.push(room.0);
             f.x_seq.push(seq.0);
         }
-        for ((app, room, user), m) in members {
+        for ((app, room, user), m) in take(&mut p.members) {
             f.j_app.push(app.0);
             f.j_room.push(room.0);
             f.j_user.push(user.0);
@@ -230,13 +273,13 @@ impl Flush {
             f.j_since.push(m.since.0);
             f.j_at.push(m.updated_at.0);
         }
-        for ((app, room, user), seq) in marks {
+        for ((app, room, user), seq) in take(&mut p.marks) {
             f.m_app.push(app.0);
             f.m_room.push(room.0);
             f.m_user.push(user.0);
             f.m_seq.push(seq.0);
         }
-        for ((app, user), s) in users {
+        for ((app, user), s) in take(&mut p.users) {
             f.u_app.push(app.0);
             f.u_user.push(user.0);
             f.u_login.push(s.login.map(|t| t.0));
@@ -248,6 +291,19 @@ impl Flush {
     pub fn params(&self) -> FlushParams<'_> {
         let items = !(self.i_app.is_empty() && self.o_app.is_empty() && self.r_app.is_empty());
         FlushParams {
+            new_rooms: (!self.n_app.is_empty()).then_some([
+                &self.n_app,
+                &self.n_number,
+                &self.n_kind,
+                &self.n_name,
+                &self.n_image,
+                &self.n_visibility,
+                &self.n_alias,
+                &self.n_creator,
+                &self.n_direct,
+                &self.n_at,
+                &self.n_pos,
+            ]),
             items: items.then_some([
                 &self.i_app,
                 &self.i_room,
@@ -281,6 +337,10 @@ impl Flush {
                 &self.r_n,
                 &self.r_members,
                 &self.r_at,
+                &self.r_name,
+                &self.r_image,
+                &self.r_visibility,
+                &self.r_updated,
             ]),
             redact: (!self.x_app.is_empty()).then_some([&self.x_app, &self.x_room, &self.x_seq]),
             members: (!self.j_app.is_empty()).then_some([

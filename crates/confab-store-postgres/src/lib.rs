@@ -23,6 +23,7 @@ mod pool;
 mod projection;
 mod read;
 mod replay;
+mod rooms;
 mod rows;
 mod schema;
 mod search;

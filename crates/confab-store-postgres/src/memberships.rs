@@ -2,17 +2,16 @@
 //! bans, roles; the memberships a new room starts with) projected in memory, as
 //! `projection::members` writes them one event at a time: the member row as it stands after
 //! the event (written whole by the flush), the new owner's row, the room's position and
-//! member count, and the announcement item. The rows they start from are the transaction's
-//! own view (`Tx::member`, `Tx::room`), so a batch of membership changes costs no round trip
-//! of its own unless a row is not known yet.
+//! member count, and the announcement item (`rooms`). The rows they start from are the
+//! transaction's own view (`Tx::member`, `Tx::room`), so a batch of membership changes costs
+//! no round trip of its own unless a row is not known yet.
 
 use crate::projection::missing;
 use crate::tx::PgTx;
 use confab_core::error::StoreError;
 use confab_core::event::{Event, EventBody};
 use confab_core::ids::{AppId, RoomNumber, Seq};
-use confab_core::model::{Item, ItemKind, Member, MemberState, Role};
-use confab_core::rules::announcement;
+use confab_core::model::{Member, MemberState, Role};
 use confab_core::store::{StoreResult, Tx};
 
 impl PgTx<'_> {
@@ -75,30 +74,11 @@ impl PgTx<'_> {
             self.keep_member(app, room, m);
         }
         let delta = i64::from(joined) - i64::from(was_joined);
-        let p = &mut self.batch.pending;
-        p.moved(app, room, *pos, delta);
+        self.batch.pending.moved(app, room, *pos, delta);
         rs.room.last_pos = *pos;
         rs.room.member_count += delta;
         if let Some(seq) = seq {
-            let (text, data) = announcement(&ev.body).ok_or_else(|| missing("announcement text"))?;
-            p.announce(
-                app,
-                room,
-                Item {
-                    seq: *seq,
-                    pos: *pos,
-                    kind: ItemKind::Announcement,
-                    sender: Some(by.clone()),
-                    text: Some(text),
-                    reply_to: None,
-                    reply_count: 0,
-                    created_at: at,
-                    edited_at: None,
-                    deleted: false,
-                    announcement: Some(data),
-                    client_id: None,
-                },
-            );
+            self.announce(ev, *seq, Some(by))?;
             rs.room.last_seq = *seq;
         }
         self.batch.rooms.insert((app, room), rs);

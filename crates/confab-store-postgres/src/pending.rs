@@ -1,18 +1,20 @@
-//! What a batch decided but has not written yet: its sends, edits and deletions (items, reply
-//! counts, the rooms' counters, the log's redactions), its membership changes (member rows,
-//! member counts, announcements), its read markers and its users' login and last-seen times. They are projected here in memory and written together by a few
-//! set-based statements (`flush`) instead of one statement or more per event. The rows written
-//! are exactly those `projection::apply` writes for the same events one at a time (rebuild
-//! replays through that one), so a replayed store still equals the live one.
+//! What a batch decided but has not written yet: its new rooms and room settings, its sends,
+//! edits and deletions (items, reply counts, the rooms' counters, the log's redactions), its
+//! membership changes (member rows, member counts, announcements), its read markers and its
+//! users' login and last-seen times. They are projected here in memory and written together
+//! by a few set-based statements (`flush`) instead of one statement or more per event. The
+//! rows written are exactly those `projection::apply` writes for the same events one at a
+//! time (rebuild replays through that one), so a replayed store still equals the live one.
 //!
 //! Reads of the transaction must see these writes before they are made: `PgTx` answers from
-//! here what it can (an item by seq or client id, a membership, a user's times)
-//! and writes everything out before any read or projection that could touch the rows (see
-//! `PgTx::flush`).
+//! here what it can (an item by seq or client id, a membership, a new room by number, alias
+//! or pair, a user's times) and writes everything out before any read or projection that
+//! could touch the rows (see `PgTx::flush`).
 
 use crate::flush::Flush;
 use confab_core::ids::{AppId, Pos, RoomNumber, Seq, Timestamp, UserId};
-use confab_core::model::{Item, Member, User};
+use confab_core::model::{Item, Member, User, Visibility, direct_key};
+use confab_core::store::RoomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// An item found by client id: app, room, sender, client id.
@@ -23,7 +25,7 @@ pub type ItemKey = (AppId, RoomNumber, Seq);
 pub type MemberKey = (AppId, RoomNumber, UserId);
 
 /// What a room row owes for the events since the last flush: `None` leaves a column as it is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct RoomBump {
     pub last_seq: Option<Seq>,
     pub last_pos: Pos,
@@ -31,6 +33,10 @@ pub(crate) struct RoomBump {
     /// Joined members gained less those lost.
     pub members: i64,
     pub activity: Option<Timestamp>,
+    pub name: Option<String>,
+    pub image_url: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub updated_at: Option<Timestamp>,
 }
 
 /// The last edit or the deletion of an item, as its projection writes it.
@@ -68,6 +74,9 @@ pub(crate) struct Seen {
 
 #[derive(Default)]
 pub struct Pending {
+    /// Rooms created, in order, as their rows are first inserted (at creation: what the
+    /// batch did to them since is in `rooms`, like for any room).
+    pub(crate) new_rooms: Vec<(AppId, RoomState)>,
     /// New items in order, with their app and room, as they stand (edits applied).
     pub(crate) items: Vec<(AppId, RoomNumber, Item)>,
     by_seq: HashMap<ItemKey, usize>,
@@ -94,7 +103,8 @@ pub struct Pending {
 impl Pending {
     /// Nothing owed to the database.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.new_rooms.is_empty()
+            && self.items.is_empty()
             && self.owed.is_empty()
             && self.rooms.is_empty()
             && self.redact.is_empty()
@@ -182,9 +192,58 @@ impl Pending {
             messages: 0,
             members: 0,
             activity: None,
+            name: None,
+            image_url: None,
+            visibility: None,
+            updated_at: None,
         });
         b.last_pos = pos;
         b
+    }
+
+    /// Records a new room, as created.
+    pub fn create_room(&mut self, app: AppId, state: RoomState) {
+        self.new_rooms.push((app, state));
+    }
+
+    /// The highest number of the rooms created in `app` and not yet written.
+    pub fn last_new_room(&self, app: AppId) -> Option<RoomNumber> {
+        self.new_rooms
+            .iter()
+            .filter(|(a, _)| *a == app)
+            .map(|(_, s)| s.room.number)
+            .max()
+    }
+
+    /// The room created with `alias` in `app` and not yet written.
+    pub fn new_room_by_alias(&self, app: AppId, alias: &str) -> Option<RoomNumber> {
+        self.new_rooms
+            .iter()
+            .find(|(a, s)| *a == app && s.room.alias.as_deref() == Some(alias))
+            .map(|(_, s)| s.room.number)
+    }
+
+    /// The direct room of the pair `key` (`direct_key`) created in `app` and not yet written.
+    pub fn new_direct_room(&self, app: AppId, key: &str) -> Option<RoomNumber> {
+        self.new_rooms
+            .iter()
+            .find(|(a, s)| *a == app && s.direct.as_ref().is_some_and(|(x, y)| direct_key(x, y) == key))
+            .map(|(_, s)| s.room.number)
+    }
+
+    /// Records new settings of a room at position `pos` (`None`: unchanged).
+    pub fn update_room(
+        &mut self,
+        (app, room): (AppId, RoomNumber),
+        pos: Pos,
+        at: Timestamp,
+        (name, image_url, visibility): (Option<String>, Option<String>, Option<Visibility>),
+    ) {
+        let b = self.bump(app, room, pos);
+        b.name = name.or(b.name.take());
+        b.image_url = image_url.or(b.image_url.take());
+        b.visibility = visibility.or(b.visibility);
+        b.updated_at = Some(at);
     }
 
     /// Records a new timeline item: its room's last seq, position and activity move to it.
@@ -297,14 +356,6 @@ impl Pending {
     pub fn take(&mut self) -> Flush {
         self.by_seq.clear();
         self.read.clear();
-        Flush::of(
-            std::mem::take(&mut self.items),
-            std::mem::take(&mut self.owed),
-            std::mem::take(&mut self.rooms),
-            std::mem::take(&mut self.redact),
-            std::mem::take(&mut self.members),
-            std::mem::take(&mut self.marks),
-            std::mem::take(&mut self.users),
-        )
+        Flush::of(self)
     }
 }

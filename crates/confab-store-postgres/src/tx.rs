@@ -1,9 +1,10 @@
 //! The write transaction the rules run in. Reads see the transaction's own writes: the
-//! frequent events (sends, edits, deletions, read markers, memberships, logins and sightings)
-//! are projected in memory (`pending`) and written together, before anything that could read
-//! or change their rows and that is not answered from memory; the others (rooms, meetups,
-//! polls, apps, user upserts) are projected row by row as they are appended. Events are buffered without offsets and inserted by the
-//! writer at the end, once it has taken the app's offsets (see `writer`).
+//! frequent events (sends, edits, deletions, read markers, memberships, room creations and
+//! settings, logins and sightings) are projected in memory (`pending`) and written together,
+//! before anything that could read or change their rows and is not answered from memory; the
+//! others (room deletions, meetups, polls, apps, user upserts) are projected row by row as
+//! they are appended. Events are buffered without offsets and inserted by the writer at the
+//! end, once it has taken the app's offsets (see `writer`).
 
 use crate::conn::Conn;
 use crate::pending::Pending;
@@ -68,9 +69,10 @@ impl PgTx<'_> {
     }
 
     /// Keeps the cache right after `ev`: the message events change a room exactly as the
-    /// projection did, a read marker its membership (membership events keep it themselves,
-    /// see `memberships`); any other room event drops the room and its memberships, to be
-    /// read again (from this transaction's own writes, made before it).
+    /// projection did, a read marker its membership (membership and room events projected in
+    /// memory keep it themselves, see `memberships` and `rooms`); a deletion drops the room
+    /// and its memberships, to be read again (from this transaction's own writes, made
+    /// before it).
     fn after_event(&mut self, ev: &Event) {
         use EventBody::*;
         let app = ev.app;
@@ -116,12 +118,10 @@ impl PgTx<'_> {
             UserUpserted { user, .. } => {
                 self.batch.users.remove(&(app, user.clone()));
             }
-            RoomCreated { room, .. } => {
-                self.batch.created.insert((app, *room));
-                self.forget_room(app, *room);
-            }
-            RoomUpdated { room, .. } | RoomDeleted { room, .. } => self.forget_room(app, *room),
-            Membership { .. }
+            RoomDeleted { room, .. } => self.forget_room(app, *room),
+            RoomCreated { .. }
+            | RoomUpdated { .. }
+            | Membership { .. }
             | AppCreated { .. }
             | AppRenamed { .. }
             | UserLoggedIn { .. }
@@ -129,8 +129,10 @@ impl PgTx<'_> {
         }
     }
 
-    /// Drops `room` and its memberships from the cache.
+    /// Drops `room` and its memberships from the cache (written out before: they are read
+    /// again from the database, even for a room created here).
     fn forget_room(&mut self, app: AppId, room: RoomNumber) {
+        self.batch.created.remove(&(app, room));
         self.batch.rooms.remove(&(app, room));
         self.batch
             .members
@@ -174,6 +176,10 @@ impl Tx for PgTx<'_> {
 
     fn last_room_number(&mut self, app: AppId) -> StoreResult<RoomNumber> {
         self.creating(app)?;
+        // Rooms not yet written were numbered after every stored one.
+        if let Some(n) = self.batch.pending.last_new_room(app) {
+            return Ok(n);
+        }
         let r = self.c.one(
             "SELECT COALESCE(MAX(number), 0) FROM rooms WHERE app_id = $1",
             &[&app.0],
@@ -231,6 +237,9 @@ impl Tx for PgTx<'_> {
 
     fn room_by_alias(&mut self, app: AppId, alias: &str) -> StoreResult<Option<RoomNumber>> {
         self.creating(app)?;
+        if let Some(n) = self.batch.pending.new_room_by_alias(app, alias) {
+            return Ok(Some(n));
+        }
         self.c
             .opt(
                 "SELECT number FROM rooms WHERE app_id = $1 AND alias = $2",
@@ -247,10 +256,14 @@ impl Tx for PgTx<'_> {
         b: &UserId,
     ) -> StoreResult<Option<RoomNumber>> {
         self.creating(app)?;
+        let key = direct_key(a, b);
+        if let Some(n) = self.batch.pending.new_direct_room(app, &key) {
+            return Ok(Some(n));
+        }
         self.c
             .opt(
                 "SELECT number FROM rooms WHERE app_id = $1 AND direct_key = $2",
-                &[&app.0, &direct_key(a, b)],
+                &[&app.0, &key],
             )?
             .map(|r| rows::get(&r, 0).map(RoomNumber))
             .transpose()

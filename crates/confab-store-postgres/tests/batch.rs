@@ -11,7 +11,7 @@ mod common;
 
 use confab_core::command::{
     CancelMeetup, CreateGroup, CreateMeetup, CreatePoll, Decide, DeleteMessage, EditMessage,
-    MarkRead, SendMessage, SetRole, SetRsvp, UpdateProfile, Vote,
+    MarkRead, SendMessage, SetRole, SetRsvp, UpdateProfile, UpdateRoom, Vote,
 };
 use confab_core::command::{Command, Decision, Outcome};
 use confab_core::error::{ErrorCode, StoreError};
@@ -20,7 +20,9 @@ use confab_core::ids::{
     AppId, MeetupNumber, Offset, PollNumber, Pos, RoomNumber, Seq, Timestamp, UserId,
 };
 use confab_core::meetups::{CloseReason, PollKind, PollOutcome, Results, Rsvp, RsvpCounts};
-use confab_core::model::{HistoryQuery, Item, ItemKind, Member, MemberState, Role, Visibility};
+use confab_core::model::{
+    HistoryQuery, Item, ItemKind, Member, MemberState, Role, Room, RoomKind, Visibility,
+};
 use confab_core::search::Scope;
 use confab_core::store::Store;
 use std::sync::Arc;
@@ -968,7 +970,7 @@ async fn memberships_in_one_batch_read_their_own_writes() {
         .iter()
         .map(|m| (m.user.0.clone(), m.state, m.role, m.read_seq.0))
         .collect();
-    got.sort();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
     let j = MemberState::Joined;
     assert_eq!(
         got,
@@ -1028,6 +1030,164 @@ async fn memberships_in_one_batch_read_their_own_writes() {
     // An announcement is not searchable.
     let hits = confab_core::conformance::search_all(&store, app, Scope::Room(room), "joined").await;
     assert!(hits.is_empty(), "{hits:?}");
+
+    // The rows written together equal a replay of the log one event at a time.
+    let tables = ["rooms", "members", "items", "events"];
+    let live = (
+        confab_core::conformance::snapshot(&store, app).await,
+        rows_of(&db, &tables).await,
+    );
+    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
+    let rebuilt = (
+        confab_core::conformance::snapshot(&store, app).await,
+        rows_of(&db, &tables).await,
+    );
+    assert_eq!(live, rebuilt);
+}
+
+fn group(app: AppId, who: Option<&str>, alias: Option<&str>, members: &[&str]) -> Command {
+    Command::CreateGroup(CreateGroup {
+        app,
+        actor: who.map(user),
+        name: Some("fresh".into()),
+        image_url: None,
+        visibility: Visibility::Public,
+        alias: alias.map(str::to_owned),
+        members: members.iter().map(|m| user(m)).collect(),
+    })
+}
+
+fn direct(app: AppId, who: &str, with: &str) -> Command {
+    Command::CreateDirect {
+        app,
+        actor: user(who),
+        with: user(with),
+    }
+}
+
+fn room_of(a: &Answer) -> (Room, bool) {
+    match a {
+        Ok(Outcome::Room { room, created }) => (room.clone(), *created),
+        other => panic!("expected a room, got {other:?}"),
+    }
+}
+
+/// Rooms created and changed in a batch are projected in memory too: later commands find a
+/// new room by number, alias and pair before it is written, and see its members, its new
+/// name and its timeline; the rows written (the room inserted as created, then moved by
+/// what the batch did in it) must be those a replay writes one event at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rooms_created_in_a_batch_are_found_before_they_are_written() {
+    let (store, db) = common::fresh().await;
+    let app = confab_core::conformance::app_with_users(&store, "r", 5).await;
+    let run = async |cmd: Command| room_of(&Ok(store.execute(cmd).await.expect("accepted")));
+    run(group(app, Some("u3"), Some("taken"), &[])).await;
+    let (old_direct, _) = run(direct(app, "u2", "u0")).await;
+    let fresh = RoomNumber(old_direct.number.0 + 1);
+    let pair = RoomNumber(fresh.0 + 1);
+    let app_chat = RoomNumber(fresh.0 + 2);
+
+    let answers = in_one_batch(
+        &db,
+        &store,
+        app,
+        vec![
+            /* 0 */ group(app, Some("u0"), Some("fresh"), &["u1", "u2"]),
+            /* 1 */ group(app, Some("u1"), Some("fresh"), &[]),
+            /* 2 */ group(app, Some("u1"), Some("taken"), &[]),
+            /* 3 */ direct(app, "u0", "u1"),
+            /* 4 */ direct(app, "u1", "u0"),
+            /* 5 */ direct(app, "u0", "u2"),
+            /* 6 */
+            Command::UpdateRoom(UpdateRoom {
+                app,
+                actor: user("u0"),
+                room: fresh,
+                name: Some("renamed".into()),
+                image_url: None,
+                visibility: None,
+            }),
+            /* 7 */ send(app, "u1", fresh, "hello fresh", None, None),
+            /* 8 */ join(app, "u4", fresh),
+            /* 9 */ group(app, None, None, &[]),
+            /* 10 */
+            Command::UpdateRoom(UpdateRoom {
+                app,
+                actor: user("u0"),
+                room: fresh,
+                name: None,
+                image_url: Some("https://example.com/fresh.png".into()),
+                visibility: None,
+            }),
+            /* 11 */ mark(app, "u2", fresh, 6),
+            /* 12 */ send(app, "u1", pair, "hello pair", None, None),
+        ],
+    )
+    .await;
+
+    let (made, created) = room_of(&answers[0]);
+    assert!(created);
+    assert_eq!((made.number, made.member_count), (fresh, 3));
+    assert_eq!(refused(&answers[1]), ErrorCode::RoomAliasTaken);
+    assert_eq!(refused(&answers[2]), ErrorCode::RoomAliasTaken);
+    let (d, created) = room_of(&answers[3]);
+    assert!(created);
+    assert_eq!((d.number, d.kind, d.member_count), (pair, RoomKind::Direct, 2));
+    let (again, created) = room_of(&answers[4]);
+    assert!(!created, "the pair's room made just before is found");
+    assert_eq!(again.number, pair);
+    let (stored, created) = room_of(&answers[5]);
+    assert!(!created, "a pair's room stored before the batch is found");
+    assert_eq!(stored.number, old_direct.number);
+    let (renamed, _) = room_of(&answers[6]);
+    assert_eq!(
+        (renamed.name.as_deref(), renamed.last_seq.0),
+        (Some("renamed"), 4)
+    );
+    assert_eq!(item(&answers[7]).0.seq.0, 5);
+    assert_eq!(member(&answers[8]).read_seq.0, 6);
+    let (chat, created) = room_of(&answers[9]);
+    assert!(created);
+    assert_eq!(chat.number, app_chat);
+    let (pictured, _) = room_of(&answers[10]);
+    assert_eq!(
+        (pictured.name.as_deref(), pictured.image_url.as_deref()),
+        (Some("renamed"), Some("https://example.com/fresh.png"))
+    );
+    assert_eq!(pictured.member_count, 4);
+    assert_eq!(marker(&answers[11]), 6);
+    assert_eq!(item(&answers[12]).0.seq.0, 2);
+
+    // What was written, read back.
+    let a = store
+        .access(app, fresh, Some(&user("u2")))
+        .await
+        .expect("access")
+        .expect("room");
+    assert_eq!(a.room, pictured);
+    assert_eq!(a.member.expect("member").read_seq.0, 6);
+    assert_eq!(store.room_by_alias(app, "fresh").await.expect("alias"), Some(fresh));
+    let (items, _, _) = store
+        .history(app, fresh, HistoryQuery::Latest, 100)
+        .await
+        .expect("history");
+    let texts: Vec<(i64, &str)> = items
+        .iter()
+        .map(|i| (i.seq.0, i.text.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            (1, "u0 created the room \"fresh\""),
+            (2, "u0 added u1"),
+            (3, "u0 added u2"),
+            (4, "u0 renamed the room to \"renamed\""),
+            (5, "hello fresh"),
+            (6, "u4 joined"),
+        ]
+    );
+    let stats = store.app_stats(app).await.expect("stats");
+    assert_eq!(stats.rooms_count, 5);
 
     // The rows written together equal a replay of the log one event at a time.
     let tables = ["rooms", "members", "items", "events"];
