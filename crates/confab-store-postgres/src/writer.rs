@@ -39,9 +39,9 @@
 //! writes, step 6 and COMMIT. A batch of sends, edits, deletions, read markers, membership
 //! changes, logins and sightings thus costs two round trips whatever its size (an owner
 //! leaving adds two: the buffered rows are written out to choose the next owner, whose row is
-//! then read); creating a room adds the reads of its number, alias or pair (one each, from
-//! the database only for the batch's first new room); other commands add theirs while the
-//! rules run (and one more to write out what is buffered before them).
+//! then read); creating a room adds a read of its alias or pair, and of the app's highest
+//! room number for the batch's first new room; other commands add theirs while the rules run
+//! (and one more to write out what is buffered before them).
 //!
 //! No savepoints: the rules validate before they append, so a refused command has written
 //! nothing. A command that fails any other way (or after writing) aborts the transaction; the
