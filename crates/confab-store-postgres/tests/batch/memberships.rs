@@ -3,7 +3,8 @@
 
 use super::common;
 use super::{
-    Answer, group_of_four, in_one_batch, item, mark, marker, refused, rows_of, send, user,
+    Answer, group_of_four, in_one_batch, item, mark, marker, refused, replay_equals_live, send,
+    user,
 };
 use confab_core::command::{Command, CreateGroup, Decide, Decision, Outcome, SetRole, UpdateRoom};
 use confab_core::error::ErrorCode;
@@ -12,7 +13,6 @@ use confab_core::model::{
     HistoryQuery, Item, ItemKind, Member, MemberState, Role, Room, RoomKind, Visibility,
 };
 use confab_core::search::Scope;
-use std::sync::Arc;
 
 fn member(a: &Answer) -> Member {
     match a {
@@ -204,17 +204,7 @@ async fn memberships_in_one_batch_read_their_own_writes() {
     assert!(hits.is_empty(), "{hits:?}");
 
     // The rows written together equal a replay of the log one event at a time.
-    let tables = ["rooms", "members", "items", "events"];
-    let live = (
-        confab_core::conformance::snapshot(&store, app).await,
-        rows_of(&db, &tables).await,
-    );
-    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
-    let rebuilt = (
-        confab_core::conformance::snapshot(&store, app).await,
-        rows_of(&db, &tables).await,
-    );
-    assert_eq!(live, rebuilt);
+    replay_equals_live(&store, &db, app, &["rooms", "members", "items", "events"]).await;
 }
 
 fn group(app: AppId, who: Option<&str>, alias: Option<&str>, members: &[&str]) -> Command {
@@ -362,15 +352,5 @@ async fn rooms_created_in_a_batch_are_found_before_they_are_written() {
     assert_eq!(stats.rooms_count, 5);
 
     // The rows written together equal a replay of the log one event at a time.
-    let tables = ["rooms", "members", "items", "events"];
-    let live = (
-        confab_core::conformance::snapshot(&store, app).await,
-        rows_of(&db, &tables).await,
-    );
-    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
-    let rebuilt = (
-        confab_core::conformance::snapshot(&store, app).await,
-        rows_of(&db, &tables).await,
-    );
-    assert_eq!(live, rebuilt);
+    replay_equals_live(&store, &db, app, &["rooms", "members", "items", "events"]).await;
 }
