@@ -107,7 +107,9 @@ impl PgTx<'_> {
                 p.mark((app, *room, user.clone()), *seq);
             }
             EventBody::Membership { .. } => self.buffer_membership(ev)?,
-            EventBody::RoomCreated { .. } | EventBody::RoomUpdated { .. } => self.buffer_room(ev)?,
+            EventBody::RoomCreated { .. } | EventBody::RoomUpdated { .. } => {
+                self.buffer_room(ev)?
+            }
             EventBody::UserSeen { user } => p.seen(app, user.clone(), at, false),
             EventBody::UserLoggedIn { user } => p.seen(app, user.clone(), at, true),
             _ => return Ok(false),

@@ -218,7 +218,8 @@ impl Flush {
             f.i_pos.push(item.pos.0);
             // Only messages are searched: an announcement's text is not folded.
             let message = item.kind == ItemKind::Message;
-            f.i_kind.push(if message { "message" } else { "announcement" });
+            f.i_kind
+                .push(if message { "message" } else { "announcement" });
             f.i_folded
                 .push(item.text.as_deref().filter(|_| message).map(fold));
             f.i_announcement

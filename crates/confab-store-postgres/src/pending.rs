@@ -227,7 +227,12 @@ impl Pending {
     pub fn new_direct_room(&self, app: AppId, key: &str) -> Option<RoomNumber> {
         self.new_rooms
             .iter()
-            .find(|(a, s)| *a == app && s.direct.as_ref().is_some_and(|(x, y)| direct_key(x, y) == key))
+            .find(|(a, s)| {
+                *a == app
+                    && s.direct
+                        .as_ref()
+                        .is_some_and(|(x, y)| direct_key(x, y) == key)
+            })
             .map(|(_, s)| s.room.number)
     }
 

@@ -101,7 +101,12 @@ impl PgTx<'_> {
 
     /// Records the announcement item `ev` puts in its room's timeline at `seq`, made by `by`
     /// (as `projection::announce` writes it).
-    pub(crate) fn announce(&mut self, ev: &Event, seq: Seq, by: Option<&UserId>) -> StoreResult<()> {
+    pub(crate) fn announce(
+        &mut self,
+        ev: &Event,
+        seq: Seq,
+        by: Option<&UserId>,
+    ) -> StoreResult<()> {
         let (text, data) = announcement(&ev.body).ok_or_else(|| missing("announcement text"))?;
         let (room, pos) = ev.body.room_pos().ok_or_else(|| missing("room position"))?;
         self.batch.pending.announce(

@@ -140,7 +140,6 @@ impl PgTx<'_> {
     }
 }
 
-
 impl Tx for PgTx<'_> {
     fn now(&self) -> Timestamp {
         self.now

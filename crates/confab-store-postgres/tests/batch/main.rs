@@ -846,5 +846,11 @@ async fn edits_deletions_and_markers_in_one_batch_read_their_own_writes() {
     assert_eq!(redacted, 3);
 
     // The rows written together equal a replay of the log one event at a time.
-    replay_equals_live(&store, &db, app, &["rooms", "members", "items", "users", "events"]).await;
+    replay_equals_live(
+        &store,
+        &db,
+        app,
+        &["rooms", "members", "items", "users", "events"],
+    )
+    .await;
 }

@@ -294,7 +294,10 @@ async fn rooms_created_in_a_batch_are_found_before_they_are_written() {
     assert_eq!(refused(&answers[2]), ErrorCode::RoomAliasTaken);
     let (d, created) = room_of(&answers[3]);
     assert!(created);
-    assert_eq!((d.number, d.kind, d.member_count), (pair, RoomKind::Direct, 2));
+    assert_eq!(
+        (d.number, d.kind, d.member_count),
+        (pair, RoomKind::Direct, 2)
+    );
     let (again, created) = room_of(&answers[4]);
     assert!(!created, "the pair's room made just before is found");
     assert_eq!(again.number, pair);
@@ -328,7 +331,10 @@ async fn rooms_created_in_a_batch_are_found_before_they_are_written() {
         .expect("room");
     assert_eq!(a.room, pictured);
     assert_eq!(a.member.expect("member").read_seq.0, 6);
-    assert_eq!(store.room_by_alias(app, "fresh").await.expect("alias"), Some(fresh));
+    assert_eq!(
+        store.room_by_alias(app, "fresh").await.expect("alias"),
+        Some(fresh)
+    );
     let (items, _, _) = store
         .history(app, fresh, HistoryQuery::Latest, 100)
         .await
