@@ -444,17 +444,7 @@ async fn gatherings_between_sends_in_one_batch_keep_the_room_gapless() {
         .await
         .expect("access")
         .expect("room");
-    let changes = store
-        .changes(app, room, Pos(0), 10_000)
-        .await
-        .expect("changes");
-    let positions: Vec<i64> = changes.rows.iter().map(|c| c.pos.0).collect();
-    assert_eq!(positions, (1..=access.room.last_pos.0).collect::<Vec<_>>());
-    for c in &changes.rows {
-        if let Some(seq) = c.body.item_seq() {
-            assert_eq!(c.item.as_ref().map(|i| i.seq), Some(seq), "{:?}", c.body);
-        }
-    }
+    gapless_changes(&store, app, room, access.room.last_pos).await;
     let (items, _, _) = store
         .history(app, room, HistoryQuery::Latest, 1000)
         .await
@@ -578,6 +568,22 @@ fn marker(a: &Answer) -> i64 {
     match a {
         Ok(Outcome::ReadMarker(s)) => s.0,
         other => panic!("expected a read marker, got {other:?}"),
+    }
+}
+
+/// Asserts that `room`'s changes run from 1 to `last` without a gap, each with the item its
+/// event names.
+async fn gapless_changes(store: &Arc<dyn Store>, app: AppId, room: RoomNumber, last: Pos) {
+    let changes = store
+        .changes(app, room, Pos(0), 10_000)
+        .await
+        .expect("changes");
+    let positions: Vec<i64> = changes.rows.iter().map(|c| c.pos.0).collect();
+    assert_eq!(positions, (1..=last.0).collect::<Vec<_>>());
+    for c in &changes.rows {
+        if let Some(seq) = c.body.item_seq() {
+            assert_eq!(c.item.as_ref().map(|i| i.seq), Some(seq), "{:?}", c.body);
+        }
     }
 }
 

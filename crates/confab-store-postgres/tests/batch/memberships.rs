@@ -3,12 +3,12 @@
 
 use super::common;
 use super::{
-    Answer, group_of_four, in_one_batch, item, mark, marker, refused, replay_equals_live, send,
-    user,
+    Answer, gapless_changes, group_of_four, in_one_batch, item, mark, marker, refused,
+    replay_equals_live, send, user,
 };
 use confab_core::command::{Command, CreateGroup, Decide, Decision, Outcome, SetRole, UpdateRoom};
 use confab_core::error::ErrorCode;
-use confab_core::ids::{AppId, Pos, RoomNumber};
+use confab_core::ids::{AppId, RoomNumber};
 use confab_core::model::{
     HistoryQuery, Item, ItemKind, Member, MemberState, Role, Room, RoomKind, Visibility,
 };
@@ -188,17 +188,7 @@ async fn memberships_in_one_batch_read_their_own_writes() {
             (next + 6, "u0 joined"),
         ]
     );
-    let changes = store
-        .changes(app, room, Pos(0), 10_000)
-        .await
-        .expect("changes");
-    let positions: Vec<i64> = changes.rows.iter().map(|c| c.pos.0).collect();
-    assert_eq!(positions, (1..=a.room.last_pos.0).collect::<Vec<_>>());
-    for c in &changes.rows {
-        if let Some(seq) = c.body.item_seq() {
-            assert_eq!(c.item.as_ref().map(|i| i.seq), Some(seq), "{:?}", c.body);
-        }
-    }
+    gapless_changes(&store, app, room, a.room.last_pos).await;
     // An announcement is not searchable.
     let hits = confab_core::conformance::search_all(&store, app, Scope::Room(room), "joined").await;
     assert!(hits.is_empty(), "{hits:?}");
