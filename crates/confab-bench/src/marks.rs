@@ -1,7 +1,8 @@
 //! Read markers, the most frequent write after sends: 64 members of one room moving their
-//! markers in a closed loop, alone, then each sending a message and marking it read. The
-//! commands go straight to the store (`Store::execute`: rules, log, projections, group
-//! commit; no HTTP), so the figures are the write path's.
+//! markers in a closed loop, alone, then each sending a message and marking it read. Then
+//! membership churn: the same users joining and leaving a public room of their own in a
+//! closed loop. The commands go straight to the store (`Store::execute`: rules, log,
+//! projections, group commit; no HTTP), so the figures are the write path's.
 
 use crate::harness::{Server, StoreKind, message_text};
 use crate::sends::{closed_loop, gather};
@@ -9,8 +10,9 @@ use crate::stats::{Table, ms, rate, thousands};
 use crate::{Opts, blocking, pg};
 use anyhow::Context;
 use confab_core::Command;
-use confab_core::command::{MarkRead, Outcome, SendMessage};
+use confab_core::command::{CreateGroup, MarkRead, Outcome, SendMessage};
 use confab_core::ids::{AppId, RoomNumber, Seq, UserId};
+use confab_core::model::{MemberState, Visibility};
 use confab_core::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +69,52 @@ async fn send(
     }
 }
 
+/// Joins (`join`) or leaves the room; the answer must show the new state.
+async fn member(
+    store: &Arc<dyn Store>,
+    app: AppId,
+    who: &str,
+    room: i64,
+    join: bool,
+) -> Result<(), String> {
+    let (actor, room) = (UserId(who.to_owned()), RoomNumber(room));
+    let (cmd, want) = if join {
+        (Command::Join { app, actor, room }, MemberState::Joined)
+    } else {
+        (Command::Leave { app, actor, room }, MemberState::Left)
+    };
+    match store.execute(cmd).await {
+        Ok(Outcome::Member(m)) if m.state == want => Ok(()),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// What each member does per round of a phase.
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    /// Moves the marker one message on.
+    Marks,
+    /// Sends a message and marks it read.
+    SendMark,
+    /// Joins the churn room and leaves it again.
+    JoinLeave,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Marks => "marks",
+            Phase::SendMark => "send + mark",
+            Phase::JoinLeave => "join + leave",
+        }
+    }
+
+    fn commands(self) -> f64 {
+        if self == Phase::Marks { 1.0 } else { 2.0 }
+    }
+}
+
 /// Transactions committed in the server's database so far (`pg_stat_database`, which
 /// backends report at most about once a second: a rough count).
 async fn commits(url: Option<String>) -> anyhow::Result<Option<i64>> {
@@ -97,6 +145,24 @@ pub async fn run(opts: &Opts, kind: StoreKind) -> anyhow::Result<Table> {
     let app_id = server.app_id(&app.token).await?;
     let store = server.running.store.clone();
     let db_url = server.database().map(|d| d.url.clone());
+    // The churn room: public, so joining needs nobody's approval; its owner never leaves,
+    // so no leave hands the room on.
+    server.user(&app, "churn-owner").await?;
+    let churn = match store
+        .execute(Command::CreateGroup(CreateGroup {
+            app: app_id,
+            actor: Some(UserId("churn-owner".into())),
+            name: Some("churn".into()),
+            image_url: None,
+            visibility: Visibility::Public,
+            alias: None,
+            members: vec![],
+        }))
+        .await?
+    {
+        Outcome::Room { room, .. } => room.number.0,
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    };
 
     eprintln!("[marks] filling the room with {FILL} messages");
     let mut set = JoinSet::new();
@@ -117,11 +183,13 @@ pub async fn run(opts: &Opts, kind: StoreKind) -> anyhow::Result<Table> {
     let warmup = Duration::from_secs_f64(opts.warmup);
     let seconds = Duration::from_secs_f64(opts.seconds);
     let mut t = Table::new(format!(
-        "read markers on {}: {members} members of one room, store direct (no HTTP), {:.0} s",
+        "read markers and memberships on {}: {members} members of one room, store direct \
+         (no HTTP), {:.0} s",
         kind.name(),
         opts.seconds
     ));
-    for phase in ["marks", "send + mark"] {
+    for ph in [Phase::Marks, Phase::SendMark, Phase::JoinLeave] {
+        let phase = ph.name();
         eprintln!(
             "[marks] {phase}: {:.1} s warm-up, then {:.1} s measured",
             opts.warmup, opts.seconds
@@ -139,17 +207,24 @@ pub async fn run(opts: &Opts, kind: StoreKind) -> anyhow::Result<Table> {
         for m in 0..members {
             let store = store.clone();
             let who = format!("m{m}");
-            let alone = phase == "marks";
             set.spawn(async move {
                 closed_loop(measure_from, end, |i| {
                     let (store, who) = (&store, &who);
                     async move {
-                        if alone {
+                        match ph {
                             // Each step moves the marker one message on: a real write.
-                            mark(store, app_id, who, room, (i + 1).min(FILL) as i64).await
-                        } else {
-                            let seq = send(store, app_id, who, room, message_text(m, i)).await?;
-                            mark(store, app_id, who, room, seq).await
+                            Phase::Marks => {
+                                mark(store, app_id, who, room, (i + 1).min(FILL) as i64).await
+                            }
+                            Phase::SendMark => {
+                                let text = message_text(m, i);
+                                let seq = send(store, app_id, who, room, text).await?;
+                                mark(store, app_id, who, room, seq).await
+                            }
+                            Phase::JoinLeave => {
+                                member(store, app_id, who, churn, true).await?;
+                                member(store, app_id, who, churn, false).await
+                            }
                         }
                     }
                 })
@@ -158,7 +233,7 @@ pub async fn run(opts: &Opts, kind: StoreKind) -> anyhow::Result<Table> {
         }
         let done = gather(set, measure_from).await?;
         let c1 = commits(db_url.clone()).await?;
-        let per_op = if phase == "marks" { 1.0 } else { 2.0 };
+        let per_op = ph.commands();
         t.info(
             &format!("{phase}: rounds/s (p50 / p99)"),
             format!(

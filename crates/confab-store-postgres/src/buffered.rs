@@ -1,5 +1,6 @@
 //! The events a batch projects in memory (`pending`) rather than row by row: sends, edits,
-//! deletions, read markers, logins and sightings.
+//! deletions, read markers, memberships (see `memberships`), room creations and settings (see
+//! `rooms`), logins and sightings.
 
 use crate::rows;
 use crate::tx::PgTx;
@@ -104,6 +105,10 @@ impl PgTx<'_> {
             }
             EventBody::ReadMarkerSet { room, user, seq } => {
                 p.mark((app, *room, user.clone()), *seq);
+            }
+            EventBody::Membership { .. } => self.buffer_membership(ev)?,
+            EventBody::RoomCreated { .. } | EventBody::RoomUpdated { .. } => {
+                self.buffer_room(ev)?
             }
             EventBody::UserSeen { user } => p.seen(app, user.clone(), at, false),
             EventBody::UserLoggedIn { user } => p.seen(app, user.clone(), at, true),

@@ -1,18 +1,20 @@
-//! What a batch decided but has not written yet: its sends, edits and deletions (items, reply
-//! counts, the rooms' counters, the log's redactions), its read markers and its users' login
-//! and last-seen times. They are projected here in memory and written together by a few
-//! set-based statements (`flush`) instead of one statement or more per event. The rows written
-//! are exactly those `projection::apply` writes for the same events one at a time (rebuild
-//! replays through that one), so a replayed store still equals the live one.
+//! What a batch decided but has not written yet: its new rooms and room settings, its sends,
+//! edits and deletions (items, reply counts, the rooms' counters, the log's redactions), its
+//! membership changes (member rows, member counts, announcements), its read markers and its
+//! users' login and last-seen times. They are projected here in memory and written together
+//! by a few set-based statements (`flush`) instead of one statement or more per event. The
+//! rows written are exactly those `projection::apply` writes for the same events one at a
+//! time (rebuild replays through that one), so a replayed store still equals the live one.
 //!
 //! Reads of the transaction must see these writes before they are made: `PgTx` answers from
-//! here what it can (an item by seq or client id, a membership's read marker, a user's times)
-//! and writes everything out before any read or projection that could touch the rows (see
-//! `PgTx::flush`).
+//! here what it can (an item by seq or client id, a membership, a new room by number, alias
+//! or pair, a user's times) and writes everything out before any read or projection that
+//! could touch the rows (see `PgTx::flush`).
 
 use crate::flush::Flush;
 use confab_core::ids::{AppId, Pos, RoomNumber, Seq, Timestamp, UserId};
-use confab_core::model::{Item, User};
+use confab_core::model::{Item, Member, User, Visibility, direct_key};
+use confab_core::store::RoomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// An item found by client id: app, room, sender, client id.
@@ -23,12 +25,18 @@ pub type ItemKey = (AppId, RoomNumber, Seq);
 pub type MemberKey = (AppId, RoomNumber, UserId);
 
 /// What a room row owes for the events since the last flush: `None` leaves a column as it is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct RoomBump {
     pub last_seq: Option<Seq>,
     pub last_pos: Pos,
     pub messages: i64,
+    /// Joined members gained less those lost.
+    pub members: i64,
     pub activity: Option<Timestamp>,
+    pub name: Option<String>,
+    pub image_url: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub updated_at: Option<Timestamp>,
 }
 
 /// The last edit or the deletion of an item, as its projection writes it.
@@ -66,6 +74,9 @@ pub(crate) struct Seen {
 
 #[derive(Default)]
 pub struct Pending {
+    /// Rooms created, in order, as their rows are first inserted (at creation: what the
+    /// batch did to them since is in `rooms`, like for any room).
+    pub(crate) new_rooms: Vec<(AppId, RoomState)>,
     /// New items in order, with their app and room, as they stand (edits applied).
     pub(crate) items: Vec<(AppId, RoomNumber, Item)>,
     by_seq: HashMap<ItemKey, usize>,
@@ -74,7 +85,10 @@ pub struct Pending {
     pub(crate) rooms: BTreeMap<(AppId, RoomNumber), RoomBump>,
     /// Stored items whose logged text must be emptied (their events of earlier transactions).
     pub(crate) redact: BTreeSet<ItemKey>,
-    /// Read markers owed, the highest per membership.
+    /// Membership rows as this transaction leaves them, written whole (upserted). A read
+    /// marker on one of them moves its `read_seq` here rather than going to `marks`.
+    pub(crate) members: BTreeMap<MemberKey, Member>,
+    /// Read markers owed to memberships not in `members`, the highest per membership.
     pub(crate) marks: BTreeMap<MemberKey, Seq>,
     pub(crate) users: BTreeMap<(AppId, UserId), Seen>,
     /// Stored items as read from the database in this transaction, without what is owed:
@@ -89,10 +103,12 @@ pub struct Pending {
 impl Pending {
     /// Nothing owed to the database.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.new_rooms.is_empty()
+            && self.items.is_empty()
             && self.owed.is_empty()
             && self.rooms.is_empty()
             && self.redact.is_empty()
+            && self.members.is_empty()
             && self.marks.is_empty()
             && self.users.is_empty()
     }
@@ -174,9 +190,75 @@ impl Pending {
             last_seq: None,
             last_pos: pos,
             messages: 0,
+            members: 0,
             activity: None,
+            name: None,
+            image_url: None,
+            visibility: None,
+            updated_at: None,
         });
         b.last_pos = pos;
+        b
+    }
+
+    /// Records a new room, as created.
+    pub fn create_room(&mut self, app: AppId, state: RoomState) {
+        self.new_rooms.push((app, state));
+    }
+
+    /// The highest number of the rooms created in `app` and not yet written.
+    pub fn last_new_room(&self, app: AppId) -> Option<RoomNumber> {
+        self.new_rooms
+            .iter()
+            .filter(|(a, _)| *a == app)
+            .map(|(_, s)| s.room.number)
+            .max()
+    }
+
+    /// The room created with `alias` in `app` and not yet written.
+    pub fn new_room_by_alias(&self, app: AppId, alias: &str) -> Option<RoomNumber> {
+        self.new_rooms
+            .iter()
+            .find(|(a, s)| *a == app && s.room.alias.as_deref() == Some(alias))
+            .map(|(_, s)| s.room.number)
+    }
+
+    /// The direct room of the pair `key` (`direct_key`) created in `app` and not yet written.
+    pub fn new_direct_room(&self, app: AppId, key: &str) -> Option<RoomNumber> {
+        self.new_rooms
+            .iter()
+            .find(|(a, s)| {
+                *a == app
+                    && s.direct
+                        .as_ref()
+                        .is_some_and(|(x, y)| direct_key(x, y) == key)
+            })
+            .map(|(_, s)| s.room.number)
+    }
+
+    /// Records new settings of a room at position `pos` (`None`: unchanged).
+    pub fn update_room(
+        &mut self,
+        (app, room): (AppId, RoomNumber),
+        pos: Pos,
+        at: Timestamp,
+        (name, image_url, visibility): (Option<String>, Option<String>, Option<Visibility>),
+    ) {
+        let b = self.bump(app, room, pos);
+        b.name = name.or(b.name.take());
+        b.image_url = image_url.or(b.image_url.take());
+        b.visibility = visibility.or(b.visibility);
+        b.updated_at = Some(at);
+    }
+
+    /// Records a new timeline item: its room's last seq, position and activity move to it.
+    fn insert(&mut self, app: AppId, room: RoomNumber, item: Item) -> &mut RoomBump {
+        let (seq, pos, at) = (item.seq, item.pos, item.created_at);
+        self.by_seq.insert((app, room, seq), self.items.len());
+        self.items.push((app, room, item));
+        let b = self.bump(app, room, pos);
+        b.last_seq = Some(seq);
+        b.activity = Some(at);
         b
     }
 
@@ -191,12 +273,30 @@ impl Pending {
                 Some(item.clone()),
             );
         }
-        let b = self.bump(app, room, item.pos);
-        b.last_seq = Some(item.seq);
-        b.messages += 1;
-        b.activity = Some(item.created_at);
-        self.by_seq.insert((app, room, item.seq), self.items.len());
-        self.items.push((app, room, item));
+        self.insert(app, room, item).messages += 1;
+    }
+
+    /// Records the announcement item an event puts in its room's timeline.
+    pub fn announce(&mut self, app: AppId, room: RoomNumber, item: Item) {
+        self.insert(app, room, item);
+    }
+
+    /// Records a change of a room's position by a membership event, and of its joined
+    /// members by `joined` (-1, 0 or 1).
+    pub fn moved(&mut self, app: AppId, room: RoomNumber, pos: Pos, joined: i64) {
+        self.bump(app, room, pos).members += joined;
+    }
+
+    /// Records a membership row as it now stands; it replaces any read marker owed to it
+    /// (the row was decided from the marker).
+    pub fn set_member(&mut self, key: MemberKey, member: Member) {
+        self.marks.remove(&key);
+        self.members.insert(key, member);
+    }
+
+    /// The membership row this transaction owes, if any.
+    pub fn member(&self, key: &MemberKey) -> Option<&Member> {
+        self.members.get(key)
     }
 
     /// Records an edit or a deletion (`text: None`) of the item at `key`, at room position
@@ -221,6 +321,10 @@ impl Pending {
 
     /// Records a read marker (the membership's marker becomes at least `seq`).
     pub fn mark(&mut self, key: MemberKey, seq: Seq) {
+        if let Some(m) = self.members.get_mut(&key) {
+            m.read_seq = m.read_seq.max(seq);
+            return;
+        }
         let m = self.marks.entry(key).or_insert(seq);
         *m = (*m).max(seq);
     }
@@ -257,13 +361,6 @@ impl Pending {
     pub fn take(&mut self) -> Flush {
         self.by_seq.clear();
         self.read.clear();
-        Flush::of(
-            std::mem::take(&mut self.items),
-            std::mem::take(&mut self.owed),
-            std::mem::take(&mut self.rooms),
-            std::mem::take(&mut self.redact),
-            std::mem::take(&mut self.marks),
-            std::mem::take(&mut self.users),
-        )
+        Flush::of(self)
     }
 }

@@ -93,7 +93,8 @@ fn room_of(cmd: &Command) -> Option<(AppId, RoomNumber, Vec<&UserId>)> {
 
 /// What a batch reads when it starts: the rooms its commands name (locked), the memberships
 /// its rules will look at there, the items its sends' client ids name, the items edited,
-/// deleted or replied to, and the users whose logins and sightings it records.
+/// deleted or replied to, the users whose logins and sightings it records, and those who
+/// must exist to be invited, decided on, or put in a new room.
 #[derive(Default)]
 struct Wanted<'a> {
     rooms: BTreeSet<(i64, i64)>,
@@ -135,8 +136,30 @@ impl<'a> Wanted<'a> {
                 | Command::Delete(DeleteMessage { app, room, seq, .. }) => {
                     w.items.insert((app.0, room.0, seq.0));
                 }
-                Command::RecordLogin { app, user } | Command::RecordSeen { app, user } => {
+                // The users these record, or whose existence the rules check.
+                Command::RecordLogin { app, user }
+                | Command::RecordSeen { app, user }
+                | Command::Invite(confab_core::Invite {
+                    app, target: user, ..
+                })
+                | Command::Decide(confab_core::Decide {
+                    app, target: user, ..
+                }) => {
                     w.users.insert((app.0, user.as_str()));
+                }
+                Command::CreateDirect { app, actor, with } => {
+                    w.users.insert((app.0, actor.as_str()));
+                    w.users.insert((app.0, with.as_str()));
+                }
+                Command::CreateGroup(CreateGroup {
+                    app,
+                    actor,
+                    members,
+                    ..
+                }) => {
+                    for u in actor.iter().chain(members) {
+                        w.users.insert((app.0, u.as_str()));
+                    }
                 }
                 _ => {}
             }

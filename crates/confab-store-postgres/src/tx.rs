@@ -1,9 +1,10 @@
 //! The write transaction the rules run in. Reads see the transaction's own writes: the
-//! frequent events (sends, edits, deletions, read markers, logins and sightings) are projected
-//! in memory (`pending`) and written together, before anything that could read or change their
-//! rows; the others (rooms, memberships, meetups, polls, apps, user upserts) are projected
-//! row by row as they are appended. Events are buffered without offsets and inserted by the
-//! writer at the end, once it has taken the app's offsets (see `writer`).
+//! frequent events (sends, edits, deletions, read markers, memberships, room creations and
+//! settings, logins and sightings) are projected in memory (`pending`) and written together,
+//! before anything that could read or change their rows and is not answered from memory; the
+//! others (room deletions, meetups, polls, apps, user upserts) are projected row by row as
+//! they are appended. Events are buffered without offsets and inserted by the writer at the
+//! end, once it has taken the app's offsets (see `writer`).
 
 use crate::conn::Conn;
 use crate::pending::Pending;
@@ -29,8 +30,10 @@ pub struct Batch {
     pub deltas: Deltas,
     /// Rooms read under their row lock (or created here), as the rules last saw them.
     pub rooms: HashMap<(AppId, RoomNumber), RoomState>,
-    /// Memberships read in locked rooms; `None`: no row.
+    /// Memberships read in locked rooms, as this transaction has left them; `None`: no row.
     pub members: HashMap<(AppId, RoomNumber, UserId), Option<Member>>,
+    /// Rooms created in this transaction: no membership of theirs is stored elsewhere.
+    pub created: HashSet<(AppId, RoomNumber)>,
     /// Apps whose room-creation lock this transaction holds.
     pub creating: HashSet<AppId>,
     /// Users read in this transaction, as stored (`None`: no row); what `pending` owes them
@@ -66,8 +69,10 @@ impl PgTx<'_> {
     }
 
     /// Keeps the cache right after `ev`: the message events change a room exactly as the
-    /// projection did, a read marker its membership; any other room event drops the room and
-    /// its memberships, to be read again (from this transaction's own writes).
+    /// projection did, a read marker its membership (membership and room events projected in
+    /// memory keep it themselves, see `memberships` and `rooms`); a deletion drops the room
+    /// and its memberships, to be read again (from this transaction's own writes, made
+    /// before it).
     fn after_event(&mut self, ev: &Event) {
         use EventBody::*;
         let app = ev.app;
@@ -113,18 +118,25 @@ impl PgTx<'_> {
             UserUpserted { user, .. } => {
                 self.batch.users.remove(&(app, user.clone()));
             }
-            RoomCreated { room, .. }
-            | RoomUpdated { room, .. }
-            | RoomDeleted { room, .. }
-            | Membership { room, .. } => {
-                let room = *room;
-                self.batch.rooms.remove(&(app, room));
-                self.batch
-                    .members
-                    .retain(|(a, r, _), _| !(*a == app && *r == room));
-            }
-            AppCreated { .. } | AppRenamed { .. } | UserLoggedIn { .. } | UserSeen { .. } => {}
+            RoomDeleted { room, .. } => self.forget_room(app, *room),
+            RoomCreated { .. }
+            | RoomUpdated { .. }
+            | Membership { .. }
+            | AppCreated { .. }
+            | AppRenamed { .. }
+            | UserLoggedIn { .. }
+            | UserSeen { .. } => {}
         }
+    }
+
+    /// Drops `room` and its memberships from the cache (written out before: they are read
+    /// again from the database, even for a room created here).
+    fn forget_room(&mut self, app: AppId, room: RoomNumber) {
+        self.batch.created.remove(&(app, room));
+        self.batch.rooms.remove(&(app, room));
+        self.batch
+            .members
+            .retain(|(a, r, _), _| !(*a == app && *r == room));
     }
 }
 
@@ -163,6 +175,10 @@ impl Tx for PgTx<'_> {
 
     fn last_room_number(&mut self, app: AppId) -> StoreResult<RoomNumber> {
         self.creating(app)?;
+        // Rooms not yet written were numbered after every stored one.
+        if let Some(n) = self.batch.pending.last_new_room(app) {
+            return Ok(n);
+        }
         let r = self.c.one(
             "SELECT COALESCE(MAX(number), 0) FROM rooms WHERE app_id = $1",
             &[&app.0],
@@ -220,6 +236,9 @@ impl Tx for PgTx<'_> {
 
     fn room_by_alias(&mut self, app: AppId, alias: &str) -> StoreResult<Option<RoomNumber>> {
         self.creating(app)?;
+        if let Some(n) = self.batch.pending.new_room_by_alias(app, alias) {
+            return Ok(Some(n));
+        }
         self.c
             .opt(
                 "SELECT number FROM rooms WHERE app_id = $1 AND alias = $2",
@@ -236,10 +255,14 @@ impl Tx for PgTx<'_> {
         b: &UserId,
     ) -> StoreResult<Option<RoomNumber>> {
         self.creating(app)?;
+        let key = direct_key(a, b);
+        if let Some(n) = self.batch.pending.new_direct_room(app, &key) {
+            return Ok(Some(n));
+        }
         self.c
             .opt(
                 "SELECT number FROM rooms WHERE app_id = $1 AND direct_key = $2",
-                &[&app.0, &direct_key(a, b)],
+                &[&app.0, &key],
             )?
             .map(|r| rows::get(&r, 0).map(RoomNumber))
             .transpose()
@@ -254,6 +277,13 @@ impl Tx for PgTx<'_> {
         let key = (app, room, user.clone());
         if let Some(m) = self.batch.members.get(&key) {
             return Ok(m.clone());
+        }
+        if let Some(m) = self.batch.pending.member(&key) {
+            return Ok(Some(m.clone()));
+        }
+        if self.batch.created.contains(&(app, room)) {
+            self.batch.members.insert(key, None);
+            return Ok(None);
         }
         let mut member = self
             .c
@@ -279,6 +309,9 @@ impl Tx for PgTx<'_> {
         room: RoomNumber,
         except: &UserId,
     ) -> StoreResult<Option<UserId>> {
+        // Rare (an owner leaving): all the room's joined members are wanted, so the buffered
+        // memberships are written out first rather than merged in.
+        self.flush()?;
         self.c
             .opt(
                 "SELECT user_id FROM members
@@ -369,8 +402,9 @@ impl Tx for PgTx<'_> {
     }
 
     fn joined_members(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Vec<UserId>> {
-        // Memberships are projected as they are appended (only read markers are buffered),
-        // so the rows' states are current. Sorted as Rust sorts strings (bytes), whatever the database's collation.
+        // Rare (a poll's voters): the buffered memberships are written out first. Sorted as
+        // Rust sorts strings (bytes), whatever the database's collation.
+        self.flush()?;
         self.c
             .query(
                 "SELECT user_id FROM members

@@ -17,8 +17,9 @@
 //!    pairs are checked and taken only under it, so two nodes can never create the same
 //!    number, alias or pair (the unique indexes stay as a last line: a violation is a
 //!    conflict, retried);
-//! 5. then the rules run. Sends, edits, deletions, read markers, logins and sightings are
-//!    projected in memory (`pending`) and written together with set-based statements (`flush`);
+//! 5. then the rules run. Sends, edits, deletions, read markers, membership changes, room
+//!    creations and settings, logins and sightings are projected in memory (`pending`) and
+//!    written together with set-based statements (`flush`);
 //!    other events are projected row by row as they come, after the buffered writes before
 //!    them are made (user rows are locked as they are written: the one place where two nodes
 //!    may meet in different orders; PostgreSQL then reports a deadlock, a conflict, and the
@@ -34,9 +35,12 @@
 //! few round trips as it can. Statements that do not depend on each other's answers go out
 //! together (`Conn::pipeline`; the server still runs them one after the other, in order):
 //! BEGIN and steps 1 to 4 with the reads of memberships, client-id items, the items edited,
-//! deleted or replied to, and the users seen; then, after the rules, the buffered writes, step
-//! 6 and COMMIT. A batch of sends, edits, deletions, read markers, logins and sightings thus
-//! costs two round trips whatever its size; other commands add theirs while the rules run
+//! deleted or replied to, and the users seen or named; then, after the rules, the buffered
+//! writes, step 6 and COMMIT. A batch of sends, edits, deletions, read markers, membership
+//! changes, logins and sightings thus costs two round trips whatever its size (an owner
+//! leaving adds two: the buffered rows are written out to choose the next owner, whose row is
+//! then read); creating a room adds a read of its alias or pair, and of the app's highest
+//! room number for the batch's first new room; other commands add theirs while the rules run
 //! (and one more to write out what is buffered before them).
 //!
 //! No savepoints: the rules validate before they append, so a refused command has written

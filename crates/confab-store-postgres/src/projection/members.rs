@@ -1,4 +1,6 @@
 //! Projection of memberships: state, role, seniority, read marker at joining, member count.
+//! One event at a time, for rebuild: the reference for the writer's in-memory projection
+//! (`memberships`), which must leave the same rows.
 
 use super::announce;
 use crate::conn::Conn;

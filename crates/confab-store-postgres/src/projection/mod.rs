@@ -37,7 +37,7 @@ pub struct Delta {
 /// Per app, in app id order (the order the app rows are locked in).
 pub type Deltas = BTreeMap<AppId, Delta>;
 
-fn missing(what: &str) -> StoreError {
+pub(crate) fn missing(what: &str) -> StoreError {
     StoreError::Internal(format!("projection: {what} missing"))
 }
 

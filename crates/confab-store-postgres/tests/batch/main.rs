@@ -3,11 +3,15 @@
 //! just used, a reply count, an edit), and the rows written together must equal what a replay
 //! writes one event at a time.
 //!
+//! Memberships and rooms made in a batch: `memberships`.
+//!
 //! To get a known batch, the test holds the lock every write transaction takes first (the
 //! rebuild lock, taken shared by writers) from a connection of its own: the writer takes one
 //! command and waits on it; the commands sent meanwhile queue up and become the next batch.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod memberships;
 
 use confab_core::command::{
     CancelMeetup, CreateGroup, CreateMeetup, CreatePoll, Decide, DeleteMessage, EditMessage,
@@ -440,17 +444,7 @@ async fn gatherings_between_sends_in_one_batch_keep_the_room_gapless() {
         .await
         .expect("access")
         .expect("room");
-    let changes = store
-        .changes(app, room, Pos(0), 10_000)
-        .await
-        .expect("changes");
-    let positions: Vec<i64> = changes.rows.iter().map(|c| c.pos.0).collect();
-    assert_eq!(positions, (1..=access.room.last_pos.0).collect::<Vec<_>>());
-    for c in &changes.rows {
-        if let Some(seq) = c.body.item_seq() {
-            assert_eq!(c.item.as_ref().map(|i| i.seq), Some(seq), "{:?}", c.body);
-        }
-    }
+    gapless_changes(&store, app, room, access.room.last_pos).await;
     let (items, _, _) = store
         .history(app, room, HistoryQuery::Latest, 1000)
         .await
@@ -577,6 +571,37 @@ fn marker(a: &Answer) -> i64 {
     }
 }
 
+/// Asserts that `room`'s changes run from 1 to `last` without a gap, each with the item its
+/// event names.
+async fn gapless_changes(store: &Arc<dyn Store>, app: AppId, room: RoomNumber, last: Pos) {
+    let changes = store
+        .changes(app, room, Pos(0), 10_000)
+        .await
+        .expect("changes");
+    let positions: Vec<i64> = changes.rows.iter().map(|c| c.pos.0).collect();
+    assert_eq!(positions, (1..=last.0).collect::<Vec<_>>());
+    for c in &changes.rows {
+        if let Some(seq) = c.body.item_seq() {
+            assert_eq!(c.item.as_ref().map(|i| i.seq), Some(seq), "{:?}", c.body);
+        }
+    }
+}
+
+/// Asserts that the rows written live equal those a rebuild writes (a replay of the log one
+/// event at a time): `app` as the conformance suite sees it, and every row of `tables`.
+async fn replay_equals_live(store: &Arc<dyn Store>, db: &common::Db, app: AppId, tables: &[&str]) {
+    let live = (
+        confab_core::conformance::snapshot(store, app).await,
+        rows_of(db, tables).await,
+    );
+    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
+    let rebuilt = (
+        confab_core::conformance::snapshot(store, app).await,
+        rows_of(db, tables).await,
+    );
+    assert_eq!(live, rebuilt);
+}
+
 /// Rows of `tables` as text, sorted (`SELECT t::TEXT`), for comparing before and after a
 /// rebuild.
 async fn rows_of(db: &common::Db, tables: &[&str]) -> Vec<String> {
@@ -602,7 +627,7 @@ async fn rows_of(db: &common::Db, tables: &[&str]) -> Vec<String> {
 }
 
 /// Read markers, edits, deletions, logins and sightings are buffered like sends and written
-/// together at the end (or before a membership change reads their rows): every later command
+/// together at the end: every later command
 /// of the batch must see them (an edited text, a deleted parent, a reply count, a marker, a
 /// login time), and the rows written must be those a replay writes one event at a time,
 /// including the deleted texts emptied from the log and from search.
@@ -738,7 +763,7 @@ async fn edits_deletions_and_markers_in_one_batch_read_their_own_writes() {
     assert_eq!(
         marker(&answers[18]),
         next + 1,
-        "after the kick wrote the batch out, the marker is read back"
+        "the kick leaves the marker owed to the membership as it was"
     );
     let (again, _) = item(&answers[19]);
     assert_eq!(again.text.as_deref(), Some("first, again"));
@@ -827,15 +852,11 @@ async fn edits_deletions_and_markers_in_one_batch_read_their_own_writes() {
     assert_eq!(redacted, 3);
 
     // The rows written together equal a replay of the log one event at a time.
-    let tables = ["rooms", "members", "items", "users", "events"];
-    let live = (
-        confab_core::conformance::snapshot(&store, app).await,
-        rows_of(&db, &tables).await,
-    );
-    store.rebuild(Arc::new(|_, _| {})).await.expect("rebuild");
-    let rebuilt = (
-        confab_core::conformance::snapshot(&store, app).await,
-        rows_of(&db, &tables).await,
-    );
-    assert_eq!(live, rebuilt);
+    replay_equals_live(
+        &store,
+        &db,
+        app,
+        &["rooms", "members", "items", "users", "events"],
+    )
+    .await;
 }
