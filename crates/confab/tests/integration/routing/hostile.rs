@@ -1,24 +1,64 @@
-//! Hostile requests on a node's write subject: garbage, another version, a batch past its
-//! deadline, one too large, one with too many commands, one with a command that is never
-//! forwarded. Each gets a refusal and changes nothing; a well-formed batch, sent the same
+//! Hostile requests on a node's write subject: garbage, another version, a batch without an
+//! id, one past its deadline, one too large, one with too many commands, one with a command
+//! that is never forwarded. Each gets a refusal and changes nothing; a well-formed batch, sent the same
 //! way, does run (so the test can see a change when there is one).
 
 use super::{app_on, nodes};
+use crate::common::{Server, TestApp};
 use crate::nodes::timeline;
 use crate::ws::cluster_services;
 use confab_core::command::{Command, CreateApp, SendMessage};
-use confab_core::ids::{RoomNumber, UserId};
+use confab_core::ids::{AppId, RoomNumber, UserId};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn now_ms() -> i64 {
+/// The version of the write subject's format.
+pub(super) const V: i64 = 2;
+
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// A fresh batch id: 32 hex digits.
+pub(super) fn batch_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A batch as a node sends it (format version `v`).
+pub(super) fn batch(v: i64, id: &str, deadline_ms: i64, cmds: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({"v": v, "id": id, "deadline_ms": deadline_ms, "cmds": cmds}))
+        .expect("json")
+}
+
+/// A send of `text` by alice into `room`, as a command of a batch.
+pub(super) fn send(app: AppId, room: i64, text: &str) -> Value {
+    serde_json::to_value(Command::Send(SendMessage {
+        app,
+        actor: Some(UserId("alice".into())),
+        room: RoomNumber(room),
+        text: text.into(),
+        reply_to: None,
+        client_id: None,
+    }))
+    .expect("json")
+}
+
+/// The id of an app, for commands sent raw.
+pub(super) async fn app_id(node: &Server, app: &TestApp) -> AppId {
+    node.store()
+        .app_by_token(&app.token)
+        .await
+        .expect("read")
+        .expect("the app")
+        .id
+}
+
 /// Sends `payload` as a request on `subject` and returns the reply as JSON.
-async fn ask(client: &async_nats::Client, subject: &str, payload: Vec<u8>) -> Value {
+pub(super) async fn ask(client: &async_nats::Client, subject: &str, payload: Vec<u8>) -> Value {
     let reply = tokio::time::timeout(
         Duration::from_secs(10),
         client.request(subject.to_owned(), payload.into()),
@@ -29,6 +69,15 @@ async fn ask(client: &async_nats::Client, subject: &str, payload: Vec<u8>) -> Va
     serde_json::from_slice(&reply.payload).expect("a JSON reply")
 }
 
+/// The kind of a reply: `results`, `expired`, `refused`, `not_run`...
+pub(super) fn kind(reply: &Value) -> String {
+    match &reply["reply"] {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => o.keys().next().cloned().unwrap_or_default(),
+        other => panic!("not a reply: {other}"),
+    }
+}
+
 #[tokio::test]
 async fn routing_hostile_batches_are_refused_and_change_nothing() {
     let Some((pg, nats)) = cluster_services("routing_hostile_batches...") else {
@@ -37,28 +86,9 @@ async fn routing_hostile_batches_are_refused_and_change_nothing() {
     let (_db, nodes) = nodes(&pg, &nats, 1, |_| {}).await;
     let node = &nodes[0];
     let (app, tokens, room) = app_on(node, &["alice", "bob"]).await;
-    let app_id = node
-        .store()
-        .app_by_token(&app.token)
-        .await
-        .expect("read")
-        .expect("the app")
-        .id;
-    let send = |text: &str| {
-        serde_json::to_value(Command::Send(SendMessage {
-            app: app_id,
-            actor: Some(UserId("alice".into())),
-            room: RoomNumber(room),
-            text: text.into(),
-            reply_to: None,
-            client_id: None,
-        }))
-        .expect("json")
-    };
-    let batch = |v: i64, deadline_ms: i64, cmds: Vec<Value>| {
-        serde_json::to_vec(&json!({"v": v, "deadline_ms": deadline_ms, "cmds": cmds}))
-            .expect("json")
-    };
+    let app_id = app_id(node, &app).await;
+    let send = |text: &str| send(app_id, room, text);
+    let batch = |v: i64, deadline_ms: i64, cmds: Vec<Value>| batch(v, &batch_id(), deadline_ms, cmds);
     let later = now_ms() + 60_000;
     let create_app = serde_json::to_value(Command::CreateApp(CreateApp {
         name: "sneaky".into(),
@@ -67,35 +97,41 @@ async fn routing_hostile_batches_are_refused_and_change_nothing() {
         signing_key: "k".into(),
     }))
     .expect("json");
-    let mut oversized = batch(1, later, vec![send("big")]);
+    let mut oversized = batch(V, later, vec![send("big")]);
     oversized.extend(std::iter::repeat_n(b' ', 900 * 1024));
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("garbage", b"\x00\xffnot json at all".to_vec(), "refused"),
         ("empty", Vec::new(), "refused"),
         (
             "another version",
-            batch(2, later, vec![send("v2")]),
+            batch(V - 1, later, vec![send("v1")]),
+            "refused",
+        ),
+        (
+            "without an id",
+            serde_json::to_vec(&json!({"v": V, "deadline_ms": later, "cmds": [send("no id")]}))
+                .expect("json"),
             "refused",
         ),
         (
             "past its deadline",
-            batch(1, now_ms() - 1_000, vec![send("late")]),
+            batch(V, now_ms() - 1_000, vec![send("late")]),
             "expired",
         ),
         ("too large", oversized, "refused"),
         (
             "too many commands",
-            batch(1, later, vec![send("many"); 257]),
+            batch(V, later, vec![send("many"); 257]),
             "refused",
         ),
         (
             "a command never forwarded",
-            batch(1, later, vec![send("with"), create_app]),
+            batch(V, later, vec![send("with"), create_app]),
             "refused",
         ),
         (
             "an unknown command",
-            batch(1, later, vec![json!({"DropTables": {}})]),
+            batch(V, later, vec![json!({"DropTables": {}})]),
             "refused",
         ),
     ];
@@ -105,19 +141,14 @@ async fn routing_hostile_batches_are_refused_and_change_nothing() {
     let before = timeline(node, &tokens[0], room).await;
     for (what, payload, want) in cases {
         let reply = ask(&client, &subject, payload).await;
-        assert_eq!(reply["v"], 1, "{what}: {reply}");
-        let refusal = match &reply["reply"] {
-            Value::String(s) => s.clone(),
-            Value::Object(o) => o.keys().next().cloned().unwrap_or_default(),
-            other => panic!("{what}: {other}"),
-        };
-        assert_eq!(refusal, want, "{what}: {reply}");
+        assert_eq!(reply["v"], V, "{what}: {reply}");
+        assert_eq!(kind(&reply), want, "{what}: {reply}");
     }
     // A request without a reply subject gets no answer and does nothing either.
     client
         .publish(
             subject.clone(),
-            batch(1, later, vec![send("no reply")]).into(),
+            batch(V, later, vec![send("no reply")]).into(),
         )
         .await
         .expect("published");
@@ -134,7 +165,7 @@ async fn routing_hostile_batches_are_refused_and_change_nothing() {
     assert!(!apps.to_string().contains("sneaky"), "no app made: {apps}");
 
     // The same path with a well-formed batch runs it: the refusals above were refusals.
-    let reply = ask(&client, &subject, batch(1, later, vec![send("welcome")])).await;
+    let reply = ask(&client, &subject, batch(V, later, vec![send("welcome")])).await;
     assert_eq!(
         reply["reply"]["results"][0]["ok"]["Item"]["item"]["text"], "welcome",
         "{reply}"

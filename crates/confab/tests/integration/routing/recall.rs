@@ -1,0 +1,84 @@
+//! Batches sent again and recalled on a node's write subject, as another node sends them: a
+//! batch sent twice runs once and both get its results; a recall of a batch that ran gets
+//! them too; a recall of a batch the node never saw is answered "not run", and that batch,
+//! coming afterwards, is refused and changes nothing.
+
+use super::hostile::{V, app_id, ask, batch, batch_id, kind, now_ms, send};
+use super::{app_on, nodes};
+use crate::nodes::timeline;
+use crate::ws::cluster_services;
+use serde_json::json;
+
+fn recall(id: &str, deadline_ms: i64) -> Vec<u8> {
+    serde_json::to_vec(&json!({"v": V, "recall": id, "deadline_ms": deadline_ms})).expect("json")
+}
+
+#[tokio::test]
+async fn routing_a_batch_sent_twice_runs_once_and_its_recall_gets_its_results() {
+    let Some((pg, nats)) = cluster_services("routing_a_batch_sent_twice...") else {
+        return;
+    };
+    let (_db, nodes) = nodes(&pg, &nats, 1, |_| {}).await;
+    let node = &nodes[0];
+    let (app, tokens, room) = app_on(node, &["alice", "bob"]).await;
+    let app = app_id(node, &app).await;
+    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
+    let subject = node.write_subject();
+    let served = node.routing().served;
+
+    let (id, deadline) = (batch_id(), now_ms() + 60_000);
+    let body = batch(V, &id, deadline, vec![send(app, room, "once")]);
+    let first = ask(&client, &subject, body.clone()).await;
+    let item = &first["reply"]["results"][0]["ok"]["Item"]["item"];
+    assert_eq!(item["text"], "once", "{first}");
+    let again = ask(&client, &subject, body).await;
+    assert_eq!(again, first, "the batch again gets the same results");
+    let recalled = ask(&client, &subject, recall(&id, deadline)).await;
+    assert_eq!(recalled, first, "its recall gets them too");
+
+    assert_eq!(node.routing().served, served + 1, "one command ran");
+    let items = timeline(node, &tokens[0], room).await;
+    let copies: Vec<_> = items.iter().filter(|(_, t)| *t == "once").collect();
+    assert_eq!(copies.len(), 1, "one message: {items:?}");
+    assert_eq!(Some(*copies[0].0), item["seq"].as_i64(), "the one answered");
+}
+
+#[tokio::test]
+async fn routing_a_recall_of_an_unknown_batch_answers_not_run_and_the_batch_never_runs() {
+    let Some((pg, nats)) = cluster_services("routing_a_recall_of_an_unknown_batch...") else {
+        return;
+    };
+    let (_db, nodes) = nodes(&pg, &nats, 1, |_| {}).await;
+    let node = &nodes[0];
+    let (app, tokens, room) = app_on(node, &["alice", "bob"]).await;
+    let app = app_id(node, &app).await;
+    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
+    let subject = node.write_subject();
+    let served = node.routing().served;
+    let before = timeline(node, &tokens[0], room).await;
+
+    let (id, deadline) = (batch_id(), now_ms() + 60_000);
+    for _ in 0..2 {
+        let answer = ask(&client, &subject, recall(&id, deadline)).await;
+        assert_eq!(kind(&answer), "not_run", "{answer}");
+    }
+    let late = ask(
+        &client,
+        &subject,
+        batch(V, &id, deadline, vec![send(app, room, "late")]),
+    )
+    .await;
+    assert_eq!(kind(&late), "refused", "{late}");
+    assert_eq!(node.routing().served, served, "nothing ran");
+    assert_eq!(timeline(node, &tokens[0], room).await, before, "no message");
+
+    // The same batch under another id runs: the refusal above was the recall's doing.
+    let other = ask(
+        &client,
+        &subject,
+        batch(V, &batch_id(), deadline, vec![send(app, room, "late")]),
+    )
+    .await;
+    assert_eq!(kind(&other), "results", "{other}");
+    assert_eq!(node.routing().served, served + 1);
+}
