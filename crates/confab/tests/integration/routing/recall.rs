@@ -1,13 +1,17 @@
 //! Batches sent again and recalled on a node's write subject, as another node sends them: a
 //! batch sent twice runs once and both get its results; a recall of a batch that ran gets
 //! them too; a recall of a batch the node never saw is answered "not run", and that batch,
-//! coming afterwards, is refused and changes nothing.
+//! coming afterwards, is refused and changes nothing. And the sender's side: a node whose
+//! batch gets no answer recalls it by its id.
 
 use super::hostile::{V, app_id, ask, batch, batch_id, kind, now_ms, send};
 use super::{app_on, nodes};
 use crate::nodes::timeline;
 use crate::ws::cluster_services;
-use serde_json::json;
+use confab_core::Store;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 fn recall(id: &str, deadline_ms: i64) -> Vec<u8> {
     serde_json::to_vec(&json!({"v": V, "recall": id, "deadline_ms": deadline_ms})).expect("json")
@@ -81,4 +85,78 @@ async fn routing_a_recall_of_an_unknown_batch_answers_not_run_and_the_batch_neve
     .await;
     assert_eq!(kind(&other), "results", "{other}");
     assert_eq!(node.routing().served, served + 1);
+}
+
+/// A writer that takes a batch and never answers it (as when its answer is lost): the node
+/// that sent it recalls the batch by the same id once the answer is overdue; told "not run",
+/// it runs the send itself, and the client gets 201 and one message.
+#[tokio::test]
+async fn routing_a_batch_whose_answer_never_comes_is_recalled_then_run_locally() {
+    let Some((pg, nats)) = cluster_services("routing_a_batch_whose_answer_never_comes...") else {
+        return;
+    };
+    // Short leases: the node's own lease on the app soon expires once unused.
+    let (_db, nodes) = nodes(&pg, &nats, 1, |c| c.write_lease_ms = 300).await;
+    let node = &nodes[0];
+    let (app, tokens, room) = app_on(node, &["alice", "bob"]).await;
+    let id = app_id(node, &app).await;
+    // A writer of the test's own, "mute", takes the lease once the node's has expired.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lease = node
+            .store()
+            .write_lease(id, "mute", Duration::from_secs(600))
+            .await
+            .expect("the lease query runs")
+            .expect("PostgreSQL has leases");
+        if lease.holder == "mute" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node's lease never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let subject = node.write_subject();
+    let (prefix, _) = subject.rsplit_once('.').expect("<prefix>.write.<node>");
+    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
+    let mut requests = client
+        .subscribe(format!("{prefix}.mute"))
+        .await
+        .expect("subscribed");
+    client.flush().await.expect("flushed");
+    let mute = tokio::spawn(async move {
+        let mut seen: Vec<Value> = Vec::new();
+        while let Some(msg) = requests.next().await {
+            let body: Value = serde_json::from_slice(&msg.payload).expect("JSON");
+            let recall = body.get("recall").is_some();
+            seen.push(body);
+            if recall {
+                let not_run = json!({"v": V, "reply": "not_run"});
+                let to = msg.reply.expect("a reply subject");
+                let payload = serde_json::to_vec(&not_run).expect("json");
+                client.publish(to, payload.into()).await.expect("answered");
+                client.flush().await.expect("flushed");
+                break;
+            }
+        }
+        seen
+    });
+
+    let before = node.routing();
+    let item = node.send(&tokens[0], room, "answer lost").await;
+    let after = node.routing();
+    let seen = tokio::time::timeout(Duration::from_secs(5), mute)
+        .await
+        .expect("the recall came")
+        .expect("the mute writer");
+    assert_eq!(seen.len(), 2, "the batch, then its recall: {seen:?}");
+    let (sent, recalled) = (&seen[0], &seen[1]);
+    assert_eq!(sent["cmds"].as_array().map(Vec::len), Some(1), "{sent}");
+    assert_eq!(recalled["recall"], sent["id"], "recalled by the batch's id");
+    assert_eq!(recalled["deadline_ms"], sent["deadline_ms"]);
+    assert_eq!(after.forwarded, before.forwarded, "no results came from there");
+    assert_eq!(after.fallbacks, before.fallbacks + 1, "run locally");
+    let items = timeline(node, &tokens[0], room).await;
+    let copies: Vec<_> = items.iter().filter(|(_, t)| *t == "answer lost").collect();
+    assert_eq!(copies.len(), 1, "{items:?}");
+    assert_eq!(Some(*copies[0].0), item["seq"].as_i64());
 }
