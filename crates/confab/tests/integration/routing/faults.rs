@@ -2,13 +2,12 @@
 //! succeeding (they run locally when they cannot reach the writer), and routing resumes once
 //! it can.
 
-use super::hostile::app_id;
+use super::hostile::{app_id, lease_to, listen_as};
 use super::{app_on, assert_gapless, nodes};
 use crate::bus::OwnNats;
 use crate::common::Server;
 use crate::nodes::timeline;
 use crate::ws::cluster_services;
-use confab_core::Store;
 use futures_util::{FutureExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -122,31 +121,18 @@ async fn routing_a_dead_writer_is_left_out_while_its_lease_lasts() {
     let Some((pg, nats)) = cluster_services("routing_a_dead_writer...") else {
         return;
     };
-    let (_db, nodes) = nodes(&pg, &nats, 1, |c| c.write_lease_ms = 600_000).await;
+    let (_db, nodes) = nodes(&pg, &nats, 1, |_| {}).await;
     let node = &nodes[0];
     let app = node.app("routing").await;
     let id = app_id(node, &app).await;
-    let lease = node
-        .store()
-        .write_lease(id, "ghost", Duration::from_secs(600))
-        .await
-        .expect("the lease query runs")
-        .expect("PostgreSQL has leases");
-    assert_eq!(lease.holder, "ghost");
+    lease_to(node, id, "ghost").await;
     let start = node.routing();
     let alice = node.user(&app, "alice").await;
     let after_first = node.routing();
     assert_eq!(after_first.forwarded, start.forwarded, "nobody to forward to");
     assert!(after_first.fallbacks > start.fallbacks, "{after_first:?}");
 
-    let subject = node.write_subject();
-    let (prefix, _) = subject.rsplit_once('.').expect("<prefix>.write.<node>");
-    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
-    let mut listener = client
-        .subscribe(format!("{prefix}.ghost"))
-        .await
-        .expect("subscribed");
-    client.flush().await.expect("flushed");
+    let (client, mut listener) = listen_as(node, "ghost").await;
     node.user(&app, "bob").await;
     let room = node.group(&alice, "public", &["bob"]).await;
     for i in 0..5 {

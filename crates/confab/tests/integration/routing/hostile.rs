@@ -10,7 +10,8 @@ use crate::ws::cluster_services;
 use confab_core::command::{Command, CreateApp, SendMessage};
 use confab_core::ids::{AppId, RoomNumber, UserId};
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use confab_core::Store;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The version of the write subject's format.
 pub(super) const V: i64 = 2;
@@ -55,6 +56,42 @@ pub(super) async fn app_id(node: &Server, app: &TestApp) -> AppId {
         .expect("read")
         .expect("the app")
         .id
+}
+
+/// Gives `app`'s write lease to `name`, a node of the test's own, for ten minutes, once the
+/// lease is free (waiting up to 10 s for it to expire).
+pub(super) async fn lease_to(node: &Server, app: AppId, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lease = node
+            .store()
+            .write_lease(app, name, Duration::from_secs(600))
+            .await
+            .expect("the lease query runs")
+            .expect("PostgreSQL has leases");
+        if lease.holder == name {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the lease never came free");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A raw NATS client listening on the write subject of `name`, a node of the test's own in
+/// `node`'s deployment.
+pub(super) async fn listen_as(
+    node: &Server,
+    name: &str,
+) -> (async_nats::Client, async_nats::Subscriber) {
+    let subject = node.write_subject();
+    let (prefix, _) = subject.rsplit_once('.').expect("<prefix>.write.<node>");
+    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
+    let listener = client
+        .subscribe(format!("{prefix}.{name}"))
+        .await
+        .expect("subscribed");
+    client.flush().await.expect("flushed");
+    (client, listener)
 }
 
 /// Sends `payload` as a request on `subject` and returns the reply as JSON.

@@ -4,14 +4,15 @@
 //! coming afterwards, is refused and changes nothing. And the sender's side: a node whose
 //! batch gets no answer recalls it by its id.
 
-use super::hostile::{V, app_id, ask, batch, batch_id, kind, now_ms, send};
+use super::hostile::{
+    V, app_id, ask, batch, batch_id, kind, lease_to, listen_as, now_ms, send,
+};
 use super::{app_on, nodes};
 use crate::nodes::timeline;
 use crate::ws::cluster_services;
-use confab_core::Store;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn recall(id: &str, deadline_ms: i64) -> Vec<u8> {
     serde_json::to_vec(&json!({"v": V, "recall": id, "deadline_ms": deadline_ms})).expect("json")
@@ -101,28 +102,8 @@ async fn routing_a_batch_whose_answer_never_comes_is_recalled_then_run_locally()
     let (app, tokens, room) = app_on(node, &["alice", "bob"]).await;
     let id = app_id(node, &app).await;
     // A writer of the test's own, "mute", takes the lease once the node's has expired.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let lease = node
-            .store()
-            .write_lease(id, "mute", Duration::from_secs(600))
-            .await
-            .expect("the lease query runs")
-            .expect("PostgreSQL has leases");
-        if lease.holder == "mute" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the node's lease never expired");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let subject = node.write_subject();
-    let (prefix, _) = subject.rsplit_once('.').expect("<prefix>.write.<node>");
-    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
-    let mut requests = client
-        .subscribe(format!("{prefix}.mute"))
-        .await
-        .expect("subscribed");
-    client.flush().await.expect("flushed");
+    lease_to(node, id, "mute").await;
+    let (client, mut requests) = listen_as(node, "mute").await;
     let mute = tokio::spawn(async move {
         let mut seen: Vec<Value> = Vec::new();
         while let Some(msg) = requests.next().await {
