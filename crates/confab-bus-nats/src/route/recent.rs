@@ -233,7 +233,7 @@ mod tests {
         let Begin::Run(run) = r.begin(id(4), NOW + 2_000, NOW) else {
             panic!("runs");
         };
-        let Some(Known::Running(mut waiting)) = r.recall(id(4), NOW + 2_000, NOW) else {
+        let Some(Known::Running(waiting)) = r.recall(id(4), NOW + 2_000, NOW) else {
             panic!("running");
         };
         drop(run);
