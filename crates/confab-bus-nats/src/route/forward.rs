@@ -311,7 +311,12 @@ impl Recall {
                     Ok(Reply::Expired | Reply::Refused(_)) => {
                         return Err("the writing node refused the recall".into());
                     }
-                    other => return other,
+                    other => {
+                        if let Ok(Reply::Results(_) | Reply::NotRun) = other {
+                            inner.recalled.fetch_add(1, Ordering::Relaxed);
+                        }
+                        return other;
+                    }
                 },
                 // Just after a reconnect the writer may not have subscribed again yet;
                 // otherwise it is gone (it may have died with the batch half done).

@@ -127,6 +127,9 @@ pub struct RouteCounters {
     pub served: u64,
     /// Commands meant for another node that ran here instead (nothing ran there).
     pub fallbacks: u64,
+    /// Batches sent to another node whose answer was lost and that a recall settled (with
+    /// their results, or "not run").
+    pub recalled: u64,
 }
 
 /// Where an app's command runs.
@@ -178,6 +181,7 @@ pub(crate) struct Inner {
     forwarded: AtomicU64,
     served: AtomicU64,
     fallbacks: AtomicU64,
+    recalled: AtomicU64,
 }
 
 impl WriteRouter {
@@ -208,6 +212,7 @@ impl WriteRouter {
             forwarded: AtomicU64::new(0),
             served: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
+            recalled: AtomicU64::new(0),
         });
         let subject = inner.subject(&me);
         let sub =
@@ -243,6 +248,7 @@ impl WriteRouter {
             forwarded: self.inner.forwarded.load(Ordering::Relaxed),
             served: self.inner.served.load(Ordering::Relaxed),
             fallbacks: self.inner.fallbacks.load(Ordering::Relaxed),
+            recalled: self.inner.recalled.load(Ordering::Relaxed),
         }
     }
 

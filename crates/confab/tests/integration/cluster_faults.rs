@@ -206,10 +206,11 @@ async fn cluster_nats_down_for_10_s_loses_nothing_and_every_subscriber_catches_u
     );
     eprintln!(
         "cluster_nats_down: {} sends ({during} during the outage), every subscriber complete {} ms \
-         after NATS returned; connections ended: {:?}",
+         after NATS returned; connections ended: {:?}; bob's node: {:?}",
         acked.lock().expect("lock").len(),
         up.elapsed().as_millis(),
-        ends(&subscribers)
+        ends(&subscribers),
+        nodes[1].routing()
     );
 
     let acked = in_history(&nodes[1], &tokens[0], room, &acked).await;

@@ -10,7 +10,6 @@ use crate::ws::cluster_services;
 use confab_core::command::{Command, CreateApp, SendMessage};
 use confab_core::ids::{AppId, RoomNumber, UserId};
 use serde_json::{Value, json};
-use confab_core::Store;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The version of the write subject's format.

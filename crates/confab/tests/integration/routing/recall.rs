@@ -136,6 +136,7 @@ async fn routing_a_batch_whose_answer_never_comes_is_recalled_then_run_locally()
     assert_eq!(recalled["deadline_ms"], sent["deadline_ms"]);
     assert_eq!(after.forwarded, before.forwarded, "no results came from there");
     assert_eq!(after.fallbacks, before.fallbacks + 1, "run locally");
+    assert_eq!(after.recalled, before.recalled + 1, "settled by the recall");
     let items = timeline(node, &tokens[0], room).await;
     let copies: Vec<_> = items.iter().filter(|(_, t)| *t == "answer lost").collect();
     assert_eq!(copies.len(), 1, "{items:?}");
