@@ -101,5 +101,8 @@ async fn released_leases_are_free_at_once_and_only_the_releasers() {
         assert_eq!(lease(&*b, app, "node-b", long).await.holder, "node-b");
     }
     let kept = lease(&*a, AppId(3), "node-a", long).await;
-    assert_eq!(kept.holder, "node-b", "another node's lease is not released");
+    assert_eq!(
+        kept.holder, "node-b",
+        "another node's lease is not released"
+    );
 }

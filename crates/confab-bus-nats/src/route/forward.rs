@@ -248,7 +248,10 @@ fn settle(inner: &Inner, batch: Vec<Pending>, reply: Result<Reply, String>) {
 
 fn answer_lost(batch: Vec<Pending>, why: &str) {
     tracing::warn!(why, "the fate of a forwarded batch is unknown");
-    unknown(batch, "the writing node had the command and its answer was lost");
+    unknown(
+        batch,
+        "the writing node had the command and its answer was lost",
+    );
 }
 
 /// Resolves once the connection to NATS is lost after this call (never while it holds, nor

@@ -134,7 +134,13 @@ impl Table {
     }
 
     fn insert(&mut self, id: BatchId, known: Known, now_ms: i64) {
-        self.entries.insert(id, Entry { at_ms: now_ms, known });
+        self.entries.insert(
+            id,
+            Entry {
+                at_ms: now_ms,
+                known,
+            },
+        );
         self.order.push_back(id);
         self.evict(now_ms);
     }
@@ -190,10 +196,7 @@ mod tests {
             panic!("the same batch again while it runs does not run");
         };
         r.finish(run, Bytes::from_static(b"reply"), NOW);
-        assert_eq!(
-            waiting.borrow_and_update().as_deref(),
-            Some(&b"reply"[..])
-        );
+        assert_eq!(waiting.borrow_and_update().as_deref(), Some(&b"reply"[..]));
         for known in [
             r.recall(id(1), NOW + 2_000, NOW + 100),
             match r.begin(id(1), NOW + 2_000, NOW + 100) {
@@ -201,7 +204,7 @@ mod tests {
                 _ => None,
             },
         ] {
-            assert!(matches!(known, Some(Known::Done(b)) if b == &b"reply"[..]));
+            assert!(matches!(known, Some(Known::Done(b)) if b == b"reply"[..]));
         }
         // Even past its deadline, a batch that ran answers with its reply, never "expired".
         assert!(matches!(
@@ -221,10 +224,7 @@ mod tests {
             r.begin(id(2), NOW + 2_000, NOW + 10),
             Begin::Known(Known::Refused)
         ));
-        assert!(matches!(
-            r.begin(id(3), NOW - 1, NOW),
-            Begin::Expired
-        ));
+        assert!(matches!(r.begin(id(3), NOW - 1, NOW), Begin::Expired));
     }
 
     #[test]
@@ -255,7 +255,10 @@ mod tests {
         drop(table);
         // Batch 0 was forgotten: sent again, it is refused as expired (it may have run), and
         // a recall of it cannot tell.
-        assert!(matches!(r.begin(id(0), NOW + 2_000, NOW + 20), Begin::Expired));
+        assert!(matches!(
+            r.begin(id(0), NOW + 2_000, NOW + 20),
+            Begin::Expired
+        ));
         assert!(r.recall(id(0), NOW + 2_000, NOW + 20).is_none());
         // A batch queued well after what was forgotten runs.
         assert!(matches!(

@@ -74,7 +74,10 @@ pub(crate) enum Request {
     Batch(Batch),
     /// What became of this batch (its sender lost the answer)? With the batch's deadline,
     /// which tells whether the writer may have forgotten it.
-    Recall { id: BatchId, deadline_ms: i64 },
+    Recall {
+        id: BatchId,
+        deadline_ms: i64,
+    },
 }
 
 #[derive(Deserialize)]
@@ -142,10 +145,9 @@ pub(crate) fn request<'a>(
     deadline_ms: i64,
     cmds: impl Iterator<Item = &'a [u8]>,
 ) -> Vec<u8> {
-    let mut out = format!(
-        "{{\"v\":{VERSION},\"id\":\"{id}\",\"deadline_ms\":{deadline_ms},\"cmds\":["
-    )
-    .into_bytes();
+    let mut out =
+        format!("{{\"v\":{VERSION},\"id\":\"{id}\",\"deadline_ms\":{deadline_ms},\"cmds\":[")
+            .into_bytes();
     for (i, cmd) in cmds.enumerate() {
         if i > 0 {
             out.push(b',');
@@ -158,8 +160,7 @@ pub(crate) fn request<'a>(
 
 /// The request body of a recall.
 pub(crate) fn recall(id: BatchId, deadline_ms: i64) -> Vec<u8> {
-    format!("{{\"v\":{VERSION},\"recall\":\"{id}\",\"deadline_ms\":{deadline_ms}}}")
-        .into_bytes()
+    format!("{{\"v\":{VERSION},\"recall\":\"{id}\",\"deadline_ms\":{deadline_ms}}}").into_bytes()
 }
 
 /// Reads a request: the batch or recall, or the refusal to answer with.
@@ -265,13 +266,22 @@ mod tests {
     #[test]
     fn a_recall_round_trips_and_ids_are_32_hex_digits() {
         let id = BatchId((0xab << 100) | 7);
-        let Ok(Request::Recall { id: back, deadline_ms }) = parse_request(&recall(id, 9)) else {
+        let Ok(Request::Recall {
+            id: back,
+            deadline_ms,
+        }) = parse_request(&recall(id, 9))
+        else {
             panic!("a recall");
         };
         assert_eq!((back, deadline_ms), (id, 9));
         assert_eq!(id.to_string().len(), 32);
         assert_ne!(BatchId::random(), BatchId::random());
-        for bad in ["", "7", "+0000000000000000000000000000007", "g".repeat(32).as_str()] {
+        for bad in [
+            "",
+            "7",
+            "+0000000000000000000000000000007",
+            "g".repeat(32).as_str(),
+        ] {
             assert_eq!(BatchId::parse(bad), None, "{bad}");
         }
     }

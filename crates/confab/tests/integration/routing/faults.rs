@@ -129,7 +129,10 @@ async fn routing_a_dead_writer_is_left_out_while_its_lease_lasts() {
     let start = node.routing();
     let alice = node.user(&app, "alice").await;
     let after_first = node.routing();
-    assert_eq!(after_first.forwarded, start.forwarded, "nobody to forward to");
+    assert_eq!(
+        after_first.forwarded, start.forwarded,
+        "nobody to forward to"
+    );
     assert!(after_first.fallbacks > start.fallbacks, "{after_first:?}");
 
     let (client, mut listener) = listen_as(node, "ghost").await;

@@ -4,7 +4,7 @@
 //! way, does run (so the test can see a change when there is one).
 
 use super::{app_on, nodes};
-use crate::common::{Server, TestApp};
+use crate::common::{PgDatabase, Server, TestApp};
 use crate::nodes::timeline;
 use crate::ws::cluster_services;
 use confab_core::command::{Command, CreateApp, SendMessage};
@@ -93,6 +93,38 @@ pub(super) async fn listen_as(
     (client, listener)
 }
 
+/// One node on a database of its own, an app it writes with alice and bob in a public room,
+/// and a raw NATS client to talk to the node's write subject as another node would.
+pub(super) struct OnSubject {
+    _db: PgDatabase,
+    pub(super) node: Server,
+    pub(super) app: AppId,
+    pub(super) tokens: Vec<String>,
+    pub(super) room: i64,
+    pub(super) client: async_nats::Client,
+    pub(super) subject: String,
+}
+
+/// [`OnSubject`], or `None` (the test skips) without PostgreSQL and NATS.
+pub(super) async fn on_subject(test: &str) -> Option<OnSubject> {
+    let (pg, nats) = cluster_services(test)?;
+    let (db, mut nodes) = nodes(&pg, &nats, 1, |_| {}).await;
+    let node = nodes.pop().expect("a node");
+    let (app, tokens, room) = app_on(&node, &["alice", "bob"]).await;
+    let app = app_id(&node, &app).await;
+    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
+    let subject = node.write_subject();
+    Some(OnSubject {
+        _db: db,
+        node,
+        app,
+        tokens,
+        room,
+        client,
+        subject,
+    })
+}
+
 /// Sends `payload` as a request on `subject` and returns the reply as JSON.
 pub(super) async fn ask(client: &async_nats::Client, subject: &str, payload: Vec<u8>) -> Value {
     let reply = tokio::time::timeout(
@@ -116,15 +148,15 @@ pub(super) fn kind(reply: &Value) -> String {
 
 #[tokio::test]
 async fn routing_hostile_batches_are_refused_and_change_nothing() {
-    let Some((pg, nats)) = cluster_services("routing_hostile_batches...") else {
+    let Some(on) = on_subject("routing_hostile_batches...").await else {
         return;
     };
-    let (_db, nodes) = nodes(&pg, &nats, 1, |_| {}).await;
-    let node = &nodes[0];
-    let (app, tokens, room) = app_on(node, &["alice", "bob"]).await;
-    let app_id = app_id(node, &app).await;
+    let (node, tokens, room) = (&on.node, &on.tokens, on.room);
+    let (client, subject) = (&on.client, on.subject.as_str());
+    let app_id = on.app;
     let send = |text: &str| send(app_id, room, text);
-    let batch = |v: i64, deadline_ms: i64, cmds: Vec<Value>| batch(v, &batch_id(), deadline_ms, cmds);
+    let batch =
+        |v: i64, deadline_ms: i64, cmds: Vec<Value>| batch(v, &batch_id(), deadline_ms, cmds);
     let later = now_ms() + 60_000;
     let create_app = serde_json::to_value(Command::CreateApp(CreateApp {
         name: "sneaky".into(),
@@ -171,19 +203,17 @@ async fn routing_hostile_batches_are_refused_and_change_nothing() {
             "refused",
         ),
     ];
-    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
-    let subject = node.write_subject();
     let served = node.routing().served;
     let before = timeline(node, &tokens[0], room).await;
     for (what, payload, want) in cases {
-        let reply = ask(&client, &subject, payload).await;
+        let reply = ask(client, subject, payload).await;
         assert_eq!(reply["v"], V, "{what}: {reply}");
         assert_eq!(kind(&reply), want, "{what}: {reply}");
     }
     // A request without a reply subject gets no answer and does nothing either.
     client
         .publish(
-            subject.clone(),
+            subject.to_owned(),
             batch(V, later, vec![send("no reply")]).into(),
         )
         .await
@@ -201,7 +231,7 @@ async fn routing_hostile_batches_are_refused_and_change_nothing() {
     assert!(!apps.to_string().contains("sneaky"), "no app made: {apps}");
 
     // The same path with a well-formed batch runs it: the refusals above were refusals.
-    let reply = ask(&client, &subject, batch(V, later, vec![send("welcome")])).await;
+    let reply = ask(client, subject, batch(V, later, vec![send("welcome")])).await;
     assert_eq!(
         reply["reply"]["results"][0]["ok"]["Item"]["item"]["text"], "welcome",
         "{reply}"

@@ -5,7 +5,7 @@
 //! batch gets no answer recalls it by its id.
 
 use super::hostile::{
-    V, app_id, ask, batch, batch_id, kind, lease_to, listen_as, now_ms, send,
+    V, app_id, ask, batch, batch_id, kind, lease_to, listen_as, now_ms, on_subject, send,
 };
 use super::{app_on, nodes};
 use crate::nodes::timeline;
@@ -20,29 +20,25 @@ fn recall(id: &str, deadline_ms: i64) -> Vec<u8> {
 
 #[tokio::test]
 async fn routing_a_batch_sent_twice_runs_once_and_its_recall_gets_its_results() {
-    let Some((pg, nats)) = cluster_services("routing_a_batch_sent_twice...") else {
+    let Some(on) = on_subject("routing_a_batch_sent_twice...").await else {
         return;
     };
-    let (_db, nodes) = nodes(&pg, &nats, 1, |_| {}).await;
-    let node = &nodes[0];
-    let (app, tokens, room) = app_on(node, &["alice", "bob"]).await;
-    let app = app_id(node, &app).await;
-    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
-    let subject = node.write_subject();
+    let (node, client, subject) = (&on.node, &on.client, on.subject.as_str());
+    let (app, room) = (on.app, on.room);
     let served = node.routing().served;
 
     let (id, deadline) = (batch_id(), now_ms() + 60_000);
     let body = batch(V, &id, deadline, vec![send(app, room, "once")]);
-    let first = ask(&client, &subject, body.clone()).await;
+    let first = ask(client, subject, body.clone()).await;
     let item = &first["reply"]["results"][0]["ok"]["Item"]["item"];
     assert_eq!(item["text"], "once", "{first}");
-    let again = ask(&client, &subject, body).await;
+    let again = ask(client, subject, body).await;
     assert_eq!(again, first, "the batch again gets the same results");
-    let recalled = ask(&client, &subject, recall(&id, deadline)).await;
+    let recalled = ask(client, subject, recall(&id, deadline)).await;
     assert_eq!(recalled, first, "its recall gets them too");
 
     assert_eq!(node.routing().served, served + 1, "one command ran");
-    let items = timeline(node, &tokens[0], room).await;
+    let items = timeline(node, &on.tokens[0], room).await;
     let copies: Vec<_> = items.iter().filter(|(_, t)| *t == "once").collect();
     assert_eq!(copies.len(), 1, "one message: {items:?}");
     assert_eq!(Some(*copies[0].0), item["seq"].as_i64(), "the one answered");
@@ -50,37 +46,37 @@ async fn routing_a_batch_sent_twice_runs_once_and_its_recall_gets_its_results() 
 
 #[tokio::test]
 async fn routing_a_recall_of_an_unknown_batch_answers_not_run_and_the_batch_never_runs() {
-    let Some((pg, nats)) = cluster_services("routing_a_recall_of_an_unknown_batch...") else {
+    let Some(on) = on_subject("routing_a_recall_of_an_unknown_batch...").await else {
         return;
     };
-    let (_db, nodes) = nodes(&pg, &nats, 1, |_| {}).await;
-    let node = &nodes[0];
-    let (app, tokens, room) = app_on(node, &["alice", "bob"]).await;
-    let app = app_id(node, &app).await;
-    let client = async_nats::connect(&node.config.nats).await.expect("NATS");
-    let subject = node.write_subject();
+    let (node, client, subject) = (&on.node, &on.client, on.subject.as_str());
+    let (app, room) = (on.app, on.room);
     let served = node.routing().served;
-    let before = timeline(node, &tokens[0], room).await;
+    let before = timeline(node, &on.tokens[0], room).await;
 
     let (id, deadline) = (batch_id(), now_ms() + 60_000);
     for _ in 0..2 {
-        let answer = ask(&client, &subject, recall(&id, deadline)).await;
+        let answer = ask(client, subject, recall(&id, deadline)).await;
         assert_eq!(kind(&answer), "not_run", "{answer}");
     }
     let late = ask(
-        &client,
-        &subject,
+        client,
+        subject,
         batch(V, &id, deadline, vec![send(app, room, "late")]),
     )
     .await;
     assert_eq!(kind(&late), "refused", "{late}");
     assert_eq!(node.routing().served, served, "nothing ran");
-    assert_eq!(timeline(node, &tokens[0], room).await, before, "no message");
+    assert_eq!(
+        timeline(node, &on.tokens[0], room).await,
+        before,
+        "no message"
+    );
 
     // The same batch under another id runs: the refusal above was the recall's doing.
     let other = ask(
-        &client,
-        &subject,
+        client,
+        subject,
         batch(V, &batch_id(), deadline, vec![send(app, room, "late")]),
     )
     .await;
@@ -134,7 +130,10 @@ async fn routing_a_batch_whose_answer_never_comes_is_recalled_then_run_locally()
     assert_eq!(sent["cmds"].as_array().map(Vec::len), Some(1), "{sent}");
     assert_eq!(recalled["recall"], sent["id"], "recalled by the batch's id");
     assert_eq!(recalled["deadline_ms"], sent["deadline_ms"]);
-    assert_eq!(after.forwarded, before.forwarded, "no results came from there");
+    assert_eq!(
+        after.forwarded, before.forwarded,
+        "no results came from there"
+    );
     assert_eq!(after.fallbacks, before.fallbacks + 1, "run locally");
     assert_eq!(after.recalled, before.recalled + 1, "settled by the recall");
     let items = timeline(node, &tokens[0], room).await;
