@@ -73,8 +73,9 @@ struct Signals {
     lag: watch::Sender<u64>,
     /// The connection was lost and not yet regained.
     down: AtomicBool,
-    /// Whether the client is connected now.
-    connected: watch::Sender<bool>,
+    /// Since when the client is connected (`None`: it is not now). The write router needs the
+    /// time: just after a reconnect, other nodes may not have subscribed again yet.
+    connected: watch::Sender<Option<std::time::Instant>>,
 }
 
 impl Signals {
@@ -83,11 +84,11 @@ impl Signals {
         match event {
             Event::Disconnected => {
                 self.down.store(true, Ordering::Relaxed);
-                self.connected.send_replace(false);
+                self.connected.send_replace(None);
                 tracing::warn!("NATS connection lost; live delivery across nodes paused");
             }
             Event::Connected => {
-                self.connected.send_replace(true);
+                self.connected.send_replace(Some(std::time::Instant::now()));
                 if self.down.swap(false, Ordering::Relaxed) {
                     tracing::info!("NATS connection regained; gateways resync");
                     self.lagged();
@@ -129,7 +130,7 @@ impl NatsBus {
         let signals = Arc::new(Signals {
             lag,
             down: AtomicBool::new(false),
-            connected: watch::channel(false).0,
+            connected: watch::channel(None).0,
         });
         let mut connected = signals.connected.subscribe();
         let sig = signals.clone();
@@ -154,7 +155,7 @@ impl NatsBus {
             })?;
         // A node whose NATS is up is connected before it serves (else the first changes after
         // start-up would be dropped); one whose NATS is down starts anyway.
-        let wait = connected.wait_for(|c| *c);
+        let wait = connected.wait_for(Option::is_some);
         if tokio::time::timeout(config.connect_wait, wait)
             .await
             .is_err()

@@ -208,9 +208,11 @@ pub enum StoreError {
     #[error("storage conflict: {0}")]
     Conflict(String),
     /// The database cannot be reached or cannot take the write now (connection lost, server
-    /// down, disk full, the writer stopped), or the node that writes the app did not answer.
-    /// Whether the operation took effect is unknown when the connection was lost during its
-    /// commit (or while another node had it); a command with a `client_id` is safe to repeat.
+    /// down, disk full, the writer stopped), or the node that writes the app had the command
+    /// and neither its answer nor a recall of it came in time (NATS not back, that node gone
+    /// or still at it). Whether the operation took effect is unknown when the connection was
+    /// lost during its commit (or in that last case); a command with a `client_id` is safe to
+    /// repeat.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     /// A bug or damaged data: not worth retrying, logged with its cause.

@@ -332,6 +332,14 @@ pub trait Store: Send + Sync + 'static {
         let _ = (app, node, ttl);
         Ok(None)
     }
+
+    /// Gives up every write lease `node` holds (it is stopping), so other nodes claim its
+    /// apps at once instead of once the leases expire; answers how many it held. Nothing to
+    /// do for a store without leases (the default).
+    async fn release_leases(&self, node: &str) -> StoreResult<u64> {
+        let _ = node;
+        Ok(0)
+    }
 }
 
 /// A room as the rules see it inside a write transaction.

@@ -1,8 +1,9 @@
 //! Write leases (issue 11): which node writes an app now. One statement on a pooled
 //! connection claims the lease when it is free or expired, renews it when it is the asker's,
 //! and otherwise leaves it; times come from the database's clock only, so nodes' clocks never
-//! decide who holds a lease.
+//! decide who holds a lease. A stopping node deletes its leases, which frees them at once.
 
+use crate::fault::pg as be;
 use crate::read;
 use crate::rows::get;
 use confab_core::error::StoreError;
@@ -46,4 +47,13 @@ pub async fn write_lease(c: &Client, app: AppId, node: &str, ttl: Duration) -> S
     Err(StoreError::conflict(
         "the write lease changed hands three times in a row",
     ))
+}
+
+/// Deletes every lease `node` holds; answers how many there were.
+pub async fn release_leases(c: &Client, node: &str) -> StoreResult<u64> {
+    let stmt = c
+        .prepare_cached("DELETE FROM write_leases WHERE node = $1")
+        .await
+        .map_err(be)?;
+    c.execute(&stmt, &[&node]).await.map_err(be)
 }

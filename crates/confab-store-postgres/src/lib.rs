@@ -458,6 +458,10 @@ impl Store for PgStore {
             .map(Some)
     }
 
+    async fn release_leases(&self, node: &str) -> StoreResult<u64> {
+        leases::release_leases(&self.client().await?, node).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let deadline =
             |what: &str| StoreError::unavailable(format!("{what} did not answer in time"));

@@ -1,6 +1,6 @@
 //! Write leases on a real database, from two store instances (two nodes): a free lease is
 //! claimed, a held one is refused to the other node and renewed for its holder, an expired one
-//! is taken over. Each case gets its own database.
+//! is taken over, a released one is free at once. Each case gets its own database.
 
 mod common;
 
@@ -81,4 +81,28 @@ async fn nodes_racing_for_a_free_lease_all_see_one_holder() {
         }
         assert_eq!(holders.len(), 1, "app {app:?}: {holders:?}");
     }
+}
+
+#[tokio::test]
+async fn released_leases_are_free_at_once_and_only_the_releasers() {
+    let db = common::database().await;
+    let (a, b) = tokio::join!(common::open(&db), common::open(&db));
+    let long = Duration::from_secs(600);
+    for app in [AppId(1), AppId(2)] {
+        assert_eq!(lease(&*a, app, "node-a", long).await.holder, "node-a");
+    }
+    assert_eq!(lease(&*b, AppId(3), "node-b", long).await.holder, "node-b");
+    assert_eq!(lease(&*b, AppId(1), "node-b", long).await.holder, "node-a");
+
+    assert_eq!(a.release_leases("node-a").await.expect("released"), 2);
+    assert_eq!(a.release_leases("node-a").await.expect("released"), 0);
+    // Long before the ten minutes are up, node b takes both; its own lease stayed.
+    for app in [AppId(1), AppId(2)] {
+        assert_eq!(lease(&*b, app, "node-b", long).await.holder, "node-b");
+    }
+    let kept = lease(&*a, AppId(3), "node-a", long).await;
+    assert_eq!(
+        kept.holder, "node-b",
+        "another node's lease is not released"
+    );
 }

@@ -250,7 +250,8 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish (for up to `shutdown_grace_ms`, then
     /// closes their connections), and waits for the server to end.
     pub async fn stop(self) -> anyhow::Result<()> {
-        // Other nodes stop sending this node their writes first (they run them themselves).
+        // Other nodes stop sending this node their writes first (they run them themselves),
+        // and its write leases go, so one of them takes its apps at once.
         if let Some(router) = &self.router {
             router.stop().await;
         }

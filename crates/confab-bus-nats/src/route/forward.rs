@@ -2,11 +2,17 @@
 //! task takes as many as are waiting (up to [`MAX_BATCH`] or about [`BATCH_BYTES`]) into one
 //! request whenever one of its [`IN_FLIGHT`] slots is free, so forwarded commands batch the way
 //! a group commit does: one request per command only while few are waiting.
+//!
+//! Each batch has a random id. When its answer is lost (the connection to NATS dropped while
+//! waiting, or no answer came [`ANSWER_WAIT`] past the deadline), the forwarder waits for NATS
+//! to be connected again and recalls the batch by id: the writer answers with the batch's
+//! results, or "not run" (and then never runs it). Only when that fails too by the deadline
+//! plus [`MARGIN`] is the fate unknown.
 
-use super::wire::{self, Reply};
+use super::wire::{self, BatchId, Reply};
 use super::{
-    BATCH_BYTES, DEADLINE, FORWARDER_IDLE, IN_FLIGHT, Inner, MARGIN, MAX_BATCH, MAX_REQUEST_BYTES,
-    QUEUE,
+    ANSWER_WAIT, BATCH_BYTES, DEADLINE, FORWARDER_IDLE, IN_FLIGHT, Inner, MARGIN, MAX_BATCH,
+    MAX_REQUEST_BYTES, QUEUE, unix_ms,
 };
 use confab_core::command::{Command, Outcome};
 use confab_core::error::StoreError;
@@ -23,6 +29,8 @@ pub(crate) enum Forwarded {
     Done(StoreResult<Outcome>),
     /// It certainly ran nowhere: the caller runs it.
     NotRun(Command),
+    /// Nobody serves the writer's subject (it stopped, or died): the caller runs it.
+    NoWriter(Command),
 }
 
 pub(crate) struct Pending {
@@ -79,12 +87,6 @@ pub(crate) async fn forward(inner: &Arc<Inner>, node: Arc<str>, cmd: Command) ->
             "the forwarder to the writing node stopped",
         ))),
     }
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The queue of the forwarder to `node`, started if there is none.
@@ -168,6 +170,9 @@ fn retire(inner: &Inner, node: &Arc<str>, id: u64) -> bool {
     true
 }
 
+/// How long a recall waits before asking again a writer that is not back yet (or busy).
+const RECALL_PAUSE: Duration = Duration::from_millis(50);
+
 /// Sends one batch and answers each of its commands.
 async fn send(
     inner: Arc<Inner>,
@@ -180,65 +185,166 @@ async fn send(
     if inner.client.connection_state() != State::Connected {
         return not_run(batch);
     }
+    let Some(id) = BatchId::random() else {
+        return not_run(batch);
+    };
     let now = Instant::now();
     let deadline = batch.iter().map(|p| p.deadline).min().unwrap_or(now);
     let deadline_ms = batch.iter().map(|p| p.deadline_ms).min().unwrap_or(0);
-    let payload = wire::request(deadline_ms, batch.iter().map(|p| p.json.as_slice()));
+    let payload = wire::request(id, deadline_ms, batch.iter().map(|p| p.json.as_slice()));
     let request = async_nats::Request::new()
         .payload(payload.into())
-        .timeout(Some(deadline.saturating_duration_since(now) + MARGIN));
-    // A connection lost from here on may lose the reply (or deliver the request late, which
-    // the deadline makes the writer refuse): either way the fate of the batch is unknown.
-    let mut connected = inner.connected.clone();
-    connected.borrow_and_update();
-    let lost = async move {
-        loop {
-            if connected.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            if !*connected.borrow_and_update() {
-                return;
-            }
-        }
+        .timeout(Some(deadline.saturating_duration_since(now) + ANSWER_WAIT));
+    let recall = Recall {
+        id,
+        deadline_ms,
+        until: deadline + MARGIN,
     };
+    // A connection lost from here on may lose the reply (or deliver the request late): the
+    // recall then tells what became of the batch.
     let answer = tokio::select! {
         biased;
-        a = inner.client.send_request(subject, request) => a,
-        () = lost => {
-            return unknown(batch, "the connection to NATS was lost while the writing node had the command");
+        a = inner.client.send_request(subject.clone(), request) => a,
+        () = lost(&inner) => {
+            let reply = recall.ask(&inner, &subject).await;
+            return settle(&inner, batch, reply);
         }
     };
-    match answer {
-        Ok(msg) => match wire::parse_reply(&msg.payload) {
-            Ok(Reply::Results(results)) if results.len() == batch.len() => {
-                inner
-                    .forwarded
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                inner.batches.fetch_add(1, Ordering::Relaxed);
-                for (p, r) in batch.into_iter().zip(results) {
-                    let _ = p.reply.send(Forwarded::Done(r.into()));
-                }
-            }
-            Ok(Reply::Expired | Reply::Busy) => not_run(batch),
-            Ok(Reply::Refused(why)) => {
-                tracing::warn!(why, "the writing node refused a batch; writing locally");
-                not_run(batch);
-            }
-            Ok(Reply::Results(_)) | Err(_) => {
-                tracing::warn!("unreadable answer from the writing node");
-                unknown(batch, "the writing node's answer was unreadable");
-            }
-        },
+    let reply = match answer {
+        Ok(msg) => wire::parse_reply(&msg.payload),
         Err(e) => match e.kind() {
-            K::NoResponders | K::MaxPayloadExceeded | K::InvalidSubject => not_run(batch),
-            K::TimedOut | K::Other => unknown(batch, "the writing node did not answer"),
+            K::NoResponders => return no_writer(batch),
+            K::MaxPayloadExceeded | K::InvalidSubject => return not_run(batch),
+            K::TimedOut | K::Other => recall.ask(&inner, &subject).await,
         },
+    };
+    settle(&inner, batch, reply);
+}
+
+/// Answers each command of `batch` from the writer's reply (or why its fate is unknown).
+fn settle(inner: &Inner, batch: Vec<Pending>, reply: Result<Reply, String>) {
+    match reply {
+        Ok(Reply::Results(results)) if results.len() == batch.len() => {
+            inner
+                .forwarded
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            inner.batches.fetch_add(1, Ordering::Relaxed);
+            for (p, r) in batch.into_iter().zip(results) {
+                let _ = p.reply.send(Forwarded::Done(r.into()));
+            }
+        }
+        Ok(Reply::Expired | Reply::Busy | Reply::NotRun) => not_run(batch),
+        Ok(Reply::Refused(why)) => {
+            tracing::warn!(why, "the writing node refused a batch; writing locally");
+            not_run(batch);
+        }
+        Ok(Reply::Running | Reply::Forgotten) => unknown(
+            batch,
+            "the writing node could not tell what became of the command",
+        ),
+        Ok(Reply::Results(_)) => answer_lost(batch, "an unreadable answer"),
+        Err(why) => answer_lost(batch, &why),
+    }
+}
+
+fn answer_lost(batch: Vec<Pending>, why: &str) {
+    tracing::warn!(why, "the fate of a forwarded batch is unknown");
+    unknown(
+        batch,
+        "the writing node had the command and its answer was lost",
+    );
+}
+
+/// Resolves once the connection to NATS is lost after this call (never while it holds, nor
+/// once the bus is gone).
+async fn lost(inner: &Inner) {
+    let mut connected = inner.connected.clone();
+    connected.borrow_and_update();
+    loop {
+        if connected.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        if connected.borrow_and_update().is_none() {
+            return;
+        }
+    }
+}
+
+/// The recall of a batch whose answer was lost.
+struct Recall {
+    id: BatchId,
+    deadline_ms: i64,
+    /// When the sender gives up on learning the batch's fate.
+    until: Instant,
+}
+
+impl Recall {
+    /// Waits for NATS to be connected, then asks the writer what became of the batch, until
+    /// [`Recall::until`]. `Ok` with the batch's results or "not run" (or the writer's answer
+    /// that it cannot tell); `Err` with why the fate stays unknown.
+    async fn ask(&self, inner: &Inner, subject: &str) -> Result<Reply, String> {
+        use async_nats::RequestErrorKind as K;
+        let body = bytes::Bytes::from(wire::recall(self.id, self.deadline_ms));
+        let mut connected = inner.connected.clone();
+        loop {
+            let left = self.until.saturating_duration_since(Instant::now());
+            // (The watch's value is locked while borrowed: not kept past this statement.)
+            let connected_again = matches!(
+                tokio::time::timeout(left, connected.wait_for(Option::is_some)).await,
+                Ok(Ok(_))
+            );
+            if !connected_again {
+                return Err("NATS was not connected again in time".into());
+            }
+            let left = self.until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err("no time left to recall the batch".into());
+            }
+            let request = async_nats::Request::new()
+                .payload(body.clone())
+                .timeout(Some(left));
+            let answer = tokio::select! {
+                biased;
+                a = inner.client.send_request(subject.to_owned(), request) => a,
+                () = lost(inner) => continue,
+            };
+            match answer {
+                Ok(msg) => match wire::parse_reply(&msg.payload) {
+                    // Alive but full: ask again in a moment.
+                    Ok(Reply::Busy) => {}
+                    Ok(Reply::Expired | Reply::Refused(_)) => {
+                        return Err("the writing node refused the recall".into());
+                    }
+                    other => {
+                        if let Ok(Reply::Results(_) | Reply::NotRun) = other {
+                            inner.recalled.fetch_add(1, Ordering::Relaxed);
+                        }
+                        return other;
+                    }
+                },
+                // Just after a reconnect the writer may not have subscribed again yet;
+                // otherwise it is gone (it may have died with the batch half done).
+                Err(e) if e.kind() == K::NoResponders => {
+                    if !inner.just_reconnected() {
+                        return Err("the writing node is gone".into());
+                    }
+                }
+                Err(e) => return Err(format!("the recall got no answer: {e}")),
+            }
+            tokio::time::sleep(RECALL_PAUSE.min(left)).await;
+        }
     }
 }
 
 fn not_run(batch: Vec<Pending>) {
     for p in batch {
         let _ = p.reply.send(Forwarded::NotRun(p.cmd));
+    }
+}
+
+fn no_writer(batch: Vec<Pending>) {
+    for p in batch {
+        let _ = p.reply.send(Forwarded::NoWriter(p.cmd));
     }
 }
 

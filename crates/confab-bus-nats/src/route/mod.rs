@@ -16,9 +16,16 @@
 //! - nothing ran there (no responders, the writer refused the batch as expired, busy or
 //!   unreadable, NATS not connected when sending, the forwarder's queue full, a command too
 //!   large for a request): run it here, and forget the cached writer;
-//! - it may have run there (no reply by the batch's deadline plus a margin, or the
-//!   connection to NATS lost while waiting): `StoreError::Unavailable`, as when a database
-//!   connection drops during COMMIT. A command with a `client_id` is safe to send again.
+//! - the answer was lost (the connection to NATS dropped while waiting, or no answer
+//!   [`ANSWER_WAIT`] past the batch's deadline): the sender waits for NATS to be connected
+//!   again and *recalls* the batch by its id. The writer remembers recent batches by id
+//!   (`recent`): one that ran gives its results again; one still running gives them when it
+//!   ends; one it never saw is answered "not run" and refused if it comes later, so the
+//!   sender runs it here. A batch sent twice never runs twice.
+//! - the recall fails too by the deadline plus [`MARGIN`] (NATS not back, the writer gone
+//!   or still running the batch): the fate is unknown, `StoreError::Unavailable`, as when a
+//!   database connection drops during COMMIT (the writer may have died mid-commit). A
+//!   command with a `client_id` is safe to send again.
 //!
 //! The writer refuses a batch whose deadline has passed, so one that NATS delivers late (after
 //! a reconnect) never runs behind the back of a sender that already answered: that needs the
@@ -27,9 +34,13 @@
 //! Commands of no app or that create or rename one (whose outcomes carry the app's keys) are
 //! never forwarded. A node renews its own leases while it uses them (its own commands and
 //! those it serves), in the background once less than half their time is left; it trusts a
-//! cached lease of another node for at most a second.
+//! cached lease of another node for at most a second. A node that stops releases its leases,
+//! so the others take its apps at once; one that dies keeps them until they expire, and a
+//! node that finds nobody serving a writer's subject runs that writer's apps itself without
+//! asking NATS until the writer's lease would have expired (at most [`GONE_MAX`]).
 
 mod forward;
+mod recent;
 mod serve;
 mod wire;
 
@@ -39,7 +50,7 @@ use confab_core::command::{Command, Outcome};
 use confab_core::ids::AppId;
 use confab_core::store::{Execute, Lease, Store, StoreResult};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
@@ -52,8 +63,23 @@ const FOREIGN_CACHE: Duration = Duration::from_secs(1);
 /// A forwarded command must reach the writer within this of being queued, else the writer
 /// refuses it (and the sender runs it itself).
 pub(crate) const DEADLINE: Duration = Duration::from_secs(2);
-/// How long past the deadline a sender waits for the writer's answer before giving up on it.
-pub(crate) const MARGIN: Duration = Duration::from_secs(10);
+/// How long past the deadline a sender waits to learn what became of a batch (its answer,
+/// else a recall's) before answering that its fate is unknown: long enough for NATS to be
+/// restarted and every node to reconnect (they retry at least once a second).
+pub(crate) const MARGIN: Duration = Duration::from_secs(15);
+/// How long past the deadline a sender waits for the answer before recalling the batch.
+pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(5);
+/// How long a writer holds a recall of a batch still running before answering "running".
+pub(crate) const RECALL_WAIT: Duration = Duration::from_secs(5);
+/// For this long after this node connected to NATS again, another node may not have
+/// subscribed again yet: nobody on its subject does not mean it is gone.
+const RECONNECT_GRACE: Duration = Duration::from_secs(3);
+/// Longest time a node found gone (nobody on its subject) is left out of routing.
+const GONE_MAX: Duration = Duration::from_secs(60);
+/// Nodes remembered as gone at once.
+const MAX_GONE: usize = 1024;
+/// How long a stopping node waits for the database to release its leases.
+const RELEASE_WAIT: Duration = Duration::from_secs(3);
 /// The most commands in one forwarded batch.
 pub(crate) const MAX_BATCH: usize = 256;
 /// A forwarder closes a batch once it holds about this many bytes.
@@ -103,6 +129,9 @@ pub struct RouteCounters {
     pub fallbacks: u64,
     /// Requests (batches of commands) this node sent to another node and got results for.
     pub batches: u64,
+    /// Batches sent to another node whose answer was lost and that a recall settled (with
+    /// their results, or "not run").
+    pub recalled: u64,
 }
 
 /// Where an app's command runs.
@@ -117,6 +146,8 @@ struct Cached {
     holder: Arc<str>,
     /// Trusted until then.
     until: Instant,
+    /// When the lease expires unless renewed (at the latest).
+    expires: Instant,
     /// Our own lease is renewed once used after this.
     renew_at: Instant,
     renewing: bool,
@@ -131,20 +162,29 @@ pub struct WriteRouter {
 
 pub(crate) struct Inner {
     me: Arc<str>,
+    /// When the router started (a connection to NATS made since is a reconnection).
+    started: Instant,
     prefix: String,
     client: async_nats::Client,
-    /// Whether the bus's client is connected, as its events tell (to notice a loss while a
-    /// batch waits for its answer).
-    connected: watch::Receiver<bool>,
+    /// Since when the bus's client is connected, as its events tell (to notice a loss while
+    /// a batch waits for its answer, and to wait for the connection to come back).
+    connected: watch::Receiver<Option<Instant>>,
     store: Arc<dyn Store>,
     ttl: Duration,
     leases: Mutex<HashMap<AppId, Cached>>,
     claims: Vec<tokio::sync::Mutex<()>>,
     forwarders: Mutex<forward::Forwarders>,
+    /// The batches this node was sent, by id.
+    recent: recent::Recent,
+    /// Nodes found gone (nobody on their subjects), and until when they are left out.
+    gone: Mutex<HashMap<Arc<str>, Instant>>,
+    /// Set once the router stops: no lease is claimed or renewed any more.
+    stopped: AtomicBool,
     forwarded: AtomicU64,
     batches: AtomicU64,
     served: AtomicU64,
     fallbacks: AtomicU64,
+    recalled: AtomicU64,
 }
 
 impl WriteRouter {
@@ -158,6 +198,7 @@ impl WriteRouter {
         let me: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
         let inner = Arc::new(Inner {
             me: me.clone(),
+            started: Instant::now(),
             prefix: config.prefix.clone(),
             client: bus.client.clone(),
             connected: bus.signals.connected.subscribe(),
@@ -168,10 +209,14 @@ impl WriteRouter {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             forwarders: Mutex::new(forward::Forwarders::default()),
+            recent: recent::Recent::default(),
+            gone: Mutex::new(HashMap::new()),
+            stopped: AtomicBool::new(false),
             forwarded: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             served: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
+            recalled: AtomicU64::new(0),
         });
         let subject = inner.subject(&me);
         let sub =
@@ -208,13 +253,15 @@ impl WriteRouter {
             served: self.inner.served.load(Ordering::Relaxed),
             fallbacks: self.inner.fallbacks.load(Ordering::Relaxed),
             batches: self.inner.batches.load(Ordering::Relaxed),
+            recalled: self.inner.recalled.load(Ordering::Relaxed),
         }
     }
 
-    /// Stops serving other nodes (they then run this node's apps themselves until its leases
-    /// expire): returns once NATS has the unsubscription, so requests sent afterwards find
-    /// no responder, and those that came before are answered. Forwarders end once their
-    /// queues are empty.
+    /// Stops serving other nodes and releases this node's leases, so they take its apps at
+    /// once: returns once NATS has the unsubscription (requests sent afterwards find no
+    /// responder, and those that came before are answered) and the leases are released.
+    /// Forwarders end once their queues are empty; from now on this node runs every command
+    /// itself.
     pub async fn stop(&self) {
         let serving = self.serving.lock().ok().and_then(|mut s| s.take());
         if let Some((stop, mut task)) = serving {
@@ -229,6 +276,7 @@ impl WriteRouter {
         if let Ok(mut f) = self.inner.forwarders.lock() {
             f.clear();
         }
+        self.inner.release().await;
     }
 }
 
@@ -258,21 +306,37 @@ impl Execute for WriteRouter {
             return inner.store.execute(cmd).await;
         };
         // Without NATS there is nothing to route over (and no lease worth asking for).
-        if inner.client.connection_state() != State::Connected {
+        if inner.stopped.load(Ordering::Relaxed)
+            || inner.client.connection_state() != State::Connected
+        {
             return inner.store.execute(cmd).await;
         }
         let Writer::Remote(node) = inner.writer_of(app).await else {
             return inner.store.execute(cmd).await;
         };
-        match forward::forward(inner, node, cmd).await {
-            forward::Forwarded::Done(result) => result,
-            forward::Forwarded::NotRun(cmd) => {
-                inner.fallbacks.fetch_add(1, Ordering::Relaxed);
-                inner.forget(app);
-                inner.store.execute(cmd).await
-            }
+        if inner.is_gone(&node) {
+            inner.fallbacks.fetch_add(1, Ordering::Relaxed);
+            return inner.store.execute(cmd).await;
         }
+        let cmd = match forward::forward(inner, node.clone(), cmd).await {
+            forward::Forwarded::Done(result) => return result,
+            forward::Forwarded::NotRun(cmd) => cmd,
+            forward::Forwarded::NoWriter(cmd) => {
+                inner.writer_gone(app, &node);
+                cmd
+            }
+        };
+        inner.fallbacks.fetch_add(1, Ordering::Relaxed);
+        inner.forget(app);
+        inner.store.execute(cmd).await
     }
+}
+
+/// Now as a Unix time in ms (the deadlines' clock).
+pub(crate) fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Inner {
@@ -285,11 +349,13 @@ impl Inner {
         if let Some(w) = self.cached(app) {
             return w;
         }
-        let stripe = app.0.rem_euclid(CLAIM_STRIPES as i64) as usize;
-        let Some(lock) = self.claims.get(stripe) else {
+        let Some(lock) = self.claim_lock(app) else {
             return Writer::Local;
         };
         let _claiming = lock.lock().await;
+        if self.stopped.load(Ordering::Relaxed) {
+            return Writer::Local;
+        }
         if let Some(w) = self.cached(app) {
             return w;
         }
@@ -337,6 +403,7 @@ impl Inner {
         let e = leases.entry(app).or_insert_with(|| Cached {
             holder: self.me.clone(),
             until: now,
+            expires: now,
             renew_at: now,
             renewing: false,
         });
@@ -346,7 +413,21 @@ impl Inner {
         }
     }
 
+    /// The lock that claims and renewals of `app`'s lease run under.
+    fn claim_lock(&self, app: AppId) -> Option<&tokio::sync::Mutex<()>> {
+        self.claims
+            .get(app.0.rem_euclid(CLAIM_STRIPES as i64) as usize)
+    }
+
     async fn renew(self: Arc<Self>, app: AppId) {
+        // Under the claim lock, so that releasing the leases waits for renewals under way.
+        let Some(lock) = self.claim_lock(app) else {
+            return;
+        };
+        let _renewing = lock.lock().await;
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
         let asked = Instant::now();
         match self.store.write_lease(app, &self.me, self.ttl).await {
             Ok(Some(lease)) => {
@@ -381,6 +462,7 @@ impl Inner {
             lease.valid_for.min(FOREIGN_CACHE)
         };
         let until = asked + trusted;
+        let expires = asked + lease.valid_for;
         let renew_at = if mine {
             asked + lease.valid_for.saturating_sub(self.ttl / 2)
         } else {
@@ -399,6 +481,7 @@ impl Inner {
                 Cached {
                     holder,
                     until,
+                    expires,
                     renew_at,
                     renewing: false,
                 },
@@ -410,6 +493,70 @@ impl Inner {
     fn forget(&self, app: AppId) {
         if let Ok(mut leases) = self.leases.lock() {
             leases.remove(&app);
+        }
+    }
+
+    /// Whether this node connected to NATS again a moment ago.
+    fn just_reconnected(&self) -> bool {
+        self.connected
+            .borrow()
+            .is_some_and(|since| since > self.started && since.elapsed() < RECONNECT_GRACE)
+    }
+
+    /// Nobody serves the subject of `node`, the writer of `app`: it stopped or died. Unless
+    /// this node has just reconnected (the other may not be subscribed again yet), `node` is
+    /// left out of routing until its lease of `app` would have expired (at most
+    /// [`GONE_MAX`]), so commands stop asking NATS for it one by one.
+    fn writer_gone(&self, app: AppId, node: &Arc<str>) {
+        if self.just_reconnected() {
+            return;
+        }
+        let now = Instant::now();
+        let expires = self
+            .leases
+            .lock()
+            .ok()
+            .and_then(|leases| {
+                let c = leases.get(&app)?;
+                (c.holder == *node).then_some(c.expires)
+            })
+            .unwrap_or(now + self.ttl);
+        let Ok(mut gone) = self.gone.lock() else {
+            return;
+        };
+        gone.retain(|_, until| *until > now);
+        if gone.len() < MAX_GONE {
+            gone.insert(node.clone(), expires.min(now + GONE_MAX));
+        }
+    }
+
+    fn is_gone(&self, node: &str) -> bool {
+        self.gone
+            .lock()
+            .ok()
+            .and_then(|gone| gone.get(node).copied())
+            .is_some_and(|until| until > Instant::now())
+    }
+
+    /// Gives up this node's leases (it is stopping): no claim or renewal starts from now on,
+    /// those under way end first, then the database forgets the leases.
+    async fn release(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let mut held = Vec::with_capacity(self.claims.len());
+        for lock in &self.claims {
+            held.push(lock.lock().await);
+        }
+        match tokio::time::timeout(RELEASE_WAIT, self.store.release_leases(&self.me)).await {
+            Ok(Ok(n)) => tracing::info!(node = %self.me, released = n, "write leases released"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot release the write leases; they expire by themselves")
+            }
+            Err(_) => tracing::warn!(
+                "releasing the write leases took too long; they expire by themselves"
+            ),
+        }
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.clear();
         }
     }
 }

@@ -159,7 +159,9 @@ pub(crate) fn sender(
                     .post(format!("{}/v1/rooms/{room}/messages", nodes[node]))
                     .bearer_auth(&token)
                     .json(&body)
-                    .timeout(Duration::from_secs(10))
+                    // Above the 17 s a node may wait to learn what became of a command it
+                    // forwarded (NATS down for 10 s while it was at the writer).
+                    .timeout(Duration::from_secs(30))
                     .send()
                     .await;
                 let status = resp.as_ref().map(|r| r.status()).ok();

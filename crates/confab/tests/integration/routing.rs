@@ -4,6 +4,7 @@
 
 mod faults;
 mod hostile;
+mod recall;
 
 use crate::common::{Server, TestApp};
 use crate::nodes::timeline;
