@@ -342,6 +342,7 @@ async fn start_gateway(
         if config.routes_writes() {
             let mut route = confab_bus_nats::RouteConfig::new(config.nats_prefix.clone());
             route.lease_ttl = std::time::Duration::from_millis(config.write_lease_ms);
+            route.limits = limits(config);
             let r = confab_bus_nats::WriteRouter::start(&bus, store.clone(), route)
                 .await
                 .context("the write router on NATS")?;

@@ -107,6 +107,9 @@ pub struct RouteConfig {
     pub prefix: String,
     /// How long a write lease lasts unless renewed ([`LEASE_TTL`]).
     pub lease_ttl: Duration,
+    /// The input limits the writer checks forwarded commands against again (the sender
+    /// checked them already; the writer does not take the bus's word for it).
+    pub limits: confab_core::validate::Limits,
 }
 
 impl RouteConfig {
@@ -114,6 +117,7 @@ impl RouteConfig {
         RouteConfig {
             prefix: prefix.into(),
             lease_ttl: LEASE_TTL,
+            limits: confab_core::validate::Limits::default(),
         }
     }
 }
@@ -171,6 +175,8 @@ pub(crate) struct Inner {
     connected: watch::Receiver<Option<Instant>>,
     store: Arc<dyn Store>,
     ttl: Duration,
+    /// What forwarded commands are checked against before they run here.
+    limits: confab_core::validate::Limits,
     leases: Mutex<HashMap<AppId, Cached>>,
     claims: Vec<tokio::sync::Mutex<()>>,
     forwarders: Mutex<forward::Forwarders>,
@@ -204,6 +210,7 @@ impl WriteRouter {
             connected: bus.signals.connected.subscribe(),
             store,
             ttl: config.lease_ttl.max(Duration::from_millis(100)),
+            limits: config.limits,
             leases: Mutex::new(HashMap::new()),
             claims: (0..CLAIM_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))

@@ -147,12 +147,13 @@ async fn run(inner: &Arc<Inner>, batch: Batch) -> Bytes {
         inner.served_app(app);
     }
     let n = batch.cmds.len() as u64;
-    let results = futures_util::future::join_all(
-        batch
-            .cmds
-            .into_iter()
-            .map(|cmd| async { WireResult::from(inner.store.execute(cmd).await) }),
-    )
+    let results = futures_util::future::join_all(batch.cmds.into_iter().map(|cmd| async {
+        // Checked again here: a request on the subject may come from anything on NATS.
+        match confab_core::validate::command(&cmd, &inner.limits) {
+            Ok(()) => WireResult::from(inner.store.execute(cmd).await),
+            Err(e) => WireResult::from(Err(e.into())),
+        }
+    }))
     .await;
     inner.served.fetch_add(n, Ordering::Relaxed);
     let reply = encode(&Reply::Results(results));

@@ -244,4 +244,26 @@ async fn routing_hostile_batches_are_refused_and_change_nothing() {
         "{items:?}"
     );
     assert!(!items.values().any(|t| t == "no reply"), "{items:?}");
+
+    // The writer checks forwarded commands itself: what the sender should have refused is
+    // refused there too, with the same codes, and stores nothing.
+    let long = "x".repeat(100_000);
+    let reply = ask(
+        client,
+        subject,
+        batch(V, later, vec![send(""), send(&long)]),
+    )
+    .await;
+    let results = &reply["reply"]["results"];
+    assert!(
+        results[0]["ok"].is_null() && results[1]["ok"].is_null(),
+        "{reply}"
+    );
+    assert!(results[0].to_string().contains("text_empty"), "{reply}");
+    assert!(results[1].to_string().contains("text_too_long"), "{reply}");
+    assert_eq!(
+        timeline(node, &tokens[0], room).await,
+        items,
+        "nothing stored"
+    );
 }
