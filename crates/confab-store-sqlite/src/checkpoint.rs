@@ -42,7 +42,7 @@ impl Default for Limits {
         Limits {
             every: schema::CHECKPOINT_BYTES,
             tail: schema::CHECKPOINT_BYTES / 16,
-            cap: schema::CHECKPOINT_BYTES * 8,
+            cap: schema::CHECKPOINT_BYTES * 4,
         }
     }
 }
