@@ -240,6 +240,7 @@ async fn one(opts: &Opts, setup: &Setup<'_>) -> anyhow::Result<Run> {
         routed.served += c.served;
         routed.fallbacks += c.fallbacks;
         routed.batches += c.batches;
+        routed.recalled += c.recalled;
     }
     for s in servers {
         s.stop().await?;
@@ -306,12 +307,14 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
                     let c = r.routed;
                     t.note(format!(
                         "{label}: {} commands forwarded to the writer in {} requests ({:.1} \
-                         per request), {} served by it, {} fell back to local",
+                         per request), {} served by it, {} fell back to local, {} requests \
+                         recalled",
                         c.forwarded,
                         c.batches,
                         c.forwarded as f64 / c.batches.max(1) as f64,
                         c.served,
-                        c.fallbacks
+                        c.fallbacks,
+                        c.recalled
                     ));
                 }
                 t.check(
