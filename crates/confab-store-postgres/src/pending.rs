@@ -12,6 +12,7 @@
 //! could touch the rows (see `PgTx::flush`).
 
 use crate::flush::Flush;
+use crate::plans::Plans;
 use confab_core::ids::{AppId, Pos, RoomNumber, Seq, Timestamp, UserId};
 use confab_core::model::{Item, Member, User, Visibility, direct_key};
 use confab_core::store::RoomState;
@@ -98,6 +99,8 @@ pub struct Pending {
     /// (`None`: no such item then), and kept current by the sends, edits and deletions here.
     /// Not emptied by a flush (the rows it holds are then stored as they are here).
     known: HashMap<ClientKey, Option<Item>>,
+    /// Meetups, answers, polls, ballots and alerts: what is known of them and what is owed.
+    pub(crate) plans: Plans,
 }
 
 impl Pending {
@@ -111,6 +114,7 @@ impl Pending {
             && self.members.is_empty()
             && self.marks.is_empty()
             && self.users.is_empty()
+            && self.plans.is_empty()
     }
 
     /// What a read with the batch's locks found for `key`.

@@ -250,6 +250,7 @@ fn attempt_in(
     c: &mut Conn,
     cmds: &[Command],
 ) -> StoreResult<(Vec<StoreResult<Outcome>>, Vec<Event>)> {
+    let trips = c.round_trips();
     let mut batch = Batch::default();
     lock(c, cmds, &mut batch)?;
     let now = Timestamp::now();
@@ -271,5 +272,11 @@ fn attempt_in(
         }
     }
     let events = finish(c, batch)?;
+    let round_trips = c.round_trips() - trips;
+    tracing::debug!(
+        commands = cmds.len(),
+        round_trips,
+        "a write batch committed"
+    );
     Ok((results, events))
 }
