@@ -1,6 +1,6 @@
 //! The events a batch projects in memory (`pending`) rather than row by row: sends, edits,
 //! deletions, read markers, memberships (see `memberships`), room creations and settings (see
-//! `rooms`), logins and sightings.
+//! `rooms`), logins and sightings, meetups and polls (see `planning`).
 
 use crate::rows;
 use crate::tx::PgTx;

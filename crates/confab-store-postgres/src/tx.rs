@@ -1,10 +1,11 @@
 //! The write transaction the rules run in. Reads see the transaction's own writes: the
 //! frequent events (sends, edits, deletions, read markers, memberships, room creations and
-//! settings, logins and sightings) are projected in memory (`pending`) and written together,
-//! before anything that could read or change their rows and is not answered from memory; the
-//! others (room deletions, meetups, polls, apps, user upserts) are projected row by row as
-//! they are appended. Events are buffered without offsets and inserted by the writer at the
-//! end, once it has taken the app's offsets (see `writer`).
+//! settings, logins and sightings) and the meetup and poll events (see `planning`) are
+//! projected in memory (`pending`) and written together, before anything that could read or
+//! change their rows and is not answered from memory; the others (room deletions, apps, user
+//! upserts) are projected row by row as they are appended. Events are buffered without
+//! offsets and inserted by the writer at the end, once it has taken the app's offsets (see
+//! `writer`).
 
 use crate::conn::Conn;
 use crate::pending::Pending;
@@ -401,6 +402,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn joined_members(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Vec<UserId>> {
+        // Read, then the memberships owed laid over: nothing is written out for it.
         self.plan_joined_members(app, room)
     }
 
