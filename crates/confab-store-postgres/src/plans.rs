@@ -255,7 +255,8 @@ impl Plans {
             f.p_number.push(key.2.0);
             f.p_question.push(p.question.clone());
             f.p_kind.push(p.kind.as_str());
-            // Arrays of different lengths cannot be one array parameter: each goes as text.
+            // Arrays of different lengths cannot be one array parameter: each goes as text
+            // (JSON; a list of strings always serializes).
             f.p_choices
                 .push(serde_json::to_string(&p.choices).unwrap_or_default());
             f.p_max.push(i64::from(p.max_selections));
