@@ -1,6 +1,6 @@
 //! The events a batch projects in memory (`pending`) rather than row by row: sends, edits,
 //! deletions, read markers, memberships (see `memberships`), room creations and settings (see
-//! `rooms`), logins and sightings.
+//! `rooms`), logins and sightings, meetups and polls (see `planning`).
 
 use crate::rows;
 use crate::tx::PgTx;
@@ -110,6 +110,14 @@ impl PgTx<'_> {
             EventBody::RoomCreated { .. } | EventBody::RoomUpdated { .. } => {
                 self.buffer_room(ev)?
             }
+            EventBody::MeetupCreated { .. }
+            | EventBody::MeetupUpdated { .. }
+            | EventBody::MeetupCancelled { .. }
+            | EventBody::RsvpChanged { .. }
+            | EventBody::PollCreated { .. }
+            | EventBody::VoteCast { .. }
+            | EventBody::VoteWithdrawn { .. }
+            | EventBody::PollClosed { .. } => self.buffer_plan(ev)?,
             EventBody::UserSeen { user } => p.seen(app, user.clone(), at, false),
             EventBody::UserLoggedIn { user } => p.seen(app, user.clone(), at, true),
             _ => return Ok(false),

@@ -28,6 +28,9 @@ pub struct Conn {
     rt: tokio::runtime::Runtime,
     pub client: Client,
     stmts: HashMap<String, Statement>,
+    /// Requests answered so far (a pipeline counts once; preparing a statement, once per
+    /// connection, is not counted): what the writer logs per batch.
+    trips: u64,
 }
 
 type Pending<'a> = Pin<Box<dyn Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + 'a>>;
@@ -50,11 +53,17 @@ impl Conn {
             rt,
             client,
             stmts: HashMap::new(),
+            trips: 0,
         })
     }
 
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
+    }
+
+    /// Round trips made on this connection (see `trips`).
+    pub fn round_trips(&self) -> u64 {
+        self.trips
     }
 
     fn stmt(&mut self, sql: &str) -> StoreResult<Statement> {
@@ -68,6 +77,7 @@ impl Conn {
 
     pub fn exec(&mut self, sql: &str, params: Params<'_>) -> StoreResult<u64> {
         let s = self.stmt(sql)?;
+        self.trips += 1;
         self.rt
             .block_on(self.client.execute(&s, params))
             .map_err(be)
@@ -75,11 +85,13 @@ impl Conn {
 
     pub fn query(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Vec<Row>> {
         let s = self.stmt(sql)?;
+        self.trips += 1;
         self.rt.block_on(self.client.query(&s, params)).map_err(be)
     }
 
     pub fn opt(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Option<Row>> {
         let s = self.stmt(sql)?;
+        self.trips += 1;
         self.rt
             .block_on(self.client.query_opt(&s, params))
             .map_err(be)
@@ -87,6 +99,7 @@ impl Conn {
 
     pub fn one(&mut self, sql: &str, params: Params<'_>) -> StoreResult<Row> {
         let s = self.stmt(sql)?;
+        self.trips += 1;
         self.rt
             .block_on(self.client.query_one(&s, params))
             .map_err(be)
@@ -94,6 +107,7 @@ impl Conn {
 
     /// Statements without parameters or results (BEGIN, COMMIT, ...).
     pub fn batch(&mut self, sql: &str) -> StoreResult<()> {
+        self.trips += 1;
         self.rt.block_on(self.client.batch_execute(sql)).map_err(be)
     }
 
@@ -110,6 +124,7 @@ impl Conn {
                 Step::Batch(_) => None,
             });
         }
+        self.trips += 1;
         let client = &self.client;
         let futures: Vec<Pending<'_>> = steps
             .iter()

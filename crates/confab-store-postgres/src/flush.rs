@@ -4,6 +4,7 @@
 
 use crate::conn::Step;
 use crate::pending::Pending;
+use crate::plans::{PlanParams, PlanRows};
 use confab_core::model::{ItemKind, direct_key};
 use confab_core::search::fold;
 use tokio_postgres::types::ToSql;
@@ -154,6 +155,7 @@ pub struct Flush {
     u_user: Vec<String>,
     u_login: Vec<Option<i64>>,
     u_seen: Vec<i64>,
+    plans: PlanRows,
 }
 
 /// The parameters of a `Flush`, borrowed as the statements take them.
@@ -164,12 +166,13 @@ pub struct FlushParams<'a> {
     members: Option<[&'a (dyn ToSql + Sync); 8]>,
     marks: Option<[&'a (dyn ToSql + Sync); 4]>,
     users: Option<[&'a (dyn ToSql + Sync); 4]>,
+    plans: PlanParams<'a>,
 }
 
 impl FlushParams<'_> {
     /// The statements with rows to write, in a fixed order.
     pub fn steps(&self) -> Vec<Step<'_>> {
-        let mut steps = Vec::with_capacity(6);
+        let mut steps = Vec::with_capacity(14);
         if let Some(p) = &self.new_rooms {
             steps.push(Step::Query(NEW_ROOMS_SQL, p));
         }
@@ -188,6 +191,7 @@ impl FlushParams<'_> {
         if let Some(p) = &self.users {
             steps.push(Step::Query(USERS_SQL, p));
         }
+        self.plans.steps(&mut steps);
         steps
     }
 }
@@ -286,6 +290,7 @@ impl Flush {
             f.u_login.push(s.login.map(|t| t.0));
             f.u_seen.push(s.seen.0);
         }
+        f.plans = p.plans.take();
         f
     }
 
@@ -366,6 +371,7 @@ impl Flush {
                 &self.u_login,
                 &self.u_seen,
             ]),
+            plans: self.plans.params(),
         }
     }
 }

@@ -18,6 +18,8 @@ mod meetups;
 mod memberships;
 mod open;
 mod pending;
+mod planning;
+mod plans;
 mod polls;
 mod pool;
 mod projection;

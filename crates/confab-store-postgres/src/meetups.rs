@@ -1,6 +1,7 @@
 //! Meetups and RSVPs: their rows, what the rules read of them inside the writer's
-//! transaction (under the room's lock, see `writer`), and the readers' queries. Their
-//! projection is `projection/meetups.rs`.
+//! transaction (under the room's lock, see `writer`; once each, then known, see `planning`),
+//! and the readers' queries. Their projection is `projection/meetups.rs`; the writer's
+//! set-based equivalent is `plans`.
 
 use crate::conn::Conn;
 use crate::read;
@@ -79,19 +80,19 @@ pub fn tx_rsvp(
     }
 }
 
-pub fn tx_declined(
+/// Every answer to the meetup (a missing user: `none`).
+pub fn tx_answers(
     c: &mut Conn,
     app: AppId,
     room: RoomNumber,
     meetup: MeetupNumber,
-) -> StoreResult<Vec<UserId>> {
+) -> StoreResult<Vec<(UserId, Rsvp)>> {
     c.query(
-        "SELECT user_id FROM rsvps
-         WHERE app_id = $1 AND room_no = $2 AND meetup_no = $3 AND rsvp = 'no'",
+        "SELECT user_id, rsvp FROM rsvps WHERE app_id = $1 AND room_no = $2 AND meetup_no = $3",
         &[&app.0, &room.0, &meetup.0],
     )?
     .iter()
-    .map(|r| get(r, 0).map(UserId))
+    .map(|r| Ok((UserId(get(r, 0)?), rsvp(get(r, 1)?)?)))
     .collect()
 }
 

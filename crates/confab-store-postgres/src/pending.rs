@@ -1,17 +1,20 @@
 //! What a batch decided but has not written yet: its new rooms and room settings, its sends,
 //! edits and deletions (items, reply counts, the rooms' counters, the log's redactions), its
-//! membership changes (member rows, member counts, announcements), its read markers and its
-//! users' login and last-seen times. They are projected here in memory and written together
-//! by a few set-based statements (`flush`) instead of one statement or more per event. The
-//! rows written are exactly those `projection::apply` writes for the same events one at a
-//! time (rebuild replays through that one), so a replayed store still equals the live one.
+//! membership changes (member rows, member counts, announcements), its read markers, its
+//! users' login and last-seen times, and its meetups, answers, polls, ballots and alerts
+//! (`plans`). They are projected here in memory and written together by a few set-based
+//! statements (`flush`) instead of one statement or more per event. The rows written are
+//! exactly those `projection::apply` writes for the same events one at a time (rebuild
+//! replays through that one), so a replayed store still equals the live one.
 //!
 //! Reads of the transaction must see these writes before they are made: `PgTx` answers from
 //! here what it can (an item by seq or client id, a membership, a new room by number, alias
-//! or pair, a user's times) and writes everything out before any read or projection that
-//! could touch the rows (see `PgTx::flush`).
+//! or pair, a user's times, a meetup, an answer, a poll, a ballot, the last meetup and poll
+//! numbers, a meetup's open polls, a room's joined members) and writes everything out before
+//! any read or projection that could touch the rows (see `PgTx::flush`).
 
 use crate::flush::Flush;
+use crate::plans::Plans;
 use confab_core::ids::{AppId, Pos, RoomNumber, Seq, Timestamp, UserId};
 use confab_core::model::{Item, Member, User, Visibility, direct_key};
 use confab_core::store::RoomState;
@@ -98,6 +101,8 @@ pub struct Pending {
     /// (`None`: no such item then), and kept current by the sends, edits and deletions here.
     /// Not emptied by a flush (the rows it holds are then stored as they are here).
     known: HashMap<ClientKey, Option<Item>>,
+    /// Meetups, answers, polls, ballots and alerts: what is known of them and what is owed.
+    pub(crate) plans: Plans,
 }
 
 impl Pending {
@@ -111,6 +116,7 @@ impl Pending {
             && self.members.is_empty()
             && self.marks.is_empty()
             && self.users.is_empty()
+            && self.plans.is_empty()
     }
 
     /// What a read with the batch's locks found for `key`.

@@ -1,6 +1,7 @@
 //! Polls, votes and alerts: their rows, what the rules read of them inside the writer's
-//! transaction (under the room's lock, see `writer`), and the readers' queries. Their
-//! projection is `projection/polls.rs`.
+//! transaction (under the room's lock, see `writer`; once each, then known, see `planning`),
+//! and the readers' queries. Their projection is `projection/polls.rs`; the writer's
+//! set-based equivalent is `plans`.
 
 use crate::conn::Conn;
 use crate::read;

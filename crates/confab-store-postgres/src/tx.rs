@@ -1,17 +1,17 @@
 //! The write transaction the rules run in. Reads see the transaction's own writes: the
 //! frequent events (sends, edits, deletions, read markers, memberships, room creations and
-//! settings, logins and sightings) are projected in memory (`pending`) and written together,
-//! before anything that could read or change their rows and is not answered from memory; the
-//! others (room deletions, meetups, polls, apps, user upserts) are projected row by row as
-//! they are appended. Events are buffered without offsets and inserted by the writer at the
-//! end, once it has taken the app's offsets (see `writer`).
+//! settings, logins and sightings) and the meetup and poll events (see `planning`) are
+//! projected in memory (`pending`) and written together, before anything that could read or
+//! change their rows and is not answered from memory; the others (room deletions, apps, user
+//! upserts) are projected row by row as they are appended. Events are buffered without
+//! offsets and inserted by the writer at the end, once it has taken the app's offsets (see
+//! `writer`).
 
 use crate::conn::Conn;
 use crate::pending::Pending;
 use crate::projection::{self, Deltas};
 use crate::rows::{self, APP_COLS, ITEM_COLS, MEMBER_COLS, ROOM_COLS, USER_COLS, direct_key};
 use crate::schema::ROOMS_CLASS;
-use crate::{meetups, polls};
 use confab_core::event::{Event, EventBody};
 use confab_core::ids::{
     AppId, MeetupNumber, Offset, PollNumber, RoomNumber, Seq, Timestamp, UserId,
@@ -375,11 +375,11 @@ impl Tx for PgTx<'_> {
         room: RoomNumber,
         meetup: MeetupNumber,
     ) -> StoreResult<Option<Meetup>> {
-        meetups::tx_meetup(self.c, app, room, meetup)
+        self.plan_meetup(app, room, meetup)
     }
 
     fn last_meetup_number(&mut self, app: AppId, room: RoomNumber) -> StoreResult<MeetupNumber> {
-        meetups::tx_last_number(self.c, app, room)
+        self.plan_last_meetup(app, room)
     }
 
     fn rsvp(
@@ -389,7 +389,7 @@ impl Tx for PgTx<'_> {
         meetup: MeetupNumber,
         user: &UserId,
     ) -> StoreResult<Rsvp> {
-        meetups::tx_rsvp(self.c, app, room, meetup, user)
+        self.plan_rsvp(app, room, meetup, user)
     }
 
     fn declined(
@@ -398,23 +398,12 @@ impl Tx for PgTx<'_> {
         room: RoomNumber,
         meetup: MeetupNumber,
     ) -> StoreResult<Vec<UserId>> {
-        meetups::tx_declined(self.c, app, room, meetup)
+        self.plan_declined(app, room, meetup)
     }
 
     fn joined_members(&mut self, app: AppId, room: RoomNumber) -> StoreResult<Vec<UserId>> {
-        // Rare (a poll's voters): the buffered memberships are written out first. Sorted as
-        // Rust sorts strings (bytes), whatever the database's collation.
-        self.flush()?;
-        self.c
-            .query(
-                "SELECT user_id FROM members
-                 WHERE app_id = $1 AND room_no = $2 AND state = 'joined'
-                 ORDER BY user_id COLLATE \"C\"",
-                &[&app.0, &room.0],
-            )?
-            .iter()
-            .map(|r| rows::get(r, 0).map(UserId))
-            .collect()
+        // Read, then the memberships owed laid over: nothing is written out for it.
+        self.plan_joined_members(app, room)
     }
 
     fn poll(
@@ -423,11 +412,11 @@ impl Tx for PgTx<'_> {
         room: RoomNumber,
         poll: PollNumber,
     ) -> StoreResult<Option<Poll>> {
-        polls::tx_poll(self.c, app, room, poll)
+        self.plan_poll(app, room, poll)
     }
 
     fn last_poll_number(&mut self, app: AppId, room: RoomNumber) -> StoreResult<PollNumber> {
-        polls::tx_last_number(self.c, app, room)
+        self.plan_last_poll(app, room)
     }
 
     fn ballot(
@@ -437,7 +426,7 @@ impl Tx for PgTx<'_> {
         poll: PollNumber,
         user: &UserId,
     ) -> StoreResult<Option<Vec<u32>>> {
-        polls::tx_ballot(self.c, app, room, poll, user)
+        self.plan_ballot(app, room, poll, user)
     }
 
     fn open_polls(
@@ -446,7 +435,7 @@ impl Tx for PgTx<'_> {
         room: RoomNumber,
         meetup: MeetupNumber,
     ) -> StoreResult<Vec<PollNumber>> {
-        polls::tx_open_polls(self.c, app, room, meetup)
+        self.plan_open_polls(app, room, meetup)
     }
 
     fn append(&mut self, app: AppId, body: EventBody) -> StoreResult<Event> {

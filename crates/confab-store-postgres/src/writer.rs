@@ -18,10 +18,11 @@
 //!    number, alias or pair (the unique indexes stay as a last line: a violation is a
 //!    conflict, retried);
 //! 5. then the rules run. Sends, edits, deletions, read markers, membership changes, room
-//!    creations and settings, logins and sightings are projected in memory (`pending`) and
-//!    written together with set-based statements (`flush`);
-//!    other events are projected row by row as they come, after the buffered writes before
-//!    them are made (user rows are locked as they are written: the one place where two nodes
+//!    creations and settings, logins and sightings, meetups, answers, polls, votes and
+//!    closings are projected in memory (`pending`) and written together with set-based
+//!    statements (`flush`);
+//!    other events (room deletions, apps, user upserts) are projected row by row as they
+//!    come, after the buffered writes before them are made (user rows are locked as they are written: the one place where two nodes
 //!    may meet in different orders; PostgreSQL then reports a deadlock, a conflict, and the
 //!    commands are retried one by one);
 //! 6. last, the app rows, in app id order: one `UPDATE apps … RETURNING` per app applies the
@@ -40,8 +41,13 @@
 //! changes, logins and sightings thus costs two round trips whatever its size (an owner
 //! leaving adds two: the buffered rows are written out to choose the next owner, whose row is
 //! then read); creating a room adds a read of its alias or pair, and of the app's highest
-//! room number for the batch's first new room; other commands add theirs while the rules run
-//! (and one more to write out what is buffered before them).
+//! room number for the batch's first new room. Meetup and poll commands add the reads of
+//! rows the transaction does not know yet (each meetup, poll, answer and ballot is read once,
+//! then known; a new poll reads the room's joined members and its meetup's answers, a
+//! cancellation the meetup's open polls), but write nothing out. A room deletion writes out
+//! what is buffered before it (one round trip) and is projected row by row (one more); other
+//! commands add theirs while the rules run (and one more to write out what is buffered
+//! before them). Each batch's count is logged (`debug`).
 //!
 //! No savepoints: the rules validate before they append, so a refused command has written
 //! nothing. A command that fails any other way (or after writing) aborts the transaction; the
@@ -250,6 +256,7 @@ fn attempt_in(
     c: &mut Conn,
     cmds: &[Command],
 ) -> StoreResult<(Vec<StoreResult<Outcome>>, Vec<Event>)> {
+    let trips = c.round_trips();
     let mut batch = Batch::default();
     lock(c, cmds, &mut batch)?;
     let now = Timestamp::now();
@@ -271,5 +278,11 @@ fn attempt_in(
         }
     }
     let events = finish(c, batch)?;
+    let round_trips = c.round_trips() - trips;
+    tracing::debug!(
+        commands = cmds.len(),
+        round_trips,
+        "a write batch committed"
+    );
     Ok((results, events))
 }

@@ -11,6 +11,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod meetups;
 mod memberships;
 
 use confab_core::command::{
