@@ -22,9 +22,9 @@
 //!    closings are projected in memory (`pending`) and written together with set-based
 //!    statements (`flush`);
 //!    other events (room deletions, apps, user upserts) are projected row by row as they
-//!    come, after the buffered writes before them are made (user rows are locked as they are written: the one place where two nodes
-//!    may meet in different orders; PostgreSQL then reports a deadlock, a conflict, and the
-//!    commands are retried one by one);
+//!    come, after the buffered writes before them are made (user rows are locked as they
+//!    are written: the one place where two nodes may meet in different orders; PostgreSQL
+//!    then reports a deadlock, a conflict, and the commands are retried one by one);
 //! 6. last, the app rows, in app id order: one `UPDATE apps … RETURNING` per app applies the
 //!    counter deltas and takes the batch's log offsets; the events are inserted with them and
 //!    the transaction commits at once. The app row is thus held only across the commit, and
