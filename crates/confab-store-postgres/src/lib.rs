@@ -12,6 +12,7 @@ mod conn;
 mod fault;
 mod flush;
 mod identities;
+mod indexer;
 mod joinings;
 mod leases;
 mod meetups;

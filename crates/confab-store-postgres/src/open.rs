@@ -1,5 +1,5 @@
 //! Opening a store: its options, the URL's connection settings, migrations (safe when several
-//! nodes start at once), the writer thread and the read pool.
+//! nodes start at once), the writer thread, the read pool and the search indexer.
 
 use crate::{PgStore, schema, writer};
 use confab_core::error::StoreError;
@@ -18,11 +18,18 @@ const POOL_WAIT: Duration = Duration::from_secs(5);
 pub struct Options {
     /// Pooled read connections of this node.
     pub readers: usize,
+    /// Whether this node runs a search indexer (`indexer`). Searches are exact without one
+    /// (they read what no indexer has applied directly), only slower as the log grows past
+    /// the marks: turned off by tests, and by nodes that leave indexing to others.
+    pub search_index: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { readers: 8 }
+        Options {
+            readers: 8,
+            search_index: true,
+        }
     }
 }
 
@@ -56,8 +63,8 @@ pub async fn migrate(url: &str) -> StoreResult<usize> {
 }
 
 impl PgStore {
-    /// Connects, migrates (safe when several nodes start at once), starts the writer thread
-    /// and the read pool.
+    /// Connects, migrates (safe when several nodes start at once), starts the writer thread,
+    /// the read pool and, unless told not to, the search indexer (on the caller's runtime).
     pub async fn open(url: &str, options: Options) -> StoreResult<PgStore> {
         migrate(url).await?;
         let cfg = config(url)?;
@@ -75,6 +82,7 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(StoreError::internal)?;
+        let icfg = config(url)?;
         let mut wcfg = config(url)?;
         wcfg.application_name("confab-writer");
         let (jobs, rx) = mpsc::channel(4096);
@@ -103,6 +111,9 @@ impl PgStore {
         };
         // A reader must work too.
         let _reader = store.client().await?;
+        if options.search_index {
+            crate::indexer::spawn(icfg, store.committed.subscribe());
+        }
         Ok(store)
     }
 }

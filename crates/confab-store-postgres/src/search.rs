@@ -4,9 +4,15 @@
 //!
 //! Items keep `folded`, their text folded by the core at write time, so `folded LIKE '%term%'`
 //! with the core-folded term is exactly "the term occurs", whatever the database's locale.
-//! The pg_trgm GIN index serves each `LIKE` of a term of 3+ characters; shorter terms are
-//! checked row by row while PostgreSQL walks the newest items first (`items_newest`). The
-//! index has no pending list, so a committed send is found by the very next search.
+//! Terms of 3+ characters are served by the pg_trgm GIN index of `search_items`, which each
+//! node's indexer (`indexer`) keeps off the sends' transactions, up to each app's mark in
+//! `search_marks`. So that a committed send is found by the very next search however far
+//! behind the indexer is, the candidates are the index's matches together with the items of
+//! the messages posted or edited after the mark (`events` past it, the "tail"), read with the
+//! mark in one statement (one snapshot); every candidate is then checked on the item's current
+//! `folded`, so a stale index row can never make a wrong hit, and a message deleted after the
+//! mark is left out by the item itself. Shorter terms are checked row by row while PostgreSQL
+//! walks the newest items first (`items_newest`).
 //!
 //! Over all of a user's rooms ([`Scope::Joined`]) one plan cannot fit every term: a frequent
 //! term is found fastest by walking each room's newest items, a rare one by the trigram index
@@ -63,6 +69,9 @@ pub async fn search(
             let sql = candidates(
                 "i.app_id = $1 AND i.room_no = $2 AND EXISTS (SELECT 1 FROM rooms r
                      WHERE r.app_id = $1 AND r.number = $2 AND NOT r.deleted)",
+                "s.app_id = $1 AND s.room_no = $2",
+                "= $2",
+                indexed(&query),
                 patterns.len(),
             );
             chunks(c, &sql, app, &n.0, &patterns, &query, cursor, limit).await
@@ -71,19 +80,55 @@ pub async fn search(
     }
 }
 
-/// The index's candidates in `scope_sql` (`$1` the app, `$2` its key), newest first from the cursor
-/// `($3, $4, $5)`, `CHUNK` at a time; each term's pattern from `$6` on.
-fn candidates(scope_sql: &str, terms: usize) -> String {
-    let likes: String = (0..terms)
-        .map(|i| format!(" AND i.folded LIKE ${}", i + 6))
-        .collect();
+/// Whether the trigram index can serve the query: every term has 3+ characters (and there is
+/// one).
+fn indexed(query: &Query) -> bool {
+    !query.terms().is_empty() && query.terms().iter().all(|t| t.chars().count() >= 3)
+}
+
+/// The candidates in `scope_sql` (`$1` the app, `$2` its key), newest first from the cursor
+/// `($3, $4, $5)`, `CHUNK` at a time; each term's pattern from `$6` on. With `indexed`, they
+/// are the trigram index's matches in `index_sql` (the same scope on `search_items s`) and the
+/// tail's items in rooms `room_no {rooms}`, each then read by key (see the module's docs);
+/// without, the items of the scope.
+fn candidates(scope_sql: &str, index_sql: &str, rooms: &str, indexed: bool, terms: usize) -> String {
+    let likes = |col: &str| -> String {
+        (0..terms)
+            .map(|i| format!(" AND {col}.folded LIKE ${}", i + 6))
+            .collect()
+    };
+    let (with, from) = if indexed {
+        // The items are read by key for each candidate (LATERAL, kept apart by OFFSET 0),
+        // never walked in the hope of meeting the candidates.
+        (
+            format!(
+                "WITH mark AS (SELECT COALESCE((SELECT last_offset FROM search_marks
+                     WHERE app_id = $1), 0) AS last_offset),
+                 found AS (
+                     SELECT s.room_no, s.seq FROM search_items s
+                     WHERE {index_sql}{slikes}
+                     UNION
+                     SELECT e.room_no, e.seq FROM events e, mark m
+                     WHERE e.app_id = $1 AND e.\"offset\" > m.last_offset
+                       AND e.room_no {rooms}
+                       AND e.type IN ('message_posted', 'message_edited'))
+                 ",
+                slikes = likes("s"),
+            ),
+            "found f CROSS JOIN LATERAL (SELECT * FROM items i0 WHERE i0.app_id = $1
+                 AND i0.room_no = f.room_no AND i0.seq = f.seq OFFSET 0) i",
+        )
+    } else {
+        (String::new(), "items i")
+    };
     format!(
-        "SELECT i.room_no, {cols} FROM items i
+        "{with}SELECT i.room_no, {cols} FROM {from}
          WHERE {scope_sql} AND i.kind = 'message' AND NOT i.deleted
-           AND i.folded IS NOT NULL{likes}
+           AND i.folded IS NOT NULL{ilikes}
            AND (i.created_at, i.room_no, i.seq) < ($3, $4, $5)
          ORDER BY i.created_at DESC, i.room_no DESC, i.seq DESC LIMIT {CHUNK}",
         cols = rows::prefixed(ITEM_COLS, "i"),
+        ilikes = likes("i"),
     )
 }
 
@@ -205,15 +250,15 @@ async fn joined(
     if cut.is_none() || settled > limit {
         return Ok(page(hits.into_iter().map(|(_, h)| h).collect(), limit));
     }
-    // With terms the trigram index serves, keep the planner off the room index: without
-    // statistics it would read every item of the rooms, or of the app (`+ 0` hides the
-    // columns from it).
-    let scope_sql = if query.terms().iter().all(|t| t.chars().count() >= 3) {
-        "i.app_id + 0 = $1 AND i.room_no + 0 = ANY($2)"
-    } else {
-        "i.app_id = $1 AND i.room_no = ANY($2)"
-    };
-    let sql = candidates(scope_sql, patterns.len());
+    let sql = candidates(
+        "i.app_id = $1 AND i.room_no = ANY($2)",
+        // Keep the planner off the key of search_items: without statistics it would read
+        // every indexed item of the rooms, or of the app (`+ 0` hides the columns from it).
+        "s.app_id + 0 = $1 AND s.room_no + 0 = ANY($2)",
+        "= ANY($2)",
+        indexed(query),
+        patterns.len(),
+    );
     chunks(c, &sql, app, &rooms, patterns, query, cursor, limit).await
 }
 
