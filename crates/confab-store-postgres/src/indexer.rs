@@ -20,15 +20,19 @@
 //! The indexer takes the rebuild lock shared like a writer, but only if it is free, so it
 //! skips its round while a replay runs (which empties both tables: it then starts over from
 //! 0). It wakes on this node's commits (the store's commit feed) and looks every [`POLL`] for
-//! other nodes' ones; batches are at least [`PACE`] apart unless it is catching up. Every
+//! other nodes' ones (`PgStore::settle` hurries it); batches are at least [`PACE`] apart unless it is catching up. Every
 //! statement has a deadline; an error drops the connection and it reconnects after a pause. It
 //! ends when the store is dropped (the commit feed closes).
 
 use crate::schema::{LOCK_CLASS, LOCK_REBUILD};
+use crate::{PgStore, read, rows};
+use confab_core::error::StoreError;
 use confab_core::event::Event;
+use confab_core::store::StoreResult;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::Notify;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::Instant;
 
 /// Events read per indexing transaction.
@@ -53,12 +57,19 @@ const TOUCHED: &str = "SELECT DISTINCT room_no, seq FROM events
     WHERE app_id = $1 AND \"offset\" > $2 AND \"offset\" <= $3
       AND type IN ('message_posted', 'message_edited', 'message_deleted')";
 
-/// Starts the indexer on the runtime the store was opened on.
-pub fn spawn(config: tokio_postgres::Config, feed: broadcast::Receiver<Arc<Event>>) {
-    tokio::spawn(run(config, feed));
+/// Starts the indexer on the runtime the store was opened on; the `Notify` hurries it (a
+/// round at once, see `PgStore::settle`).
+pub fn spawn(config: tokio_postgres::Config, feed: broadcast::Receiver<Arc<Event>>) -> Arc<Notify> {
+    let hurry = Arc::new(Notify::new());
+    let wake = Wake {
+        feed,
+        hurry: hurry.clone(),
+    };
+    tokio::spawn(run(config, wake));
+    hurry
 }
 
-async fn run(mut config: tokio_postgres::Config, mut feed: broadcast::Receiver<Arc<Event>>) {
+async fn run(mut config: tokio_postgres::Config, mut wake: Wake) {
     config.application_name("confab-indexer");
     config.options("-c statement_timeout=30000");
     loop {
@@ -73,17 +84,17 @@ async fn run(mut config: tokio_postgres::Config, mut feed: broadcast::Receiver<A
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the search indexer cannot connect; retrying");
-                if !wait(&mut feed, PAUSE).await {
+                if !wake.pace(PAUSE).await {
                     return;
                 }
                 continue;
             }
         };
-        match follow(client, &mut feed).await {
+        match follow(client, &mut wake).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "the search indexer failed; reconnecting");
-                if !wait(&mut feed, PAUSE).await {
+                if !wake.pace(PAUSE).await {
                     return;
                 }
             }
@@ -92,10 +103,7 @@ async fn run(mut config: tokio_postgres::Config, mut feed: broadcast::Receiver<A
 }
 
 /// Rounds on one connection until the feed closes (`Ok`) or something fails.
-async fn follow(
-    mut client: tokio_postgres::Client,
-    feed: &mut broadcast::Receiver<Arc<Event>>,
-) -> Result<(), String> {
+async fn follow(mut client: tokio_postgres::Client, wake: &mut Wake) -> Result<(), String> {
     loop {
         let started = Instant::now();
         let more = tokio::time::timeout(ROUND_DEADLINE, round(&mut client))
@@ -105,41 +113,64 @@ async fn follow(
         if more {
             continue;
         }
-        if !wait(feed, POLL).await {
+        if !wake.commit(POLL).await {
             return Ok(());
         }
         let rest = PACE.saturating_sub(started.elapsed());
-        if !rest.is_zero() && !wait_closed(feed, rest).await {
+        if !rest.is_zero() && !wake.pace(rest).await {
             return Ok(());
         }
     }
 }
 
-/// Waits for a commit of this node or `limit`; false when the feed is closed.
-async fn wait(feed: &mut broadcast::Receiver<Arc<Event>>, limit: Duration) -> bool {
-    match tokio::time::timeout(limit, feed.recv()).await {
-        Err(_) | Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
-        Ok(Err(RecvError::Closed)) => return false,
-    }
-    // What else came meanwhile is taken by this round too.
-    loop {
-        match feed.try_recv() {
-            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
-            Err(broadcast::error::TryRecvError::Empty) => return true,
-            Err(broadcast::error::TryRecvError::Closed) => return false,
-        }
-    }
+/// What starts a round: this node's commits, a hurry, or time.
+struct Wake {
+    feed: broadcast::Receiver<Arc<Event>>,
+    hurry: Arc<Notify>,
 }
 
-/// Sleeps `limit` (commits meanwhile are taken by the next round); false when the feed closes.
-async fn wait_closed(feed: &mut broadcast::Receiver<Arc<Event>>, limit: Duration) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if !wait(feed, until - Instant::now()).await {
-            return false;
+impl Wake {
+    /// Waits for a commit of this node, a hurry or `limit`; false when the feed is closed.
+    async fn commit(&mut self, limit: Duration) -> bool {
+        tokio::select! {
+            r = tokio::time::timeout(limit, self.feed.recv()) => {
+                if matches!(r, Ok(Err(RecvError::Closed))) {
+                    return false;
+                }
+            }
+            () = self.hurry.notified() => {}
+        }
+        self.drain()
+    }
+
+    /// Sleeps `limit` unless hurried (commits meanwhile are taken by the next round); false
+    /// when the feed closes.
+    async fn pace(&mut self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return self.drain(),
+                () = self.hurry.notified() => return self.drain(),
+                r = self.feed.recv() => {
+                    if matches!(r, Err(RecvError::Closed)) {
+                        return false;
+                    }
+                }
+            }
         }
     }
-    true
+
+    /// Takes the commits already announced (the coming round covers them); false when the
+    /// feed is closed.
+    fn drain(&mut self) -> bool {
+        loop {
+            match self.feed.try_recv() {
+                Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Closed) => return false,
+            }
+        }
+    }
 }
 
 /// One batch for every app that is behind; true if some app has more to do.
@@ -158,7 +189,10 @@ async fn round(client: &mut tokio_postgres::Client) -> Result<bool, tokio_postgr
 }
 
 /// Applies the app's next batch of events in one transaction; true if it was full.
-async fn index_app(client: &mut tokio_postgres::Client, app: i64) -> Result<bool, tokio_postgres::Error> {
+async fn index_app(
+    client: &mut tokio_postgres::Client,
+    app: i64,
+) -> Result<bool, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     let free: bool = tx
         .query_one(
@@ -230,4 +264,38 @@ async fn index_app(client: &mut tokio_postgres::Client, app: i64) -> Result<bool
     .await?;
     tx.commit().await?;
     Ok(upto - mark == BATCH)
+}
+
+/// How long `settle` waits for the indexer to reach the end of every app's log.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Waits until every app's mark is at its log's end (at once without an indexer on this node:
+/// nothing here would move them).
+pub async fn settle(store: &PgStore) -> StoreResult<()> {
+    let Some(hurry) = &store.indexer else {
+        return Ok(());
+    };
+    let until = Instant::now() + SETTLE_DEADLINE;
+    let sql = format!("SELECT EXISTS ({BEHIND_SQL})");
+    loop {
+        let behind: bool = {
+            let c = store.client().await?;
+            let found = read::query(&c, &sql, &[]).await?;
+            found
+                .first()
+                .map(|r| rows::get(r, 0))
+                .transpose()?
+                .unwrap_or(false)
+        };
+        if !behind {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(StoreError::unavailable(
+                "the search indexer did not catch up in time",
+            ));
+        }
+        hurry.notify_one();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

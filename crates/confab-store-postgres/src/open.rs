@@ -104,15 +104,16 @@ impl PgStore {
         ready_rx
             .await
             .map_err(|_| StoreError::internal("the writer thread ended while starting"))??;
-        let store = PgStore {
+        let mut store = PgStore {
             jobs,
             pool,
             committed,
+            indexer: None,
         };
         // A reader must work too.
         let _reader = store.client().await?;
         if options.search_index {
-            crate::indexer::spawn(icfg, store.committed.subscribe());
+            store.indexer = Some(crate::indexer::spawn(icfg, store.committed.subscribe()));
         }
         Ok(store)
     }

@@ -91,7 +91,13 @@ fn indexed(query: &Query) -> bool {
 /// are the trigram index's matches in `index_sql` (the same scope on `search_items s`) and the
 /// tail's items in rooms `room_no {rooms}`, each then read by key (see the module's docs);
 /// without, the items of the scope.
-fn candidates(scope_sql: &str, index_sql: &str, rooms: &str, indexed: bool, terms: usize) -> String {
+fn candidates(
+    scope_sql: &str,
+    index_sql: &str,
+    rooms: &str,
+    indexed: bool,
+    terms: usize,
+) -> String {
     let likes = |col: &str| -> String {
         (0..terms)
             .map(|i| format!(" AND {col}.folded LIKE ${}", i + 6))
