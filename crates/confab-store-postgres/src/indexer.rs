@@ -71,7 +71,7 @@ pub fn spawn(config: tokio_postgres::Config, feed: broadcast::Receiver<Arc<Event
 
 async fn run(mut config: tokio_postgres::Config, mut wake: Wake) {
     config.application_name("confab-indexer");
-    config.options("-c statement_timeout=30000");
+    crate::open::set_options(&mut config, "-c statement_timeout=30000 -c jit=off");
     loop {
         let client = match config.connect(tokio_postgres::NoTls).await {
             Ok((client, connection)) => {

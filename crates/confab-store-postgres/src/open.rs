@@ -45,6 +45,20 @@ fn config(url: &str) -> StoreResult<tokio_postgres::Config> {
     Ok(cfg)
 }
 
+/// Adds server settings (`-c name=value ...`) to the ones the URL may give (`options`).
+///
+/// Readers and the search indexer run with JIT compilation off: their statements are short,
+/// but a generic plan's estimates can be large (a search's tail past the index's mark has an
+/// unknown length), and past `jit_above_cost` PostgreSQL then spends tens to hundreds of
+/// milliseconds compiling what runs in a few.
+pub(crate) fn set_options(cfg: &mut tokio_postgres::Config, settings: &str) {
+    let options = match cfg.get_options() {
+        Some(given) if !given.is_empty() => format!("{given} {settings}"),
+        _ => settings.to_owned(),
+    };
+    cfg.options(&options);
+}
+
 /// Connects once and applies pending migrations; returns how many ran.
 pub async fn migrate(url: &str) -> StoreResult<usize> {
     let (mut client, connection) = config(url)?
@@ -67,7 +81,8 @@ impl PgStore {
     /// the read pool and, unless told not to, the search indexer (on the caller's runtime).
     pub async fn open(url: &str, options: Options) -> StoreResult<PgStore> {
         migrate(url).await?;
-        let cfg = config(url)?;
+        let mut cfg = config(url)?;
+        set_options(&mut cfg, "-c jit=off");
         let manager = deadpool_postgres::Manager::from_config(
             cfg,
             tokio_postgres::NoTls,
