@@ -12,6 +12,7 @@ mod conn;
 mod fault;
 mod flush;
 mod identities;
+mod indexer;
 mod joinings;
 mod leases;
 mod meetups;
@@ -68,6 +69,8 @@ pub struct PgStore {
     jobs: mpsc::Sender<Job>,
     pool: deadpool_postgres::Pool,
     committed: broadcast::Sender<Arc<Event>>,
+    /// Hurries this node's search indexer; `None` without one.
+    indexer: Option<Arc<tokio::sync::Notify>>,
 }
 
 #[async_trait]
@@ -299,6 +302,10 @@ impl Store for PgStore {
         limit: usize,
     ) -> StoreResult<Page<confab_core::search::Hit>> {
         search::search(&self.client().await?, app, scope, query, before, limit).await
+    }
+
+    async fn settle(&self) -> StoreResult<()> {
+        indexer::settle(self).await
     }
 
     async fn meetups(
