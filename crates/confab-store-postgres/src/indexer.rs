@@ -20,9 +20,9 @@
 //! The indexer takes the rebuild lock shared like a writer, but only if it is free, so it
 //! skips its round while a replay runs (which empties both tables: it then starts over from
 //! 0). It wakes on this node's commits (the store's commit feed) and looks every [`POLL`] for
-//! other nodes' ones (`PgStore::settle` hurries it); batches are at least [`PACE`] apart unless it is catching up. Every
-//! statement has a deadline; an error drops the connection and it reconnects after a pause. It
-//! ends when the store is dropped (the commit feed closes).
+//! other nodes' ones (`PgStore::settle` hurries it); batches are at least [`PACE`] apart
+//! unless it is catching up. Every statement has a deadline; an error drops the connection and
+//! it reconnects after a pause. It ends when the store is dropped (the commit feed closes).
 
 use crate::schema::{LOCK_CLASS, LOCK_REBUILD};
 use crate::{PgStore, read, rows};
