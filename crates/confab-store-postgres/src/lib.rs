@@ -12,7 +12,6 @@ mod conn;
 mod fault;
 mod flush;
 mod identities;
-mod indexer;
 mod joinings;
 mod leases;
 mod meetups;
@@ -69,8 +68,6 @@ pub struct PgStore {
     jobs: mpsc::Sender<Job>,
     pool: deadpool_postgres::Pool,
     committed: broadcast::Sender<Arc<Event>>,
-    /// Hurries this node's search indexer; `None` without one.
-    indexer: Option<Arc<tokio::sync::Notify>>,
 }
 
 #[async_trait]
@@ -302,10 +299,6 @@ impl Store for PgStore {
         limit: usize,
     ) -> StoreResult<Page<confab_core::search::Hit>> {
         search::search(&self.client().await?, app, scope, query, before, limit).await
-    }
-
-    async fn settle(&self) -> StoreResult<()> {
-        indexer::settle(self).await
     }
 
     async fn meetups(

@@ -1,5 +1,5 @@
 //! Opening a store: its options, the URL's connection settings, migrations (safe when several
-//! nodes start at once), the writer thread, the read pool and the search indexer.
+//! nodes start at once), the writer thread and the read pool.
 
 use crate::{PgStore, schema, writer};
 use confab_core::error::StoreError;
@@ -18,18 +18,11 @@ const POOL_WAIT: Duration = Duration::from_secs(5);
 pub struct Options {
     /// Pooled read connections of this node.
     pub readers: usize,
-    /// Whether this node runs a search indexer (`indexer`). Searches are exact without one
-    /// (they read what no indexer has applied directly), only slower as the log grows past
-    /// the marks: turned off by tests, and by nodes that leave indexing to others.
-    pub search_index: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            readers: 8,
-            search_index: true,
-        }
+        Options { readers: 8 }
     }
 }
 
@@ -43,20 +36,6 @@ fn config(url: &str) -> StoreResult<tokio_postgres::Config> {
     cfg.keepalives(true);
     cfg.application_name("confab");
     Ok(cfg)
-}
-
-/// Adds server settings (`-c name=value ...`) to the ones the URL may give (`options`).
-///
-/// Readers and the search indexer run with JIT compilation off: their statements are short,
-/// but a generic plan's estimates can be large (a search's tail past the index's mark has an
-/// unknown length), and past `jit_above_cost` PostgreSQL then spends tens to hundreds of
-/// milliseconds compiling what runs in a few.
-pub(crate) fn set_options(cfg: &mut tokio_postgres::Config, settings: &str) {
-    let options = match cfg.get_options() {
-        Some(given) if !given.is_empty() => format!("{given} {settings}"),
-        _ => settings.to_owned(),
-    };
-    cfg.options(&options);
 }
 
 /// Connects once and applies pending migrations; returns how many ran.
@@ -77,12 +56,11 @@ pub async fn migrate(url: &str) -> StoreResult<usize> {
 }
 
 impl PgStore {
-    /// Connects, migrates (safe when several nodes start at once), starts the writer thread,
-    /// the read pool and, unless told not to, the search indexer (on the caller's runtime).
+    /// Connects, migrates (safe when several nodes start at once), starts the writer thread
+    /// and the read pool.
     pub async fn open(url: &str, options: Options) -> StoreResult<PgStore> {
         migrate(url).await?;
-        let mut cfg = config(url)?;
-        set_options(&mut cfg, "-c jit=off");
+        let cfg = config(url)?;
         let manager = deadpool_postgres::Manager::from_config(
             cfg,
             tokio_postgres::NoTls,
@@ -97,7 +75,6 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(StoreError::internal)?;
-        let icfg = config(url)?;
         let mut wcfg = config(url)?;
         wcfg.application_name("confab-writer");
         let (jobs, rx) = mpsc::channel(4096);
@@ -119,17 +96,13 @@ impl PgStore {
         ready_rx
             .await
             .map_err(|_| StoreError::internal("the writer thread ended while starting"))??;
-        let mut store = PgStore {
+        let store = PgStore {
             jobs,
             pool,
             committed,
-            indexer: None,
         };
         // A reader must work too.
         let _reader = store.client().await?;
-        if options.search_index {
-            store.indexer = Some(crate::indexer::spawn(icfg, store.committed.subscribe()));
-        }
         Ok(store)
     }
 }

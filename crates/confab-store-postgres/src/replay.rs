@@ -1,11 +1,6 @@
 //! Writes that are not commands: a rebuild replays the log into empty projections, an import
 //! takes another store's events as they are. Both project one event at a time
 //! (`projection::apply`), the reference the writer's set-based writes must equal.
-//!
-//! Neither touches the search index: a rebuild empties it with the other projections (no
-//! marks: every app's log counts as not indexed) and an import only adds events past the
-//! marks. Searches read what is past a mark from the log, so they stay exact meanwhile, and
-//! the indexers (`indexer`) catch up.
 
 use crate::conn::Conn;
 use crate::projection::{self, Deltas};

@@ -12,7 +12,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_meetups.sql"),
     include_str!("migrations/0003_identities.sql"),
     include_str!("migrations/0004_write_leases.sql"),
-    include_str!("migrations/0005_search_items.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -30,8 +29,7 @@ pub const LOCK_APPS: i32 = 2;
 /// the app id.
 pub const ROOMS_CLASS: i32 = 0x6366_6201;
 
-/// The projection tables, emptied before a replay (the search index's marks then count as 0:
-/// the indexer starts over while searches read the log's messages directly).
+/// The projection tables, emptied before a replay.
 pub const PROJECTIONS: &[&str] = &[
     "apps",
     "users",
@@ -43,8 +41,6 @@ pub const PROJECTIONS: &[&str] = &[
     "polls",
     "poll_voters",
     "alerts",
-    "search_items",
-    "search_marks",
 ];
 
 /// Applies pending migrations; returns how many ran.

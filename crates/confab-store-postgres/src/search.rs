@@ -4,22 +4,15 @@
 //!
 //! Items keep `folded`, their text folded by the core at write time, so `folded LIKE '%term%'`
 //! with the core-folded term is exactly "the term occurs", whatever the database's locale.
-//! Terms of 3+ characters are served by the pg_trgm GIN index of `search_items`, which each
-//! node's indexer (`indexer`) keeps off the sends' transactions, up to each app's mark in
-//! `search_marks`. So that a committed send is found by the very next search however far
-//! behind the indexer is, the candidates are the index's matches together with the items of
-//! the messages posted or edited after the mark (`events` past it, the "tail"), read with the
-//! mark in one statement (one snapshot); every candidate is then checked on the item's current
-//! `folded`, so a stale index row can never make a wrong hit, and a message deleted after the
-//! mark is left out by the item itself. Shorter terms are checked row by row while PostgreSQL
-//! walks the newest items first (`items_newest`).
+//! The pg_trgm GIN index serves each `LIKE` of a term of 3+ characters; shorter terms are
+//! checked row by row while PostgreSQL walks the newest items first (`items_newest`). The
+//! index has no pending list, so a committed send is found by the very next search.
 //!
-//! One plan cannot fit every term: a frequent term is found fastest by walking each room's
-//! newest items, a rare one by the trigram index (a walk would read every item of every room;
-//! the index, every match). So [`among`] first walks a short window of each room's newest
-//! items (the user's joined rooms, [`Scope::Joined`], or the one room, [`Scope::Room`]), which
-//! answers exactly when enough hits are newer than every unfinished room's window; only
-//! otherwise does it ask the trigram index (or, for short terms, walk on), for those rooms.
+//! Over all of a user's rooms ([`Scope::Joined`]) one plan cannot fit every term: a frequent
+//! term is found fastest by walking each room's newest items, a rare one by the trigram index
+//! (a walk would read every item of every room). So [`joined`] first walks a short window of
+//! each room's newest items, which answers exactly when enough hits are newer than every
+//! unfinished room's window; only otherwise does it ask the trigram index, for those rooms.
 
 use crate::read::query as run;
 use crate::rows::{self, ITEM_COLS};
@@ -65,84 +58,32 @@ pub async fn search(
     let cursor: Key = before.map_or((i64::MAX, i64::MAX, i64::MAX), |b| {
         (b.created_at.0, b.room.0, b.seq.0)
     });
-    let rooms: Vec<i64> = match &scope {
-        Scope::Room(n) => run(
-            c,
-            "SELECT number FROM rooms WHERE app_id = $1 AND number = $2 AND NOT deleted",
-            &[&app.0, &n.0],
-        )
-        .await?
-        .iter()
-        .map(|r| rows::get(r, 0))
-        .collect::<StoreResult<_>>()?,
-        Scope::Joined(user) => run(
-            c,
-            "SELECT m.room_no FROM members m
-             JOIN rooms r ON r.app_id = m.app_id AND r.number = m.room_no
-             WHERE m.app_id = $1 AND m.user_id = $2 AND m.state = 'joined' AND NOT r.deleted",
-            &[&app.0, &user.0],
-        )
-        .await?
-        .iter()
-        .map(|r| rows::get(r, 0))
-        .collect::<StoreResult<_>>()?,
-    };
-    if rooms.is_empty() {
-        return Ok(page(Vec::new(), limit));
+    match &scope {
+        Scope::Room(n) => {
+            let sql = candidates(
+                "i.app_id = $1 AND i.room_no = $2 AND EXISTS (SELECT 1 FROM rooms r
+                     WHERE r.app_id = $1 AND r.number = $2 AND NOT r.deleted)",
+                patterns.len(),
+            );
+            chunks(c, &sql, app, &n.0, &patterns, &query, cursor, limit).await
+        }
+        Scope::Joined(user) => joined(c, app, &user.0, &patterns, &query, cursor, limit).await,
     }
-    among(c, app, &rooms, &patterns, &query, cursor, limit).await
 }
 
-/// Whether the trigram index can serve the query: every term has 3+ characters (and there is
-/// one).
-fn indexed(query: &Query) -> bool {
-    !query.terms().is_empty() && query.terms().iter().all(|t| t.chars().count() >= 3)
-}
-
-/// The candidates in the rooms `$2` of the app `$1`, newest first from the cursor
-/// `($3, $4, $5)`, `CHUNK` at a time; each term's pattern from `$6` on. With `indexed`, they
-/// are the trigram index's matches and the tail's items, each then read by key (see the
-/// module's docs); without, the rooms' items, walked newest first.
-fn candidates(indexed: bool, terms: usize) -> String {
-    let likes = |col: &str| -> String {
-        (0..terms)
-            .map(|i| format!(" AND {col}.folded LIKE ${}", i + 6))
-            .collect()
-    };
-    let (with, from) = if indexed {
-        // Only the trigram index is asked (`+ 0` hides the key of search_items from the
-        // planner: without statistics it would read every indexed item of the rooms, or of
-        // the app), and the items are read by key for each candidate (LATERAL, kept apart by
-        // OFFSET 0), never walked in the hope of meeting the candidates.
-        (
-            format!(
-                "WITH mark AS (SELECT COALESCE((SELECT last_offset FROM search_marks
-                     WHERE app_id = $1), 0) AS last_offset),
-                 found AS (
-                     SELECT s.room_no, s.seq FROM search_items s
-                     WHERE s.app_id + 0 = $1 AND s.room_no + 0 = ANY($2){slikes}
-                     UNION
-                     SELECT e.room_no, e.seq FROM events e, mark m
-                     WHERE e.app_id = $1 AND e.\"offset\" > m.last_offset
-                       AND e.room_no = ANY($2)
-                       AND e.type IN ('message_posted', 'message_edited'))
-                 ",
-                slikes = likes("s"),
-            ),
-            "found f CROSS JOIN LATERAL (SELECT * FROM items i0 WHERE i0.app_id = $1
-                 AND i0.room_no = f.room_no AND i0.seq = f.seq OFFSET 0) i",
-        )
-    } else {
-        (String::new(), "items i")
-    };
+/// The index's candidates in `scope_sql` (`$1` the app, `$2` its key), newest first from the cursor
+/// `($3, $4, $5)`, `CHUNK` at a time; each term's pattern from `$6` on.
+fn candidates(scope_sql: &str, terms: usize) -> String {
+    let likes: String = (0..terms)
+        .map(|i| format!(" AND i.folded LIKE ${}", i + 6))
+        .collect();
     format!(
-        "{with}SELECT i.room_no, {cols} FROM {from}
-         WHERE i.app_id = $1 AND i.room_no = ANY($2) AND i.kind = 'message' AND NOT i.deleted
-           AND i.folded IS NOT NULL{ilikes}
+        "SELECT i.room_no, {cols} FROM items i
+         WHERE {scope_sql} AND i.kind = 'message' AND NOT i.deleted
+           AND i.folded IS NOT NULL{likes}
            AND (i.created_at, i.room_no, i.seq) < ($3, $4, $5)
          ORDER BY i.created_at DESC, i.room_no DESC, i.seq DESC LIMIT {CHUNK}",
         cols = rows::prefixed(ITEM_COLS, "i"),
-        ilikes = likes("i"),
     )
 }
 
@@ -188,17 +129,31 @@ fn page(mut hits: Vec<Hit>, limit: usize) -> Page<Hit> {
     }
 }
 
-/// Search over `rooms`: the newest `WINDOW` items of each room from the cursor
-/// (`items_newest`, room by room), then the trigram index if they do not settle it.
-async fn among(
+/// Search over the rooms `user` has joined: the newest `WINDOW` items of each room from the
+/// cursor (`items_newest`, room by room), then the trigram index if they do not settle it.
+async fn joined(
     c: &Client,
     app: AppId,
-    rooms: &[i64],
+    user: &str,
     patterns: &[String],
     query: &Query,
     cursor: Key,
     limit: usize,
 ) -> StoreResult<Page<Hit>> {
+    let rooms: Vec<i64> = run(
+        c,
+        "SELECT m.room_no FROM members m
+         JOIN rooms r ON r.app_id = m.app_id AND r.number = m.room_no
+         WHERE m.app_id = $1 AND m.user_id = $2 AND m.state = 'joined' AND NOT r.deleted",
+        &[&app.0, &user],
+    )
+    .await?
+    .iter()
+    .map(|r| rows::get(r, 0))
+    .collect::<StoreResult<_>>()?;
+    if rooms.is_empty() {
+        return Ok(page(Vec::new(), limit));
+    }
     let matched = if patterns.is_empty() {
         "TRUE".to_owned()
     } else {
@@ -250,7 +205,15 @@ async fn among(
     if cut.is_none() || settled > limit {
         return Ok(page(hits.into_iter().map(|(_, h)| h).collect(), limit));
     }
-    let sql = candidates(indexed(query), patterns.len());
+    // With terms the trigram index serves, keep the planner off the room index: without
+    // statistics it would read every item of the rooms, or of the app (`+ 0` hides the
+    // columns from it).
+    let scope_sql = if query.terms().iter().all(|t| t.chars().count() >= 3) {
+        "i.app_id + 0 = $1 AND i.room_no + 0 = ANY($2)"
+    } else {
+        "i.app_id = $1 AND i.room_no = ANY($2)"
+    };
+    let sql = candidates(scope_sql, patterns.len());
     chunks(c, &sql, app, &rooms, patterns, query, cursor, limit).await
 }
 

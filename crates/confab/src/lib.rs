@@ -22,7 +22,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if config.is_postgres() {
         let options = confab_store_postgres::Options {
             readers: config.readers.max(2),
-            ..confab_store_postgres::Options::default()
         };
         let store = confab_store_postgres::PgStore::open(&config.database, options)
             .await
