@@ -225,9 +225,26 @@ const ADMIN: &str = "ck_admin_cluster_faults_0123456789";
 /// clients resume on another node from their last positions, its sender's next request goes to
 /// another node, and at the end every client holds every change exactly once in order, with
 /// every acknowledged message, and the history holds every acknowledged message once.
+///
+/// Here the victim only forwards: the app's writes go to node b (see `killed_under_load`).
 #[tokio::test]
 async fn cluster_a_node_killed_under_load_loses_nothing_and_its_clients_resume_elsewhere() {
-    let Some((pg, nats)) = cluster_services("cluster_a_node_killed...") else {
+    killed_under_load(false).await;
+}
+
+/// The same, but the victim is the app's writer, the node every other node forwards the
+/// app's commands to: commands it had been sent when it died are answered 503 (their fate is
+/// unknown) or run where they were sent once nobody serves its subject, the senders retry
+/// with their client ids, and the survivors take over the app's writes.
+#[tokio::test]
+async fn cluster_the_writer_node_killed_under_load_loses_nothing() {
+    killed_under_load(true).await;
+}
+
+/// Three nodes, `kill -9` of node a mid-stream; node a is the app's writer (it writes the app
+/// first, so it holds the app's write lease) when `victim_writes`, else node b is.
+async fn killed_under_load(victim_writes: bool) {
+    let Some((pg, nats)) = cluster_services("cluster_..._killed_under_load") else {
         return;
     };
     let db = PgDatabase::create(&pg);
@@ -255,13 +272,19 @@ async fn cluster_a_node_killed_under_load_loses_nothing_and_its_clients_resume_e
     // Node a is the victim; every list goes on to a node that stays.
     let from = |k: usize| -> Vec<String> { (0..3).map(|i| bases[(k + i) % 3].clone()).collect() };
     let b = Server::external(bases[1].clone(), ADMIN.into(), dir.path());
-    let app = b.app("crash").await;
+    // The first node to write the app takes its write lease: the one set up through.
+    let first = Server::external(
+        bases[if victim_writes { 0 } else { 1 }].clone(),
+        ADMIN.into(),
+        dir.path(),
+    );
+    let app = first.app("crash").await;
     let names = ["s0", "s1", "s2", "r0", "r1", "r2", "r3"];
     let mut tokens = Vec::new();
     for n in names {
-        tokens.push(b.user(&app, n).await);
+        tokens.push(first.user(&app, n).await);
     }
-    let room = b.group(&tokens[0], "private", &names[1..]).await;
+    let room = first.group(&tokens[0], "private", &names[1..]).await;
     let (until_tx, until) = watch::channel(i64::MAX);
     let mut subscribers = Vec::new();
     for (token, k) in tokens[3..].iter().zip([0, 0, 1, 2]) {
@@ -319,9 +342,9 @@ async fn cluster_a_node_killed_under_load_loses_nothing_and_its_clients_resume_e
         })
         .collect();
     eprintln!(
-        "cluster_a_node_killed: {} sends acknowledged; the victim's clients ready on another node \
-         {resumed:?} ms after the kill, every client complete {} ms after it; connections ended: \
-         {:?}",
+        "cluster_..._killed_under_load (victim writes: {victim_writes}): {} sends acknowledged; \
+         the victim's clients ready on another node {resumed:?} ms after the kill, every client \
+         complete {} ms after it; connections ended: {:?}",
         acked.lock().expect("lock").len(),
         killed.elapsed().as_millis(),
         ends(&subscribers)
