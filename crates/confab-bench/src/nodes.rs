@@ -241,6 +241,7 @@ async fn one(opts: &Opts, setup: &Setup<'_>) -> anyhow::Result<Run> {
         routed.fallbacks += c.fallbacks;
         routed.batches += c.batches;
         routed.recalled += c.recalled;
+        routed.cold += c.cold;
     }
     for s in servers {
         s.stop().await?;
@@ -308,13 +309,14 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Table> {
                     t.note(format!(
                         "{label}: {} commands forwarded to the writer in {} requests ({:.1} \
                          per request), {} served by it, {} fell back to local, {} requests \
-                         recalled",
+                         recalled, {} in rooms not hot on their node written there",
                         c.forwarded,
                         c.batches,
                         c.forwarded as f64 / c.batches.max(1) as f64,
                         c.served,
                         c.fallbacks,
-                        c.recalled
+                        c.recalled,
+                        c.cold
                     ));
                 }
                 t.check(

@@ -110,6 +110,38 @@ impl Command {
             ClosePoll(c) => c.app,
         })
     }
+
+    /// The existing room the command acts in; `None` for those that act on no room or create
+    /// one.
+    pub fn room(&self) -> Option<RoomNumber> {
+        use Command::*;
+        Some(match self {
+            CreateApp(_)
+            | RenameApp { .. }
+            | RecordLogin { .. }
+            | RecordSeen { .. }
+            | CreateDirect { .. }
+            | UpsertUser(_)
+            | UpdateProfile(_)
+            | CreateGroup(_) => return None,
+            DeleteRoom { room, .. } | Join { room, .. } | Leave { room, .. } => *room,
+            UpdateRoom(c) => c.room,
+            Invite(c) => c.room,
+            Decide(c) => c.room,
+            SetRole(c) => c.room,
+            Send(c) => c.room,
+            Edit(c) => c.room,
+            Delete(c) => c.room,
+            MarkRead(c) => c.room,
+            CreateMeetup(c) => c.room,
+            UpdateMeetup(c) => c.room,
+            CancelMeetup(c) => c.room,
+            SetRsvp(c) => c.room,
+            CreatePoll(c) => c.room,
+            Vote(c) => c.room,
+            ClosePoll(c) => c.room,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,10 @@
 //! go to one node at a time, its *writer*: the holder of the app's write lease
 //! (`Store::write_lease`, a row in the database with an expiry on the database's clock). Other
 //! nodes forward that app's commands to it over core NATS request/reply on
-//! `<prefix>.write.<node id>` and answer their clients with its results.
+//! `<prefix>.write.<node id>` and answer their clients with its results. Only commands in the
+//! app's hot rooms here are forwarded, those that took a good share of the app's recent
+//! commands on this node (`heat`): commands spread thinly over many rooms seldom meet another
+//! node's on a room, and are written where they arrive.
 //!
 //! Routing is only a performance measure. Correctness still comes from the database's row
 //! locks: any node may write any app at any time. So every failure of routing falls back to
@@ -40,6 +43,7 @@
 //! asking NATS until the writer's lease would have expired (at most [`GONE_MAX`]).
 
 mod forward;
+mod heat;
 mod recent;
 mod serve;
 mod wire;
@@ -110,6 +114,9 @@ pub struct RouteConfig {
     /// The input limits the writer checks forwarded commands against again (the sender
     /// checked them already; the writer does not take the bus's word for it).
     pub limits: confab_core::validate::Limits,
+    /// A command in a room is forwarded only if the room had at least one in this many of
+    /// the app's recent commands on this node (see `heat`); 1 forwards every command.
+    pub hot_share: usize,
 }
 
 impl RouteConfig {
@@ -118,6 +125,7 @@ impl RouteConfig {
             prefix: prefix.into(),
             lease_ttl: LEASE_TTL,
             limits: confab_core::validate::Limits::default(),
+            hot_share: heat::HOT_SHARE,
         }
     }
 }
@@ -136,6 +144,8 @@ pub struct RouteCounters {
     /// Batches sent to another node whose answer was lost and that a recall settled (with
     /// their results, or "not run").
     pub recalled: u64,
+    /// Commands in rooms that were not hot here, run here whoever the app's writer is.
+    pub cold: u64,
 }
 
 /// Where an app's command runs.
@@ -177,6 +187,9 @@ pub(crate) struct Inner {
     ttl: Duration,
     /// What forwarded commands are checked against before they run here.
     limits: confab_core::validate::Limits,
+    /// Which rooms are hot here, and the share that makes one hot.
+    heat: Mutex<heat::Heat>,
+    hot_share: usize,
     leases: Mutex<HashMap<AppId, Cached>>,
     claims: Vec<tokio::sync::Mutex<()>>,
     forwarders: Mutex<forward::Forwarders>,
@@ -191,6 +204,7 @@ pub(crate) struct Inner {
     served: AtomicU64,
     fallbacks: AtomicU64,
     recalled: AtomicU64,
+    cold: AtomicU64,
 }
 
 impl WriteRouter {
@@ -211,6 +225,8 @@ impl WriteRouter {
             store,
             ttl: config.lease_ttl.max(Duration::from_millis(100)),
             limits: config.limits,
+            heat: Mutex::new(heat::Heat::default()),
+            hot_share: config.hot_share,
             leases: Mutex::new(HashMap::new()),
             claims: (0..CLAIM_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
@@ -224,6 +240,7 @@ impl WriteRouter {
             served: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
             recalled: AtomicU64::new(0),
+            cold: AtomicU64::new(0),
         });
         let subject = inner.subject(&me);
         let sub =
@@ -261,6 +278,7 @@ impl WriteRouter {
             fallbacks: self.inner.fallbacks.load(Ordering::Relaxed),
             batches: self.inner.batches.load(Ordering::Relaxed),
             recalled: self.inner.recalled.load(Ordering::Relaxed),
+            cold: self.inner.cold.load(Ordering::Relaxed),
         }
     }
 
@@ -318,6 +336,12 @@ impl Execute for WriteRouter {
         {
             return inner.store.execute(cmd).await;
         }
+        if let Some(room) = cmd.room()
+            && !inner.hot(app, room)
+        {
+            inner.cold.fetch_add(1, Ordering::Relaxed);
+            return inner.store.execute(cmd).await;
+        }
         let Writer::Remote(node) = inner.writer_of(app).await else {
             return inner.store.execute(cmd).await;
         };
@@ -349,6 +373,13 @@ pub(crate) fn unix_ms() -> i64 {
 impl Inner {
     fn subject(&self, node: &str) -> String {
         format!("{}.write.{node}", self.prefix)
+    }
+
+    /// Records a command of `app` in `room`: whether the room is hot here (see `heat`).
+    fn hot(&self, app: AppId, room: confab_core::ids::RoomNumber) -> bool {
+        self.heat
+            .lock()
+            .map_or(true, |mut h| h.hot(app, room, self.hot_share))
     }
 
     /// The writer of `app`: from the cache, else by claiming (or learning) its lease.

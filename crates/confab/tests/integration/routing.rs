@@ -190,3 +190,64 @@ async fn routing_concurrent_senders_on_two_nodes_keep_one_gapless_room() {
         "B's sends went to the writer: {b0:?} -> {b1:?}"
     );
 }
+
+/// Sends spread evenly over sixteen rooms: no room is hot on the node they arrive at, so that
+/// node writes them itself instead of handing them to the writer (and says so in its
+/// counters), while a room that takes most of the sends there is handed over. Every room
+/// keeps its seqs 1..n either way.
+#[tokio::test]
+async fn routing_sends_spread_over_many_rooms_are_written_where_they_arrive() {
+    let Some((pg, nats)) = cluster_services("routing_sends_spread_over_many_rooms...") else {
+        return;
+    };
+    let (_db, nodes) = nodes(&pg, &nats, 2, |_| {}).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let (_app, tokens, first) = app_on(a, &["owner", "bob"]).await;
+    let mut rooms = vec![first];
+    for _ in 1..16 {
+        rooms.push(a.group(&tokens[0], "public", &["bob"]).await);
+    }
+    let send = async |room: i64, text: String| {
+        let (status, item) = b
+            .post(
+                &format!("/v1/rooms/{room}/messages"),
+                &tokens[1],
+                message(&text, None),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{item}");
+    };
+    let b0 = b.routing();
+    for round in 0..10 {
+        for room in &rooms {
+            send(*room, format!("spread {round}")).await;
+        }
+    }
+    let b1 = b.routing();
+    let (cold, forwarded) = (b1.cold - b0.cold, b1.forwarded - b0.forwarded);
+    assert_eq!(
+        cold + forwarded,
+        160,
+        "every send either way: {b0:?} -> {b1:?}"
+    );
+    assert!(
+        cold >= 140,
+        "thinly spread sends are written on B: {b0:?} -> {b1:?}"
+    );
+    // Now one room takes every send: it turns hot and goes to the writer.
+    // It has 10 of the 160 commands remembered: from its 12th send on, one in eight.
+    for i in 0..60 {
+        send(rooms[3], format!("busy {i}")).await;
+    }
+    let b2 = b.routing();
+    assert!(
+        b2.forwarded - b1.forwarded >= 45,
+        "the busy room's sends went to the writer: {b1:?} -> {b2:?}"
+    );
+    for room in &rooms {
+        let items = timeline(a, &tokens[0], *room).await;
+        assert_gapless(&items);
+        let spread = items.values().filter(|t| t.starts_with("spread ")).count();
+        assert_eq!(spread, 10, "room {room}");
+    }
+}
