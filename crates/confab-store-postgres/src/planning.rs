@@ -4,7 +4,9 @@
 //! then known. A poll's voters are the room's stored joined members with the memberships
 //! this transaction owes laid over them, so choosing them writes nothing out either.
 
+use crate::conn::Conn;
 use crate::meetups::{tx_answers, tx_last_number as last_meetup, tx_meetup, tx_rsvp};
+use crate::plans::Plans;
 use crate::polls::{tx_ballot, tx_last_number as last_poll, tx_open_polls, tx_poll};
 use crate::projection::missing;
 use crate::rows;
@@ -18,6 +20,22 @@ use confab_core::store::StoreResult;
 use std::collections::BTreeSet;
 
 impl PgTx<'_> {
+    /// What the transaction knows (`known`), else what `read` finds, then remembered
+    /// (`learn`).
+    fn recall<V: Clone>(
+        &mut self,
+        known: impl FnOnce(&Plans) -> Option<V>,
+        read: impl FnOnce(&mut Conn) -> StoreResult<V>,
+        learn: impl FnOnce(&mut Plans, V),
+    ) -> StoreResult<V> {
+        if let Some(v) = known(&self.batch.pending.plans) {
+            return Ok(v);
+        }
+        let v = read(self.c)?;
+        learn(&mut self.batch.pending.plans, v.clone());
+        Ok(v)
+    }
+
     pub(crate) fn plan_meetup(
         &mut self,
         app: AppId,
@@ -25,12 +43,11 @@ impl PgTx<'_> {
         number: MeetupNumber,
     ) -> StoreResult<Option<Meetup>> {
         let key = (app, room, number);
-        if let Some(m) = self.batch.pending.plans.meetup(&key) {
-            return Ok(m);
-        }
-        let m = tx_meetup(self.c, app, room, number)?;
-        self.batch.pending.plans.know_meetup(key, m.clone());
-        Ok(m)
+        self.recall(
+            |p| p.meetup(&key),
+            |c| tx_meetup(c, app, room, number),
+            |p, m| p.know_meetup(key, m),
+        )
     }
 
     pub(crate) fn plan_last_meetup(
@@ -38,12 +55,11 @@ impl PgTx<'_> {
         app: AppId,
         room: RoomNumber,
     ) -> StoreResult<MeetupNumber> {
-        if let Some(n) = self.batch.pending.plans.last_meetup(&(app, room)) {
-            return Ok(n);
-        }
-        let n = last_meetup(self.c, app, room)?;
-        self.batch.pending.plans.know_last_meetup((app, room), n);
-        Ok(n)
+        self.recall(
+            |p| p.last_meetup(&(app, room)),
+            |c| last_meetup(c, app, room),
+            |p, n| p.know_last_meetup((app, room), n),
+        )
     }
 
     pub(crate) fn plan_rsvp(
@@ -54,12 +70,11 @@ impl PgTx<'_> {
         user: &UserId,
     ) -> StoreResult<Rsvp> {
         let key = (app, room, meetup, user.clone());
-        if let Some(r) = self.batch.pending.plans.rsvp(&key) {
-            return Ok(r);
-        }
-        let r = tx_rsvp(self.c, app, room, meetup, user)?;
-        self.batch.pending.plans.know_rsvp(key, r);
-        Ok(r)
+        self.recall(
+            |p| p.rsvp(&key),
+            |c| tx_rsvp(c, app, room, meetup, user),
+            |p, r| p.know_rsvp(key.clone(), r),
+        )
     }
 
     pub(crate) fn plan_declined(
@@ -117,12 +132,11 @@ impl PgTx<'_> {
         number: PollNumber,
     ) -> StoreResult<Option<Poll>> {
         let key = (app, room, number);
-        if let Some(p) = self.batch.pending.plans.poll(&key) {
-            return Ok(p);
-        }
-        let p = tx_poll(self.c, app, room, number)?;
-        self.batch.pending.plans.know_poll(key, p.clone());
-        Ok(p)
+        self.recall(
+            |p| p.poll(&key),
+            |c| tx_poll(c, app, room, number),
+            |p, v| p.know_poll(key, v),
+        )
     }
 
     pub(crate) fn plan_last_poll(
@@ -130,12 +144,11 @@ impl PgTx<'_> {
         app: AppId,
         room: RoomNumber,
     ) -> StoreResult<PollNumber> {
-        if let Some(n) = self.batch.pending.plans.last_poll(&(app, room)) {
-            return Ok(n);
-        }
-        let n = last_poll(self.c, app, room)?;
-        self.batch.pending.plans.know_last_poll((app, room), n);
-        Ok(n)
+        self.recall(
+            |p| p.last_poll(&(app, room)),
+            |c| last_poll(c, app, room),
+            |p, n| p.know_last_poll((app, room), n),
+        )
     }
 
     pub(crate) fn plan_ballot(
@@ -146,12 +159,11 @@ impl PgTx<'_> {
         user: &UserId,
     ) -> StoreResult<Option<Vec<u32>>> {
         let key = (app, room, poll, user.clone());
-        if let Some(b) = self.batch.pending.plans.ballot(&key) {
-            return Ok(b);
-        }
-        let b = tx_ballot(self.c, app, room, poll, user)?;
-        self.batch.pending.plans.know_ballot(key, b.clone());
-        Ok(b)
+        self.recall(
+            |p| p.ballot(&key),
+            |c| tx_ballot(c, app, room, poll, user),
+            |p, b| p.know_ballot(key.clone(), b),
+        )
     }
 
     pub(crate) fn plan_open_polls(
