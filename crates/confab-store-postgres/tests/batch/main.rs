@@ -13,6 +13,7 @@
 mod common;
 mod meetups;
 mod memberships;
+mod plans;
 
 use confab_core::command::{
     CancelMeetup, CreateGroup, CreateMeetup, CreatePoll, Decide, DeleteMessage, EditMessage,
