@@ -50,6 +50,9 @@ impl SqliteStore {
         let mut writer = Connection::open(path).map_err(be)?;
         schema::new_page_size(&writer).map_err(be)?;
         schema::configure(&writer, options.durability).map_err(be)?;
+        writer
+            .pragma_update(None, "cache_size", -schema::WRITER_CACHE_KIB)
+            .map_err(be)?;
         schema::migrate(&mut writer).map_err(be)?;
         let checkpoints = checkpoint::start(
             path,
