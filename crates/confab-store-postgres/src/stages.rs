@@ -2,6 +2,7 @@
 //! in `writer`): each one round trip, its statements pipelined.
 
 use crate::conn::Conn;
+use crate::flush::{items_ctes, rooms_moved};
 use crate::projection::{self, Delta};
 use crate::rows::{self, ITEM_COLS, MEMBER_COLS, ROOM_COLS, USER_COLS};
 use crate::schema::{LOCK_APPS, LOCK_CLASS, LOCK_REBUILD, ROOMS_CLASS};
@@ -14,6 +15,7 @@ use confab_core::ids::{AppId, Offset, RoomNumber, UserId};
 use confab_core::model::Item;
 use confab_core::store::{RoomState, StoreResult};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
 
 /// The room a command names, with the users whose memberships its rules read there.
@@ -168,6 +170,60 @@ impl<'a> Wanted<'a> {
     }
 }
 
+// The statements of `lock`, each made once (the writer finds its prepared statements by
+// their text).
+
+/// The memberships the batch's rules will read.
+static READ_MEMBERS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT m.app_id, m.room_no, {} FROM members m
+     JOIN UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS k(a, r, u)
+       ON m.app_id = k.a AND m.room_no = k.r AND m.user_id = k.u",
+        rows::prefixed(MEMBER_COLS, "m")
+    )
+});
+/// The items the batch's sends' client ids name, by the key's place in the arrays.
+static READ_CLIENTS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT k.n, {} FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[])
+         WITH ORDINALITY AS k(a, r, s, c, n)
+     JOIN items it ON it.app_id = k.a AND it.room_no = k.r AND it.client_id = k.c
+       AND it.sender IS NOT DISTINCT FROM k.s",
+        rows::prefixed(ITEM_COLS, "it")
+    )
+});
+/// The items edited, deleted or replied to.
+static READ_ITEMS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT it.app_id, it.room_no, {} FROM items it
+     JOIN UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) AS k(a, r, s)
+       ON it.app_id = k.a AND it.room_no = k.r AND it.seq = k.s",
+        rows::prefixed(ITEM_COLS, "it")
+    )
+});
+/// The users seen or named.
+static READ_USERS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT us.app_id, {} FROM users us
+     JOIN UNNEST($1::BIGINT[], $2::TEXT[]) AS k(a, id) ON us.app_id = k.a AND us.user_id = k.id",
+        rows::prefixed(USER_COLS, "us")
+    )
+});
+/// Step 3: the rooms, locked in (app id, room number) order.
+static READ_ROOMS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT app_id, {ROOM_COLS} FROM rooms
+     WHERE (app_id, number) IN (SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]))
+     ORDER BY app_id, number FOR UPDATE"
+    )
+});
+
+/// BEGIN and step 1, one message of the simple protocol: one statement fewer to bind and
+/// answer than a parameterized lock.
+static BEGIN_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("BEGIN; SELECT pg_advisory_xact_lock_shared({LOCK_CLASS}, {LOCK_REBUILD})")
+});
+
 /// Steps 1 to 4 of the lock order (module docs), with what they let the batch read at once,
 /// all in one round trip with BEGIN: the server runs them in order, so the reads (each a
 /// snapshot of its own, READ COMMITTED) come after the room locks are held and see the
@@ -200,19 +256,6 @@ pub fn lock(c: &mut Conn, cmds: &[Command], batch: &mut Batch) -> StoreResult<()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-    let members_sql = format!(
-        "SELECT m.app_id, m.room_no, {} FROM members m
-         JOIN UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[]) AS k(a, r, u)
-           ON m.app_id = k.a AND m.room_no = k.r AND m.user_id = k.u",
-        rows::prefixed(MEMBER_COLS, "m")
-    );
-    let clients_sql = format!(
-        "SELECT k.n, {} FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[])
-             WITH ORDINALITY AS k(a, r, s, c, n)
-         JOIN items it ON it.app_id = k.a AND it.room_no = k.r AND it.client_id = k.c
-           AND it.sender IS NOT DISTINCT FROM k.s",
-        rows::prefixed(ITEM_COLS, "it")
-    );
     let (mut i_app, mut i_no, mut i_seq) = (vec![], vec![], vec![]);
     for (a, r, s) in &w.items {
         i_app.push(*a);
@@ -220,38 +263,18 @@ pub fn lock(c: &mut Conn, cmds: &[Command], batch: &mut Batch) -> StoreResult<()
         i_seq.push(*s);
     }
     let (u_app, u_id): (Vec<i64>, Vec<&str>) = w.users.iter().copied().unzip();
-    let items_sql = format!(
-        "SELECT it.app_id, it.room_no, {} FROM items it
-         JOIN UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[]) AS k(a, r, s)
-           ON it.app_id = k.a AND it.room_no = k.r AND it.seq = k.s",
-        rows::prefixed(ITEM_COLS, "it")
-    );
-    let users_sql = format!(
-        "SELECT us.app_id, {} FROM users us
-         JOIN UNNEST($1::BIGINT[], $2::TEXT[]) AS k(a, id) ON us.app_id = k.a AND us.user_id = k.id",
-        rows::prefixed(USER_COLS, "us")
-    );
-    let rooms_sql = format!(
-        "SELECT app_id, {ROOM_COLS} FROM rooms
-         WHERE (app_id, number) IN (SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[]))
-         ORDER BY app_id, number FOR UPDATE"
-    );
     let room_params: [&(dyn ToSql + Sync); 2] = [&r_app, &r_no];
     let member_params: [&(dyn ToSql + Sync); 3] = [&m_app, &m_no, &m_user];
     let client_params: [&(dyn ToSql + Sync); 4] = [&c_app, &c_no, &c_sender, &c_id];
     let item_params: [&(dyn ToSql + Sync); 3] = [&i_app, &i_no, &i_seq];
     let user_params: [&(dyn ToSql + Sync); 2] = [&u_app, &u_id];
-    let rebuild_lock: [&(dyn ToSql + Sync); 2] = [&LOCK_CLASS, &LOCK_REBUILD];
     let apps_lock: [&(dyn ToSql + Sync); 2] = [&LOCK_CLASS, &LOCK_APPS];
     let creation_locks: Vec<[&(dyn ToSql + Sync); 2]> = creating
         .iter()
         .map(|a| [&ROOMS_CLASS as _, a as _])
         .collect();
 
-    let mut steps = vec![
-        Plain("BEGIN"),
-        Query("SELECT pg_advisory_xact_lock_shared($1, $2)", &rebuild_lock),
-    ];
+    let mut steps = vec![Plain(BEGIN_SQL.as_str())];
     if cmds
         .iter()
         .any(|c| matches!(c, Command::CreateApp(CreateApp { .. })))
@@ -260,26 +283,26 @@ pub fn lock(c: &mut Conn, cmds: &[Command], batch: &mut Batch) -> StoreResult<()
     }
     let rooms_at = steps.len();
     if !w.rooms.is_empty() {
-        steps.push(Query(&rooms_sql, &room_params));
+        steps.push(Query(&READ_ROOMS_SQL, &room_params));
     }
     for l in &creation_locks {
         steps.push(Query("SELECT pg_advisory_xact_lock($1, $2)", l));
     }
     let members_at = steps.len();
     if !w.members.is_empty() {
-        steps.push(Query(&members_sql, &member_params));
+        steps.push(Query(&READ_MEMBERS_SQL, &member_params));
     }
     let clients_at = steps.len();
     if !clients.is_empty() {
-        steps.push(Query(&clients_sql, &client_params));
+        steps.push(Query(&READ_CLIENTS_SQL, &client_params));
     }
     let items_at = steps.len();
     if !w.items.is_empty() {
-        steps.push(Query(&items_sql, &item_params));
+        steps.push(Query(&READ_ITEMS_SQL, &item_params));
     }
     let users_at = steps.len();
     if !w.users.is_empty() {
-        steps.push(Query(&users_sql, &user_params));
+        steps.push(Query(&READ_USERS_SQL, &user_params));
     }
     let mut answers = c.pipeline(&steps)?;
 
@@ -370,9 +393,37 @@ const INSERT_EVENTS_SQL: &str =
     FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[],
         $6::TEXT[], $7::BIGINT[], $8::BIGINT[], $9::TEXT[]) AS u(a, back, r, p, s, t, v, at, b)";
 
+/// Step 6 for a batch whose events are all of one app, with the items' writes (whose arrays
+/// may be empty), in one statement: the app's counters and offsets ($37 to $41, as
+/// `SETTLE_SQL`), and its events ($42 to $50, as `INSERT_EVENTS_SQL`) numbered from the app
+/// row just updated. The statement's answer is the app's new `last_offset`.
+const ONE_APP_SQL: &str = concat!(
+    items_ctes!(),
+    ", moved AS (\n    ",
+    rooms_moved!(),
+    "\n), settled AS (
+    UPDATE apps SET last_offset = last_offset + $38, messages_count = messages_count + $39,
+        users_count = users_count + $40, rooms_count = rooms_count + $41
+    WHERE id = $37 RETURNING last_offset
+), logged AS (
+    INSERT INTO events (app_id, \"offset\", room_no, pos, seq, type, v, at, body)
+    SELECT u.a, st.last_offset - u.back, u.r, u.p, u.s, u.t, u.v, u.at, u.b
+    FROM settled st, UNNEST($42::BIGINT[], $43::BIGINT[], $44::BIGINT[], $45::BIGINT[],
+        $46::BIGINT[], $47::TEXT[], $48::BIGINT[], $49::BIGINT[], $50::TEXT[])
+        AS u(a, back, r, p, s, t, v, at, b)
+)
+SELECT last_offset FROM settled"
+);
+
 /// Step 6 and the end, in one round trip: the buffered writes, the apps' counters and offsets
 /// (app id order), the events (numbered from the app rows just updated: an event's offset is
 /// its app's new `last_offset` less the app's events after it in the batch), COMMIT.
+///
+/// Each statement costs PostgreSQL about as much to run as a few rows of a batch, so a batch
+/// of one app (the common case) writes its items, its app row and its events in one
+/// statement (`ONE_APP_SQL`). A batch of several apps updates their rows one statement each,
+/// in app id order: one statement could lock them in any order, and two nodes could then
+/// deadlock.
 pub fn finish(c: &mut Conn, mut batch: Batch) -> StoreResult<Vec<Event>> {
     use crate::conn::Step::{Batch as Plain, Query};
     let flush = batch.pending.take();
@@ -402,14 +453,32 @@ pub fn finish(c: &mut Conn, mut batch: Batch) -> StoreResult<Vec<Event>> {
         .collect();
     let cols = EventCols::of(&batch.events, &per_app);
     let event_params = cols.params();
+    let one_app: Vec<&(dyn ToSql + Sync)> = match settle_params.as_slice() {
+        [settle] => flush_params
+            .items()
+            .iter()
+            .chain(settle)
+            .chain(&event_params)
+            .copied()
+            .collect(),
+        _ => vec![],
+    };
 
-    let mut steps = flush_params.steps();
-    let settles_at = steps.len();
-    for p in &settle_params {
-        steps.push(Query(projection::SETTLE_SQL, p));
-    }
-    if !batch.events.is_empty() {
-        steps.push(Query(INSERT_EVENTS_SQL, &event_params));
+    let settles_at;
+    let mut steps;
+    if one_app.is_empty() {
+        steps = flush_params.steps();
+        settles_at = steps.len();
+        for p in &settle_params {
+            steps.push(Query(projection::SETTLE_SQL, p));
+        }
+        if !batch.events.is_empty() {
+            steps.push(Query(INSERT_EVENTS_SQL, &event_params));
+        }
+    } else {
+        steps = flush_params.steps_but_items();
+        settles_at = steps.len();
+        steps.push(Query(ONE_APP_SQL, &one_app));
     }
     steps.push(Plain("COMMIT"));
     let answers = c.pipeline(&steps)?;

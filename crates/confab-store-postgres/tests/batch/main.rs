@@ -9,6 +9,7 @@
 //! rebuild lock, taken shared by writers) from a connection of its own: the writer takes one
 //! command and waits on it; the commands sent meanwhile queue up and become the next batch.
 
+mod apps;
 #[path = "../common/mod.rs"]
 mod common;
 mod meetups;
