@@ -20,10 +20,13 @@ pub const NEW_ROOMS_SQL: &str = "INSERT INTO rooms (app_id, number, kind, name, 
         $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::BIGINT[])
         AS u(a, n, k, nm, img, vis, al, cr, dk, at, p)";
 
-/// The items' writes of `ITEMS_SQL`: `new_items` and `stored`, the start of a `WITH`.
-macro_rules! items_ctes {
-    () => {
-        "WITH new_items AS (
+/// The items (messages and announcements), the stored items' changes (reply counts, edits,
+/// deletions), the rooms' counters and settings.
+/// Data-modifying CTEs all see the statement's snapshot, not each other's rows, so the stored
+/// items updated here are only items stored before; changes to the items inserted here are
+/// made in memory (`Pending`). Each stored item has one row of changes: a row updated twice
+/// in one statement would keep only one of the updates.
+pub const ITEMS_SQL: &str = "WITH new_items AS (
         INSERT INTO items (app_id, room_no, seq, pos, kind, sender, text, folded, reply_to,
             reply_count, created_at, client_id, edited_at, deleted, announcement)
         SELECT a, r, s, p, k, snd, t, f, rt, n, at, cid, e, d, an
@@ -42,15 +45,8 @@ macro_rules! items_ctes {
             $21::TEXT[], $22::TEXT[], $23::BIGINT[], $24::BIGINT[], $25::BOOL[])
             AS u(a, r, s, n, ch, t, f, e, p, d)
         WHERE i.app_id = u.a AND i.room_no = u.r AND i.seq = u.s
-    )"
-    };
-}
-pub(crate) use items_ctes;
-
-/// The rooms' writes of `ITEMS_SQL`, a statement of its own.
-macro_rules! rooms_moved {
-    () => {
-        "UPDATE rooms o SET last_seq = COALESCE(u.s, o.last_seq), last_pos = u.p,
+    )
+    UPDATE rooms o SET last_seq = COALESCE(u.s, o.last_seq), last_pos = u.p,
         messages_count = o.messages_count + u.n, member_count = o.member_count + u.m,
         activity = COALESCE(u.at, o.activity), name = COALESCE(u.nm, o.name),
         image_url = COALESCE(u.img, o.image_url), visibility = COALESCE(u.vis, o.visibility),
@@ -58,18 +54,7 @@ macro_rules! rooms_moved {
     FROM UNNEST($26::BIGINT[], $27::BIGINT[], $28::BIGINT[], $29::BIGINT[], $30::BIGINT[],
         $31::BIGINT[], $32::BIGINT[], $33::TEXT[], $34::TEXT[], $35::TEXT[], $36::BIGINT[])
         AS u(a, r, s, p, n, m, at, nm, img, vis, up)
-    WHERE o.app_id = u.a AND o.number = u.r"
-    };
-}
-pub(crate) use rooms_moved;
-
-/// The items (messages and announcements), the stored items' changes (reply counts, edits,
-/// deletions), the rooms' counters and settings.
-/// Data-modifying CTEs all see the statement's snapshot, not each other's rows, so the stored
-/// items updated here are only items stored before; changes to the items inserted here are
-/// made in memory (`Pending`). Each stored item has one row of changes: a row updated twice
-/// in one statement would keep only one of the updates.
-pub const ITEMS_SQL: &str = concat!(items_ctes!(), "\n    ", rooms_moved!());
+    WHERE o.app_id = u.a AND o.number = u.r";
 
 /// Empties the text the log holds for deleted messages (see `EventBody::MessagePosted`), in
 /// the events of earlier transactions; this batch's events are redacted in memory and
@@ -176,9 +161,7 @@ pub struct Flush {
 /// The parameters of a `Flush`, borrowed as the statements take them.
 pub struct FlushParams<'a> {
     new_rooms: Option<[&'a (dyn ToSql + Sync); 11]>,
-    /// Whether `items` has rows to write.
-    has_items: bool,
-    items: [&'a (dyn ToSql + Sync); 36],
+    items: Option<[&'a (dyn ToSql + Sync); 36]>,
     redact: Option<[&'a (dyn ToSql + Sync); 3]>,
     members: Option<[&'a (dyn ToSql + Sync); 8]>,
     marks: Option<[&'a (dyn ToSql + Sync); 4]>,
@@ -187,21 +170,14 @@ pub struct FlushParams<'a> {
 }
 
 impl FlushParams<'_> {
-    /// The statements with rows to write, in a fixed order, `ITEMS_SQL` last.
+    /// The statements with rows to write, in a fixed order.
     pub fn steps(&self) -> Vec<Step<'_>> {
-        let mut steps = self.steps_but_items();
-        if self.has_items {
-            steps.push(Step::Query(ITEMS_SQL, &self.items));
-        }
-        steps
-    }
-
-    /// The statements of `steps` but `ITEMS_SQL`, whose writes may then go into a statement
-    /// that also does other things (`items`).
-    pub fn steps_but_items(&self) -> Vec<Step<'_>> {
         let mut steps = Vec::with_capacity(14);
         if let Some(p) = &self.new_rooms {
             steps.push(Step::Query(NEW_ROOMS_SQL, p));
+        }
+        if let Some(p) = &self.items {
+            steps.push(Step::Query(ITEMS_SQL, p));
         }
         if let Some(p) = &self.redact {
             steps.push(Step::Query(REDACT_SQL, p));
@@ -217,12 +193,6 @@ impl FlushParams<'_> {
         }
         self.plans.steps(&mut steps);
         steps
-    }
-
-    /// The parameters of `items_ctes!` and `rooms_moved!` ($1 to $36), arrays that may be
-    /// empty.
-    pub fn items(&self) -> &[&(dyn ToSql + Sync); 36] {
-        &self.items
     }
 }
 
@@ -325,8 +295,8 @@ impl Flush {
     }
 
     pub fn params(&self) -> FlushParams<'_> {
+        let items = !(self.i_app.is_empty() && self.o_app.is_empty() && self.r_app.is_empty());
         FlushParams {
-            has_items: !(self.i_app.is_empty() && self.o_app.is_empty() && self.r_app.is_empty()),
             new_rooms: (!self.n_app.is_empty()).then_some([
                 &self.n_app,
                 &self.n_number,
@@ -340,7 +310,7 @@ impl Flush {
                 &self.n_at,
                 &self.n_pos,
             ]),
-            items: [
+            items: items.then_some([
                 &self.i_app,
                 &self.i_room,
                 &self.i_seq,
@@ -377,7 +347,7 @@ impl Flush {
                 &self.r_image,
                 &self.r_visibility,
                 &self.r_updated,
-            ],
+            ]),
             redact: (!self.x_app.is_empty()).then_some([&self.x_app, &self.x_room, &self.x_seq]),
             members: (!self.j_app.is_empty()).then_some([
                 &self.j_app,

@@ -2,7 +2,6 @@
 //! in `writer`): each one round trip, its statements pipelined.
 
 use crate::conn::Conn;
-use crate::flush::{items_ctes, rooms_moved};
 use crate::projection::{self, Delta};
 use crate::rows::{self, ITEM_COLS, MEMBER_COLS, ROOM_COLS, USER_COLS};
 use crate::schema::{LOCK_APPS, LOCK_CLASS, LOCK_REBUILD, ROOMS_CLASS};
@@ -393,37 +392,34 @@ const INSERT_EVENTS_SQL: &str =
     FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[],
         $6::TEXT[], $7::BIGINT[], $8::BIGINT[], $9::TEXT[]) AS u(a, back, r, p, s, t, v, at, b)";
 
-/// Step 6 for a batch whose events are all of one app, with the items' writes (whose arrays
-/// may be empty), in one statement: the app's counters and offsets ($37 to $41, as
-/// `SETTLE_SQL`), and its events ($42 to $50, as `INSERT_EVENTS_SQL`) numbered from the app
-/// row just updated. The statement's answer is the app's new `last_offset`.
-const ONE_APP_SQL: &str = concat!(
-    items_ctes!(),
-    ", moved AS (\n    ",
-    rooms_moved!(),
-    "\n), settled AS (
-    UPDATE apps SET last_offset = last_offset + $38, messages_count = messages_count + $39,
-        users_count = users_count + $40, rooms_count = rooms_count + $41
-    WHERE id = $37 RETURNING last_offset
-), logged AS (
-    INSERT INTO events (app_id, \"offset\", room_no, pos, seq, type, v, at, body)
-    SELECT u.a, st.last_offset - u.back, u.r, u.p, u.s, u.t, u.v, u.at, u.b
-    FROM settled st, UNNEST($42::BIGINT[], $43::BIGINT[], $44::BIGINT[], $45::BIGINT[],
-        $46::BIGINT[], $47::TEXT[], $48::BIGINT[], $49::BIGINT[], $50::TEXT[])
-        AS u(a, back, r, p, s, t, v, at, b)
-)
-SELECT last_offset FROM settled"
-);
+/// Step 6 for a batch whose events are all of one app, in one statement: the app's counters
+/// and offsets ($1 to $5, as `SETTLE_SQL`), then its events ($6 to $14, as
+/// `INSERT_EVENTS_SQL`) numbered from the app row just updated. Its answer is the app's new
+/// `last_offset`.
+const ONE_APP_SQL: &str = "WITH settled AS (
+        UPDATE apps SET last_offset = last_offset + $2, messages_count = messages_count + $3,
+            users_count = users_count + $4, rooms_count = rooms_count + $5
+        WHERE id = $1 RETURNING last_offset
+    ), logged AS (
+        INSERT INTO events (app_id, \"offset\", room_no, pos, seq, type, v, at, body)
+        SELECT u.a, st.last_offset - u.back, u.r, u.p, u.s, u.t, u.v, u.at, u.b
+        FROM settled st, UNNEST($6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[],
+            $10::BIGINT[], $11::TEXT[], $12::BIGINT[], $13::BIGINT[], $14::TEXT[])
+            AS u(a, back, r, p, s, t, v, at, b)
+    )
+    SELECT last_offset FROM settled";
 
 /// Step 6 and the end, in one round trip: the buffered writes, the apps' counters and offsets
 /// (app id order), the events (numbered from the app rows just updated: an event's offset is
 /// its app's new `last_offset` less the app's events after it in the batch), COMMIT.
 ///
-/// Each statement costs PostgreSQL about as much to run as a few rows of a batch, so a batch
-/// of one app (the common case) writes its items, its app row and its events in one
-/// statement (`ONE_APP_SQL`). A batch of several apps updates their rows one statement each,
-/// in app id order: one statement could lock them in any order, and two nodes could then
-/// deadlock.
+/// Each statement has a cost of its own (an answer sent, a plan started), so a batch of one
+/// app (the common case) takes its offsets and writes its events in one statement
+/// (`ONE_APP_SQL`). A batch of several apps updates their rows one statement each, in app id
+/// order: one statement could lock them in any order, and two nodes could then deadlock.
+/// The items' writes stay a statement of their own, before: in one statement with the app's
+/// row, PostgreSQL may lock the row first, and every node writing to the app would then wait
+/// on it for as long as the batch's items take to insert, not just for the commit.
 pub fn finish(c: &mut Conn, mut batch: Batch) -> StoreResult<Vec<Event>> {
     use crate::conn::Step::{Batch as Plain, Query};
     let flush = batch.pending.take();
@@ -454,21 +450,13 @@ pub fn finish(c: &mut Conn, mut batch: Batch) -> StoreResult<Vec<Event>> {
     let cols = EventCols::of(&batch.events, &per_app);
     let event_params = cols.params();
     let one_app: Vec<&(dyn ToSql + Sync)> = match settle_params.as_slice() {
-        [settle] => flush_params
-            .items()
-            .iter()
-            .chain(settle)
-            .chain(&event_params)
-            .copied()
-            .collect(),
+        [settle] => settle.iter().chain(&event_params).copied().collect(),
         _ => vec![],
     };
 
-    let settles_at;
-    let mut steps;
+    let mut steps = flush_params.steps();
+    let settles_at = steps.len();
     if one_app.is_empty() {
-        steps = flush_params.steps();
-        settles_at = steps.len();
         for p in &settle_params {
             steps.push(Query(projection::SETTLE_SQL, p));
         }
@@ -476,8 +464,6 @@ pub fn finish(c: &mut Conn, mut batch: Batch) -> StoreResult<Vec<Event>> {
             steps.push(Query(INSERT_EVENTS_SQL, &event_params));
         }
     } else {
-        steps = flush_params.steps_but_items();
-        settles_at = steps.len();
         steps.push(Query(ONE_APP_SQL, &one_app));
     }
     steps.push(Plain("COMMIT"));

@@ -27,8 +27,8 @@
 //!    then reports a deadlock, a conflict, and the commands are retried one by one);
 //! 6. last, the app rows, in app id order: one `UPDATE apps … RETURNING` per app applies the
 //!    counter deltas and takes the batch's log offsets; the events are inserted with them and
-//!    the transaction commits at once. A batch of one app does all this in the statement that
-//!    writes its items and rooms (`stages::finish`). The app row is thus held only across the commit, and
+//!    the transaction commits at once. A batch of one app does this in one statement
+//!    (`stages::finish`). The app row is thus held only across the commit, and
 //!    since PostgreSQL makes a commit visible before releasing its locks, offsets become
 //!    visible in order: a reader of `offset > X` never later finds a smaller one.
 //!

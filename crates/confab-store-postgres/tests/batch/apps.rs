@@ -1,5 +1,5 @@
-//! A batch's app rows and log: a batch of one app writes its items, its app row and its events
-//! in one statement, a batch of several apps updates their rows one statement each
+//! A batch's app rows and log: a batch of one app updates its app row and writes its events in
+//! one statement, a batch of several apps updates their rows one statement each
 //! (`stages::finish`). Either way each app's log must be numbered on its own, gapless and in
 //! command order, with the counters a replay makes.
 
