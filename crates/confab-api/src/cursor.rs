@@ -40,8 +40,18 @@ pub fn decode_i64s(tag: &str, cursor: &str, n: usize) -> Result<Vec<i64>, ApiErr
         .collect()
 }
 
+/// The page size of most listings: (default, most), as `limit` takes them; the OpenAPI document
+/// states the same bounds.
+pub const PAGE: (usize, usize) = (50, 200);
+/// The page size of the feeds read to catch up (a room's changes, the app's event log).
+pub const FEED: (usize, usize) = (100, 1000);
+/// The page size of search (a room's or all of the caller's).
+pub const SEARCH: (usize, usize) = (20, 100);
+/// The page size of the seed-004 API's autocomplete.
+pub const AUTOCOMPLETE: (usize, usize) = (10, 100);
+
 /// A page size: `default` when absent, 1..=`max` otherwise.
-pub fn limit(requested: Option<i64>, default: usize, max: usize) -> Result<usize, ApiError> {
+pub fn limit(requested: Option<i64>, (default, max): (usize, usize)) -> Result<usize, ApiError> {
     match requested {
         None => Ok(default),
         Some(n) if n >= 1 && n as usize <= max => Ok(n as usize),

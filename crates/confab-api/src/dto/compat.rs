@@ -50,5 +50,6 @@ pub struct CompatAutocompleteDto {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompatMessageReq {
+    #[schema(pattern = "\\S")]
     pub content: String,
 }

@@ -1,5 +1,6 @@
 //! Meetups and RSVPs on the wire. Times are RFC 3339 strings; meetups are numbered per room.
 
+use super::{NameText, RsvpName, ShortText};
 use confab_core::meetups::{MeetupView, RsvpCounts};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -7,10 +8,14 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMeetupReq {
+    #[schema(value_type = NameText, inline)]
     pub name: String,
+    #[schema(value_type = NameText, inline)]
     pub location: String,
     /// RFC 3339, e.g. `2026-12-24T18:00:00+01:00`.
+    #[schema(format = DateTime)]
     pub takes_place_on: String,
+    #[schema(value_type = Option<ShortText>, inline)]
     pub image_url: Option<String>,
 }
 
@@ -18,17 +23,21 @@ pub struct CreateMeetupReq {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeetupReq {
+    #[schema(value_type = Option<NameText>, inline)]
     pub name: Option<String>,
+    #[schema(value_type = Option<NameText>, inline)]
     pub location: Option<String>,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub takes_place_on: Option<String>,
+    #[schema(value_type = Option<ShortText>, inline)]
     pub image_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RsvpReq {
-    /// `yes`, `no`, `maybe` or `none`.
+    #[schema(value_type = RsvpName, inline)]
     pub rsvp: String,
 }
 

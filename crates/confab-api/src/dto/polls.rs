@@ -2,6 +2,7 @@
 //! poll past its `closes_at` reads as closed (and its tallies as visible) even before the
 //! server has logged the closing.
 
+use super::{NameText, PollKindName, PollResultsName};
 use confab_core::ids::Timestamp;
 use confab_core::meetups::{Alert, CloseReason, PollOutcome, PollView};
 use serde::{Deserialize, Serialize};
@@ -10,18 +11,24 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePollReq {
+    #[schema(value_type = NameText, inline)]
     pub question: String,
-    /// `generic`, `reschedule` (choices are RFC 3339 times) or `relocate` (choices are places).
+    #[schema(value_type = PollKindName, inline)]
     pub kind: String,
     /// 2 to 20 distinct choices.
+    #[schema(value_type = Vec<NameText>, inline, min_items = 2, max_items = 20)]
     pub choices: Vec<String>,
     /// How many choices one vote may name (default 1).
+    #[schema(minimum = 1)]
     pub max_selections: Option<i64>,
     /// `disclosed` (default: tallies visible while open) or `undisclosed` (only once closed).
+    #[schema(value_type = Option<PollResultsName>, inline)]
     pub results: Option<String>,
     /// RFC 3339; the poll closes then.
+    #[schema(format = DateTime)]
     pub closes_at: Option<String>,
     /// The meetup the poll is about (required for `reschedule` and `relocate`).
+    #[schema(minimum = 1)]
     pub meetup: Option<i64>,
 }
 
@@ -30,6 +37,7 @@ pub struct CreatePollReq {
 pub struct VoteReq {
     /// Indexes into the poll's choices (from 0); the whole vote, replacing any earlier one.
     /// Empty withdraws the vote.
+    #[schema(inline, value_type = Vec<u32>)]
     pub choices: Vec<i64>,
 }
 

@@ -31,7 +31,7 @@ pub(super) fn routes() -> Vec<Route> {
              `identity_provider_issuer_changed`",
             App,
             Some("IdentityProviderReq"),
-            "201",
+            "201 200",
             Some("IdentityProviderDto"),
             &[],
         ),

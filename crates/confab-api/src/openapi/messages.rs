@@ -22,7 +22,7 @@ pub(super) fn routes() -> Vec<Route> {
             "Send (201; a repeated client_id gives 200 and the same item)",
             User,
             Some("SendReq"),
-            "201",
+            "201 200",
             Some("ItemDto"),
             &[],
         ),

@@ -18,7 +18,7 @@ use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
     ComponentsBuilder, Content, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, Required,
@@ -53,6 +53,7 @@ struct Route {
     summary: &'static str,
     caller: Caller,
     body: Option<&'static str>,
+    /// The success status; a second one after a space for a repeat that finds what exists.
     status: &'static str,
     response: Option<&'static str>,
     query: &'static [&'static str],
@@ -115,13 +116,61 @@ fn websocket() -> Route {
     )
 }
 
-fn param(name: &str, place: ParameterIn) -> utoipa::openapi::path::Parameter {
-    let ty = match name {
-        "number" | "seq" | "before" | "after" | "around" | "from" | "to" | "limit" | "since"
-        | "page" | "meetup" | "poll" => Type::Integer,
-        _ => Type::String,
+/// A parameter of `path`'s route with the bounds its handler enforces, so that what the
+/// document allows is what the server accepts (page sizes from `cursor`'s bounds).
+fn param(path: &str, name: &str, place: ParameterIn) -> utoipa::openapi::path::Parameter {
+    let int = |min: i64| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(min))
     };
-    let required = if matches!(place, ParameterIn::Path) {
+    let one_of = |values: &[&str]| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values.iter().copied()))
+    };
+    let in_path = matches!(place, ParameterIn::Path);
+    let (schema, description) = match (in_path, name) {
+        // Room numbers, seqs, meetups and polls count from 1.
+        (true, "number" | "seq" | "meetup" | "poll") => (int(1), None),
+        (true, "user_id") => (
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(crate::dto::USER_ID_PATTERN)),
+            None,
+        ),
+        (true, "action") => (one_of(&["approve", "reject", "kick", "ban", "unban"]), None),
+        (_, "limit") => {
+            let (default, max) = page_bounds(path);
+            let schema = int(1).maximum(Some(max as f64));
+            (schema, Some(format!("1 to {max}; {default} when left out")))
+        }
+        (_, "page") => (int(1), None),
+        (_, "before" | "after" | "around" | "from" | "to" | "since") => (int(0), None),
+        (_, "state") if path == "/v1/rooms" => (one_of(&["joined", "invited", "applied"]), None),
+        (_, "state") => (
+            one_of(&[
+                "invited", "applied", "joined", "left", "rejected", "kicked", "banned",
+            ]),
+            None,
+        ),
+        (_, "scope") => (one_of(&["upcoming", "all"]), None),
+        (_, "q") => (
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("\\S")),
+            None,
+        ),
+        (_, "subject") => (
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[^\\u0000]{1,255}$")),
+            None,
+        ),
+        _ => (ObjectBuilder::new().schema_type(Type::String), None),
+    };
+    let required = if in_path || matches!(name, "q" | "subject") {
         Required::True
     } else {
         Required::False
@@ -130,8 +179,19 @@ fn param(name: &str, place: ParameterIn) -> utoipa::openapi::path::Parameter {
         .name(name)
         .parameter_in(place)
         .required(required)
-        .schema(Some(ObjectBuilder::new().schema_type(ty)))
+        .description(description)
+        .schema(Some(schema))
         .build()
+}
+
+/// The page size bounds (default, most) of a route's `limit`.
+fn page_bounds(path: &str) -> (usize, usize) {
+    match path {
+        "/v1/events" | "/v1/rooms/{number}/changes" => crate::cursor::FEED,
+        "/v1/search" | "/v1/rooms/{number}/search" => crate::cursor::SEARCH,
+        p if p.starts_with("/api/") => crate::cursor::AUTOCOMPLETE,
+        _ => crate::cursor::PAGE,
+    }
 }
 
 /// The document.
@@ -146,18 +206,24 @@ pub fn document() -> OpenApi {
         }
         for segment in route.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                op = op.parameter(param(name, ParameterIn::Path));
+                op = op.parameter(param(route.path, name, ParameterIn::Path));
             }
         }
         for q in route.query {
-            op = op.parameter(param(q, ParameterIn::Query));
+            op = op.parameter(param(route.path, q, ParameterIn::Query));
         }
         if let Some(body) = route.body {
             let content = Content::new(Some(Ref::from_schema_name(body)));
+            // A token's settings may be left out altogether (`{}` is implied).
+            let required = if body == "MintTokenReq" {
+                Required::False
+            } else {
+                Required::True
+            };
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
                     .content("application/json", content)
-                    .required(Some(Required::True))
+                    .required(Some(required))
                     .build(),
             ));
         }
@@ -168,7 +234,11 @@ pub fn document() -> OpenApi {
                 Content::new(Some(Ref::from_schema_name(resp))),
             );
         }
-        op = op.response(route.status, ok.build());
+        // "201 200": created, or found as it was (an idempotent repeat).
+        let ok = ok.build();
+        for status in route.status.split(' ') {
+            op = op.response(status, ok.clone());
+        }
         let error = ResponseBuilder::new()
             .description("refused: `{\"error\":{\"code\":..,\"message\":..}}` with 400/401/403/404/409/413/422")
             .content("application/json", Content::new(Some(Ref::from_schema_name("ErrorDto"))))
@@ -210,6 +280,8 @@ pub fn document() -> OpenApi {
         .into_iter()
         .fold(components, |components, area| area(components))
         .build();
+    let mut components = components;
+    closed_variants(&mut components, "CreateRoomReq");
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -221,6 +293,21 @@ pub fn document() -> OpenApi {
         .paths(paths.build())
         .components(Some(components))
         .build()
+}
+
+/// Marks each variant of a tagged request body closed (`additionalProperties: false`), as the
+/// server refuses unknown fields; the derive does so for structs, not for an enum's variants.
+fn closed_variants(components: &mut utoipa::openapi::Components, name: &str) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut(name) else {
+        return;
+    };
+    for item in &mut one_of.items {
+        if let RefOr::T(Schema::Object(object)) = item {
+            object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+    }
 }
 
 /// Whether a route can answer 429: every route of an app or its users (the per-app budget,
@@ -370,5 +457,83 @@ mod tests {
         assert!(app.contains("public_id"), "{app}");
         let summary = &doc["components"]["schemas"]["RoomSummaryDto"].to_string();
         assert!(summary.contains("alerts_count"), "{summary}");
+    }
+
+    /// The document bounds what the handlers bound: a client generated from it, or a fuzzer
+    /// reading it, does not send values the server is sure to refuse.
+    #[test]
+    fn parameters_and_bodies_carry_the_handlers_bounds() {
+        let doc = serde_json::to_value(document()).unwrap_or_default();
+        let param = |path: &str, method: &str, name: &str| {
+            doc["paths"][path][method]["parameters"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["name"] == name).cloned())
+                .unwrap_or_default()["schema"]
+                .clone()
+        };
+        for (path, max) in [
+            ("/v1/rooms/{number}/messages", crate::cursor::PAGE.1),
+            ("/v1/rooms/{number}/changes", crate::cursor::FEED.1),
+            ("/v1/events", crate::cursor::FEED.1),
+            ("/v1/search", crate::cursor::SEARCH.1),
+            ("/v1/rooms/{number}/members", crate::cursor::PAGE.1),
+        ] {
+            let limit = param(path, "get", "limit");
+            assert_eq!(limit["minimum"], 1, "{path}: {limit}");
+            assert_eq!(
+                limit["maximum"].as_f64(),
+                Some(max as f64),
+                "{path}: {limit}"
+            );
+        }
+        let number = param("/v1/rooms/{number}/messages", "get", "number");
+        assert_eq!(number["minimum"], 1, "{number}");
+        assert_eq!(number["format"], "int64", "{number}");
+        assert_eq!(
+            param("/v1/rooms/{number}/messages", "get", "after")["minimum"],
+            0
+        );
+        let states = param("/v1/rooms", "get", "state").to_string();
+        assert!(
+            states.contains("invited") && !states.contains("banned"),
+            "{states}"
+        );
+        let action = param(
+            "/v1/rooms/{number}/members/{user_id}/{action}",
+            "post",
+            "action",
+        );
+        assert!(action.to_string().contains("unban"), "{action}");
+        let schemas = &doc["components"]["schemas"];
+        let rsvp = schemas["RsvpReq"].to_string();
+        assert!(rsvp.contains("maybe"), "{rsvp}");
+        let room = schemas["UpdateRoomReq"].to_string();
+        assert!(room.contains("private"), "{room}");
+        let poll = schemas["CreatePollReq"].to_string();
+        for word in ["reschedule", "undisclosed", "date-time", "minItems"] {
+            assert!(poll.contains(word), "{word}: {poll}");
+        }
+        let send = schemas["SendReq"].to_string();
+        assert!(send.contains("pattern"), "{send}");
+        let create = schemas["CreateRoomReq"]["oneOf"].as_array().cloned();
+        assert_eq!(create.as_ref().map(Vec::len), Some(2), "{create:?}");
+        for variant in create.into_iter().flatten() {
+            assert_eq!(variant["additionalProperties"], false, "{variant}");
+        }
+        let mint = &doc["paths"]["/v1/users/{user_id}/tokens"]["post"]["requestBody"];
+        assert_eq!(mint["required"], false, "{mint}");
+        for (path, method) in [
+            ("/v1/rooms", "post"),
+            ("/v1/rooms/{number}/messages", "post"),
+            ("/v1/app/identity-providers/{id}", "put"),
+        ] {
+            let answers = &doc["paths"][path][method]["responses"];
+            assert!(
+                answers["201"].is_object() && answers["200"].is_object(),
+                "{path}"
+            );
+        }
+        let q = param("/v1/search", "get", "q");
+        assert!(q.to_string().contains("pattern"), "{q}");
     }
 }

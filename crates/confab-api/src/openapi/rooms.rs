@@ -17,7 +17,7 @@ pub(super) fn routes() -> Vec<Route> {
             "Create a direct (200 if it exists) or group room",
             User,
             Some("CreateRoomReq"),
-            "201",
+            "201 200",
             Some("RoomDto"),
             &[],
         ),

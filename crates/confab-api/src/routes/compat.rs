@@ -25,8 +25,6 @@ use serde::Deserialize;
 
 /// Longest token we look up; anything longer cannot be one of ours.
 const MAX_TOKEN_CHARS: usize = 64;
-const AUTOCOMPLETE_DEFAULT_LIMIT: usize = 10;
-const AUTOCOMPLETE_MAX_LIMIT: usize = 100;
 /// Deepest result reachable by `page`: `page * limit` may not exceed this.
 const AUTOCOMPLETE_MAX_DEPTH: usize = 1000;
 
@@ -239,7 +237,7 @@ pub async fn autocomplete(
 ) -> ApiResult<axum::Json<CompatAutocompleteDto>> {
     let app = app_id(&state, &token).await?;
     chat(&state, app, number).await?;
-    let limit = crate::cursor::limit(p.limit, AUTOCOMPLETE_DEFAULT_LIMIT, AUTOCOMPLETE_MAX_LIMIT)?;
+    let limit = crate::cursor::limit(p.limit, crate::cursor::AUTOCOMPLETE)?;
     let page = match p.page {
         None => 1,
         Some(n) if n >= 1 && (n as usize).saturating_mul(limit) <= AUTOCOMPLETE_MAX_DEPTH => {

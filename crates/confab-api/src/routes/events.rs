@@ -26,7 +26,7 @@ pub async fn list_events(
         .limits
         .app_read(caller.keys.id, limit::READ_COST)
         .map_err(limit::refused)?;
-    let limit = cursor::limit(q.limit, 100, 1000)?;
+    let limit = cursor::limit(q.limit, cursor::FEED)?;
     let after = q.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::unprocessable(

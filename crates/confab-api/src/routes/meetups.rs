@@ -88,7 +88,7 @@ pub async fn list_meetups(
     Path(number): Path<i64>,
     Query(q): Query<MeetupListQuery>,
 ) -> ApiResult<axum::Json<MeetupListDto>> {
-    let limit = cursor::limit(q.limit, 50, 200)?;
+    let limit = cursor::limit(q.limit, cursor::PAGE)?;
     let upcoming = match q.scope.as_deref() {
         None | Some("upcoming") => true,
         Some("all") => false,

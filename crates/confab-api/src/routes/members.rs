@@ -35,7 +35,7 @@ pub async fn list_members(
     Path(number): Path<i64>,
     Query(q): Query<MembersQuery>,
 ) -> ApiResult<axum::Json<MemberListDto>> {
-    let limit = cursor::limit(q.limit, 50, 200)?;
+    let limit = cursor::limit(q.limit, cursor::PAGE)?;
     let filter = match q.state.as_deref() {
         None => None,
         Some(s) => Some(MemberState::parse(s).ok_or_else(|| {

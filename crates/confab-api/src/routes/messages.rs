@@ -161,7 +161,7 @@ pub async fn list_messages(
     Path(number): Path<i64>,
     Query(p): Query<HistoryParams>,
 ) -> ApiResult<SizedJson<ItemPageDto>> {
-    let limit = cursor::limit(p.limit, 50, 200)?;
+    let limit = cursor::limit(p.limit, cursor::PAGE)?;
     let query = p.query()?;
     state
         .limits
@@ -239,7 +239,7 @@ pub async fn list_replies(
     Path((number, seq)): Path<(i64, i64)>,
     Query(p): Query<HistoryParams>,
 ) -> ApiResult<SizedJson<ItemPageDto>> {
-    let limit = cursor::limit(p.limit, 50, 200)?;
+    let limit = cursor::limit(p.limit, cursor::PAGE)?;
     let query = p.query()?;
     state
         .limits
@@ -289,7 +289,7 @@ pub async fn list_changes(
     Path(number): Path<i64>,
     Query(q): Query<ChangesQuery>,
 ) -> ApiResult<axum::Json<ChangePageDto>> {
-    let limit = cursor::limit(q.limit, 100, 1000)?;
+    let limit = cursor::limit(q.limit, cursor::FEED)?;
     let since = q.since.unwrap_or(0);
     if since < 0 {
         return Err(ApiError::unprocessable(

@@ -101,7 +101,7 @@ pub async fn list_polls(
     Path(number): Path<i64>,
     Query(q): Query<PollListQuery>,
 ) -> ApiResult<axum::Json<PollListDto>> {
-    let limit = cursor::limit(q.limit, 50, 200)?;
+    let limit = cursor::limit(q.limit, cursor::PAGE)?;
     let after = match &q.cursor {
         Some(c) => {
             let v = cursor::decode_i64s("polls", c, 2)?;

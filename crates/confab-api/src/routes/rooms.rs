@@ -77,7 +77,7 @@ pub async fn list_rooms(
     me: UserCaller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<RoomListDto>> {
-    let limit = cursor::limit(q.limit, 50, 200)?;
+    let limit = cursor::limit(q.limit, cursor::PAGE)?;
     // Only states whose rooms the caller may still see: a room one left, was kicked, banned or
     // rejected from is not theirs to list (a private one is "not found" to them).
     let member_state = match q.state.as_deref() {
@@ -135,7 +135,7 @@ pub async fn list_public_rooms(
     me: UserCaller,
     Query(q): Query<PageQuery>,
 ) -> ApiResult<axum::Json<PublicRoomListDto>> {
-    let limit = cursor::limit(q.limit, 50, 200)?;
+    let limit = cursor::limit(q.limit, cursor::PAGE)?;
     let after = match &q.cursor {
         Some(c) => Some(RoomNumber(cursor::decode_i64s("public", c, 1)?[0])),
         None => None,

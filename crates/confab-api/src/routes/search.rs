@@ -20,9 +20,6 @@ pub struct SearchParams {
     limit: Option<i64>,
 }
 
-const DEFAULT_LIMIT: usize = 20;
-pub const MAX_LIMIT: usize = 100;
-
 fn encode_cursor(c: &search::Cursor) -> String {
     cursor::encode(
         "search",
@@ -62,7 +59,7 @@ async fn page(
     scope: Scope,
     p: SearchParams,
 ) -> ApiResult<SearchPageDto> {
-    let limit = cursor::limit(p.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let limit = cursor::limit(p.limit, cursor::SEARCH)?;
     let before = p.cursor.as_deref().map(decode_cursor).transpose()?;
     let q = p.q.unwrap_or_default();
     let found = run(state, app, scope, &q, before, limit).await?;

@@ -131,7 +131,7 @@ pub async fn list_my_meetups(
     me: UserCaller,
     Query(q): Query<MinePageQuery>,
 ) -> ApiResult<axum::Json<MeetupListDto>> {
-    let limit = cursor::limit(q.limit, 50, 200)?;
+    let limit = cursor::limit(q.limit, cursor::PAGE)?;
     let after = match &q.cursor {
         Some(c) => {
             let v = cursor::decode_i64s("my_meetups", c, 3)?;
@@ -170,7 +170,7 @@ pub async fn list_my_alerts(
     me: UserCaller,
     Query(q): Query<MinePageQuery>,
 ) -> ApiResult<axum::Json<AlertListDto>> {
-    let limit = cursor::limit(q.limit, 50, 200)?;
+    let limit = cursor::limit(q.limit, cursor::PAGE)?;
     let after = match &q.cursor {
         Some(c) => {
             let v = cursor::decode_i64s("alerts", c, 2)?;
