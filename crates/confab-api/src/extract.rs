@@ -111,7 +111,41 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
-            .map_err(|e: PathRejection| ApiError::bad_request("invalid_path", e.body_text()))
+            .map_err(|e: PathRejection| ApiError::bad_request("invalid_path", path_refusal(&e)))
+    }
+}
+
+/// What a client is told about a path segment that does not parse: in the API's words (the
+/// numbers in paths are room numbers, seqs, meetups and polls), not the deserializer's.
+fn path_refusal(e: &PathRejection) -> String {
+    use axum::extract::path::ErrorKind;
+    let PathRejection::FailedToDeserializePathParams(d) = e else {
+        return e.body_text();
+    };
+    match d.kind() {
+        ErrorKind::ParseErrorAtKey {
+            value,
+            expected_type,
+            ..
+        }
+        | ErrorKind::ParseErrorAtIndex {
+            value,
+            expected_type,
+            ..
+        }
+        | ErrorKind::ParseError {
+            value,
+            expected_type,
+        } if *expected_type == "i64" => {
+            let shown: String = value.chars().take(40).collect();
+            let more = if shown.len() < value.len() { "…" } else { "" };
+            format!(
+                "`{shown}{more}` is not a number in this path: room numbers, seqs, meetups and \
+                 polls are whole numbers from 1 to {}",
+                i64::MAX
+            )
+        }
+        _ => e.body_text(),
     }
 }
 

@@ -185,12 +185,20 @@ async fn malformed_and_oversized_requests_are_refused() {
         .await;
     assert_error(&long_rename, StatusCode::PAYLOAD_TOO_LARGE, "name_too_long");
 
-    // Paths and queries that do not parse.
-    assert_error(
-        &s.get("/v1/rooms/abc", &alice).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_path",
-    );
+    // Paths and queries that do not parse. The refusal speaks of the API, not of Rust types.
+    let not_a_number = s.get("/v1/rooms/abc", &alice).await;
+    assert_error(&not_a_number, StatusCode::BAD_REQUEST, "invalid_path");
+    let too_big = s
+        .get("/v1/rooms/1/messages/92233720368547758070", &alice)
+        .await;
+    assert_error(&too_big, StatusCode::BAD_REQUEST, "invalid_path");
+    for refused in [&not_a_number, &too_big] {
+        let message = refused.1["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("whole numbers") && !message.contains("i64"),
+            "{message}"
+        );
+    }
     assert_error(
         &s.get(&format!("{path}?bogus=1"), &alice).await,
         StatusCode::BAD_REQUEST,
